@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libkvmini: create, run and stop a KVM virtual machine from a program.
+ * The `kvmini` command is a thin layer over this header. No global state:
+ * several VMs may live in one process.
+ */
+#ifndef KVMINI_H
+#define KVMINI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KVMINI_MAX_CPUS 64
+#define KVMINI_MIN_MEM	(64ULL << 20)
+
+struct kvmini_config {
+	const char *kernel_path; /* bzImage, or an ELF vmlinux with a PVH note */
+	const char *initrd_path; /* optional */
+	const char *cmdline;	 /* NULL: KVMINI_DEFAULT_CMDLINE */
+	unsigned cpus;		 /* 1..KVMINI_MAX_CPUS */
+	uint64_t mem_bytes;	 /* guest RAM, a multiple of 4 KiB, at least KVMINI_MIN_MEM */
+	bool no_reboot;		 /* a guest reboot ends the VM instead of restarting it */
+	int console_out_fd;	 /* guest serial output goes here; -1 discards it */
+	const char *kvm_device;	 /* NULL: "/dev/kvm" */
+};
+
+#define KVMINI_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1"
+
+/* Why a VM stopped. */
+enum kvmini_exit {
+	KVMINI_EXIT_NONE = 0,	  /* still running */
+	KVMINI_EXIT_POWEROFF = 1, /* the guest powered off */
+	KVMINI_EXIT_REBOOT = 2,	  /* the guest rebooted and no_reboot was set */
+	KVMINI_EXIT_STOPPED = 3,  /* kvmini_vm_stop() was called */
+	KVMINI_EXIT_ERROR = 4,	  /* an emulation error; kvmini_vm_error() says which */
+};
+
+struct kvmini_vm;
+
+/* Fills cfg with defaults (1 CPU, 512 MiB, console on stdout). */
+void kvmini_config_init(struct kvmini_config *cfg);
+
+/*
+ * Creates the VM: opens KVM, maps memory, loads the kernel and initrd. Returns 0
+ * or a negative errno; on failure, err (errlen bytes) receives one line naming
+ * the problem.
+ */
+int kvmini_vm_create(const struct kvmini_config *cfg, struct kvmini_vm **out, char *err, size_t errlen);
+/* Starts the vCPUs. */
+int kvmini_vm_start(struct kvmini_vm *vm);
+/*
+ * Waits until the VM stops (a guest reboot restarts it unless no_reboot is set).
+ * timeout_ms < 0 waits forever. Returns the exit reason, or KVMINI_EXIT_NONE on timeout.
+ */
+enum kvmini_exit kvmini_vm_wait(struct kvmini_vm *vm, int timeout_ms);
+/* A file descriptor that becomes readable once the VM has stopped (for poll loops). */
+int kvmini_vm_stopped_fd(struct kvmini_vm *vm);
+/* Asks the VM to stop from any thread; kvmini_vm_wait() then returns KVMINI_EXIT_STOPPED. */
+void kvmini_vm_stop(struct kvmini_vm *vm);
+/*
+ * Feeds bytes to the guest's serial console. Blocks while the UART's receive
+ * buffer is full; returns len, or -EPIPE once the VM has stopped.
+ */
+ssize_t kvmini_console_write(struct kvmini_vm *vm, const void *buf, size_t len);
+/* The message for KVMINI_EXIT_ERROR, or "". */
+const char *kvmini_vm_error(struct kvmini_vm *vm);
+/* Stops the VM if needed and frees everything. */
+void kvmini_vm_destroy(struct kvmini_vm *vm);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Guest RAM: one anonymous mapping split around the 32-bit MMIO hole, and the
+ * one checked translation from guest-physical ranges to host pointers. Any
+ * code that touches guest memory goes through guest_mem_ptr() (or the read and
+ * write helpers built on it), so a guest-supplied address can never reach
+ * host memory outside the guest.
+ */
+#ifndef KVMINI_VMM_MEMORY_H
+#define KVMINI_VMM_MEMORY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+#define GUEST_MEM_MAX_REGIONS 2
+
+struct guest_mem_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint8_t *hva;
+};
+
+struct guest_mem {
+	struct guest_mem_region regions[GUEST_MEM_MAX_REGIONS];
+	unsigned nregions;
+	uint64_t ram_size; /* total bytes of RAM, as configured */
+	uint8_t *map;	   /* the whole mapping, ram_size bytes */
+};
+
+/* Maps ram_size bytes (a multiple of 4 KiB) and lays them out below and above the hole. */
+int guest_mem_alloc(struct guest_mem *m, uint64_t ram_size, struct err *e);
+void guest_mem_free(struct guest_mem *m);
+
+/* Host pointer for [gpa, gpa + len) when the whole range is RAM in one region; NULL otherwise. */
+void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+/* Checked copies; return 0 or -EFAULT when any byte is outside RAM. */
+int guest_mem_read(const struct guest_mem *m, uint64_t gpa, void *dst, size_t len);
+int guest_mem_write(const struct guest_mem *m, uint64_t gpa, const void *src, size_t len);
+/* Highest guest-physical address + 1 of RAM below the hole. */
+uint64_t guest_mem_low_end(const struct guest_mem *m);
+
+#endif
