@@ -37,7 +37,7 @@ ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/itests/%,$(ITEST_SRCS))
 .PHONY: all test check unit-plain unit-asan format clean install-deps
 all: $(BUILD)/kvmini $(BUILD)/libkvmini.a $(BUILD)/libkvmini.so $(ITEST_BINS)
 
-$(DSDT_AML): vmm/boot/dsdt.asl
+$(DSDT_AML): vmm/boot/dsdt.asl vmm/layout.h
 	@mkdir -p $(dir $@)
 	iasl -vs -p $(basename $@) $< >$(basename $@).log 2>&1 || { cat $(basename $@).log; exit 1; }
 

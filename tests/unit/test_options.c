@@ -1,0 +1,398 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for `kvmini run` option parsing (vmm/options.c). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "vmm/options.h"
+
+#define MiB (1ULL << 20)
+#define GiB (1ULL << 30)
+
+/* The library defaults, set by hand: kvmini_config_init() may not exist yet. */
+static void defaults(struct kvmini_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->cpus = 1;
+	c->mem_bytes = 512 * MiB;
+	c->console_out_fd = 1;
+}
+
+/* Parses "run" followed by the NULL-terminated arguments. */
+static int parse_args(struct kvmini_config *c, struct err *e, ...)
+{
+	char *argv[64];
+	int argc = 0;
+	va_list ap;
+	argv[argc++] = "run";
+	va_start(ap, e);
+	for (char *a; (a = va_arg(ap, char *));)
+		argv[argc++] = a;
+	va_end(ap);
+	argv[argc] = NULL;
+	err_clear(e);
+	return options_parse_run(argc, argv, c, e);
+}
+
+#define PARSE(c, e, ...) parse_args(c, e, __VA_ARGS__, (char *)NULL)
+
+/* The parse fails with -EINVAL, cfg stays as it was, and the message contains want. */
+static void expect_fail(const char *want, ...)
+{
+	char *argv[64];
+	int argc = 0;
+	va_list ap;
+	argv[argc++] = "run";
+	va_start(ap, want);
+	for (char *a; (a = va_arg(ap, char *));)
+		argv[argc++] = a;
+	va_end(ap);
+	argv[argc] = NULL;
+
+	struct kvmini_config c, before;
+	struct err e;
+	defaults(&c);
+	before = c;
+	err_clear(&e);
+	int r = options_parse_run(argc, argv, &c, &e);
+	if (r != -EINVAL || !strstr(err_msg(&e), want))
+		fail_msg("argv[1]='%s': got %d, message '%s', wanted -EINVAL with '%s'",
+			 argc > 1 ? argv[1] : "", r, err_msg(&e), want);
+	assert_memory_equal(&c, &before, sizeof(c));
+	assert_null(strchr(err_msg(&e), '\n'));
+}
+
+#define FAIL(want, ...) expect_fail(want, __VA_ARGS__, (char *)NULL)
+
+static uint64_t host_ram(void)
+{
+	return (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static void test_minimal(void **state)
+{
+	struct kvmini_config c;
+	struct err e;
+	defaults(&c);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "/boot/vmlinuz"), 0);
+	assert_string_equal(c.kernel_path, "/boot/vmlinuz");
+	assert_null(c.initrd_path);
+	assert_null(c.cmdline); /* library default, with console=ttyS0 */
+	assert_int_equal(c.cpus, 1);
+	assert_int_equal(c.mem_bytes, 512 * MiB);
+	assert_false(c.no_reboot);
+	assert_int_equal(c.console_out_fd, 1);
+	assert_null(c.kvm_device);
+	assert_string_equal(err_msg(&e), "");
+	assert_non_null(strstr(KVMINI_DEFAULT_CMDLINE, "console=ttyS0"));
+}
+
+static void test_all_separate(void **state)
+{
+	struct kvmini_config c;
+	struct err e;
+	defaults(&c);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--initrd", "i.cpio", "--cmdline",
+			       "console=ttyS0 quiet", "--cpus", "4", "--mem", "1G", "--no-reboot",
+			       "--kvm-device", "/tmp/kvm"),
+			 0);
+	assert_string_equal(c.kernel_path, "k");
+	assert_string_equal(c.initrd_path, "i.cpio");
+	assert_string_equal(c.cmdline, "console=ttyS0 quiet");
+	assert_int_equal(c.cpus, 4);
+	assert_int_equal(c.mem_bytes, GiB);
+	assert_true(c.no_reboot);
+	assert_string_equal(c.kvm_device, "/tmp/kvm");
+}
+
+static void test_all_equals(void **state)
+{
+	struct kvmini_config c;
+	struct err e;
+	defaults(&c);
+	assert_int_equal(PARSE(&c, &e, "--no-reboot", "--kvm-device=/dev/kvm2", "--mem=256M", "--cpus=64",
+			       "--cmdline=root=/dev/vda rw", "--initrd=/x/init=rd", "--kernel=/x/vmlinux"),
+			 0);
+	assert_string_equal(c.kernel_path, "/x/vmlinux");
+	assert_string_equal(c.initrd_path, "/x/init=rd"); /* only the first '=' splits */
+	assert_string_equal(c.cmdline, "root=/dev/vda rw");
+	assert_int_equal(c.cpus, 64);
+	assert_int_equal(c.mem_bytes, 256 * MiB);
+	assert_true(c.no_reboot);
+	assert_string_equal(c.kvm_device, "/dev/kvm2");
+}
+
+static void test_cmdline_as_is(void **state)
+{
+	struct kvmini_config c;
+	struct err e;
+	defaults(&c);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--cmdline="), 0);
+	assert_string_equal(c.cmdline, ""); /* empty, not the default */
+	defaults(&c);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--cmdline=--init=/bin/sh -- x"), 0);
+	assert_string_equal(c.cmdline, "--init=/bin/sh -- x");
+	defaults(&c);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--cmdline", "-x  y "), 0);
+	assert_string_equal(c.cmdline, "-x  y ");
+}
+
+static void test_cpus(void **state)
+{
+	struct kvmini_config c;
+	struct err e;
+	defaults(&c);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--cpus", "1"), 0);
+	assert_int_equal(c.cpus, 1);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--cpus", "64"), 0);
+	assert_int_equal(c.cpus, KVMINI_MAX_CPUS);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--cpus", "007"), 0);
+	assert_int_equal(c.cpus, 7);
+
+	FAIL("invalid --cpus value '0'", "--kernel", "k", "--cpus", "0");
+	FAIL("invalid --cpus value '65': expected an integer from 1 to 64", "--kernel", "k", "--cpus", "65");
+	FAIL("invalid --cpus value '2x'", "--kernel", "k", "--cpus", "2x");
+	FAIL("invalid --cpus value '-1'", "--kernel", "k", "--cpus=-1");
+	FAIL("invalid --cpus value '+2'", "--kernel", "k", "--cpus", "+2");
+	FAIL("invalid --cpus value ' 2'", "--kernel", "k", "--cpus", " 2");
+	FAIL("invalid --cpus value '2 '", "--kernel", "k", "--cpus", "2 ");
+	FAIL("invalid --cpus value ''", "--kernel", "k", "--cpus=");
+	FAIL("invalid --cpus value '0x2'", "--kernel", "k", "--cpus", "0x2");
+	FAIL("invalid --cpus value '99999999999999999999999'", "--kernel", "k", "--cpus",
+	     "99999999999999999999999");
+	FAIL("invalid --cpus value '4294967297'", "--kernel", "k", "--cpus", "4294967297");
+}
+
+static void test_mem(void **state)
+{
+	struct kvmini_config c;
+	struct err e;
+	static const struct {
+		const char *arg;
+		uint64_t bytes;
+	} ok[] = {
+	    {"64M", 64 * MiB},	  {"64", 64 * MiB},	    {"65536K", 64 * MiB},
+	    {"1g", GiB},	  {"100M", 100 * MiB},	    {"128MiB", 128 * MiB},
+	    {"128mb", 128 * MiB}, {"131072KiB", 128 * MiB}, {"1GB", GiB},
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		defaults(&c);
+		if (PARSE(&c, &e, "--kernel", "k", "--mem", ok[i].arg) != 0)
+			fail_msg("--mem %s: %s", ok[i].arg, err_msg(&e));
+		assert_int_equal(c.mem_bytes, ok[i].bytes);
+	}
+	/* The host's full RAM is the limit, not beyond. */
+	char buf[64];
+	uint64_t host = host_ram();
+	if (host >= 64 * MiB) {
+		snprintf(buf, sizeof(buf), "%lluK", (unsigned long long)((host & ~4095ULL) >> 10));
+		defaults(&c);
+		assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--mem", buf), 0);
+		assert_int_equal(c.mem_bytes, host & ~4095ULL);
+	}
+
+	FAIL("--mem 32M is too small: the minimum is 64 MiB", "--kernel", "k", "--mem", "32M");
+	FAIL("too small", "--kernel", "k", "--mem", "65532K");
+	FAIL("--mem 1025K is not a multiple of 4 KiB", "--kernel", "k", "--mem", "1025K");
+	FAIL("is not a multiple of 4 KiB", "--kernel", "k", "--mem", "65537K");
+	FAIL("invalid --mem value '12X'", "--kernel", "k", "--mem", "12X");
+	FAIL("invalid --mem value ''", "--kernel", "k", "--mem=");
+	FAIL("invalid --mem value '0'", "--kernel", "k", "--mem", "0");
+	FAIL("invalid --mem value '-1G'", "--kernel", "k", "--mem=-1G");
+	FAIL("invalid --mem value '99999999999999G'", "--kernel", "k", "--mem", "99999999999999G");
+
+	snprintf(buf, sizeof(buf), "%lluM", (unsigned long long)(host >> 20) + 4);
+	char want[128];
+	snprintf(want, sizeof(want), "--mem %s is too large for this host (%llu MiB of RAM)", buf,
+		 (unsigned long long)(host >> 20));
+	FAIL(want, "--kernel", "k", "--mem", buf);
+	FAIL("too large for this host", "--kernel", "k", "--mem", "16777215T");
+}
+
+static void test_help(void **state)
+{
+	struct kvmini_config c, before;
+	struct err e;
+	defaults(&c);
+	before = c;
+	assert_int_equal(PARSE(&c, &e, "--help"), 1);
+	assert_int_equal(PARSE(&c, &e, "-h"), 1);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--cpus", "3", "--help"), 1);
+	assert_int_equal(PARSE(&c, &e, "--bogus", "--help"), 1);
+	assert_int_equal(PARSE(&c, &e, "--cpus", "999", "-h"), 1);
+	assert_int_equal(PARSE(&c, &e, "--cmdline", "--help"), 1);
+	assert_memory_equal(&c, &before, sizeof(c));
+	assert_string_equal(err_msg(&e), "");
+
+	/* "--help" as an explicit value is a value. */
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--cmdline=--help"), 0);
+	assert_string_equal(c.cmdline, "--help");
+	FAIL("option '--help' takes no value", "--help=yes");
+	FAIL("unexpected argument '--help'", "--kernel", "k", "--", "--help");
+}
+
+static void test_errors(void **state)
+{
+	FAIL("unknown option '--foo' (see kvmini run --help)", "--kernel", "k", "--foo");
+	FAIL("unknown option '--foo' (see kvmini run --help)", "--foo=bar", "--kernel", "k");
+	FAIL("unknown option '-x' (see kvmini run --help)", "-x", "--kernel", "k");
+	FAIL("unknown option '--kern'", "--kern", "k"); /* no abbreviations */
+	FAIL("unknown option '---'", "--kernel", "k", "---");
+	FAIL("unexpected argument 'extra' (see kvmini run --help)", "--kernel", "k", "extra");
+	FAIL("unexpected argument 'vmlinux'", "vmlinux");
+	FAIL("unexpected argument '-'", "--kernel", "k", "-");
+	FAIL("unexpected argument 'x'", "--kernel", "k", "--", "x");
+	FAIL("option '--kernel' needs a value", "--kernel");
+	FAIL("option '--kernel' needs a value", "--kernel", "--cpus", "2");
+	FAIL("option '--initrd' needs a value", "--kernel", "k", "--initrd");
+	FAIL("option '--cmdline' needs a value", "--kernel", "k", "--cmdline");
+	FAIL("option '--cpus' needs a value", "--kernel", "k", "--cpus");
+	FAIL("option '--mem' needs a value", "--kernel", "k", "--mem", "--no-reboot");
+	FAIL("option '--kvm-device' needs a value", "--kernel", "k", "--kvm-device");
+	FAIL("option '--kernel' needs a non-empty path", "--kernel=");
+	FAIL("option '--initrd' needs a non-empty path", "--kernel", "k", "--initrd", "");
+	FAIL("option '--kvm-device' needs a non-empty path", "--kernel", "k", "--kvm-device=");
+	FAIL("option '--kernel' given more than once", "--kernel", "a", "--kernel", "b");
+	FAIL("option '--kernel' given more than once", "--kernel=a", "--kernel=a");
+	FAIL("option '--cpus' given more than once", "--kernel", "k", "--cpus", "2", "--cpus=2");
+	FAIL("option '--no-reboot' takes no value", "--kernel", "k", "--no-reboot=1");
+	FAIL("missing --kernel PATH (see kvmini run --help)", "--cpus", "2");
+	FAIL("missing --kernel PATH", "--");
+	{
+		struct kvmini_config c;
+		struct err e;
+		defaults(&c);
+		err_clear(&e);
+		assert_int_equal(options_parse_run(1, (char *[]){"run", NULL}, &c, &e), -EINVAL);
+		assert_non_null(strstr(err_msg(&e), "missing --kernel"));
+	}
+}
+
+static void test_repeatable(void **state)
+{
+	/* No hidden state (such as getopt's optind) between calls. */
+	for (int i = 0; i < 3; i++) {
+		struct kvmini_config c;
+		struct err e;
+		defaults(&c);
+		assert_int_equal(PARSE(&c, &e, "--bogus"), -EINVAL);
+		assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--cpus", "2"), 0);
+		assert_int_equal(c.cpus, 2);
+	}
+}
+
+static void test_size(void **state)
+{
+	static const struct {
+		const char *s;
+		uint64_t bytes;
+	} ok[] = {
+	    {"512M", 512 * MiB},
+	    {"2G", 2 * GiB},
+	    {"1048576K", GiB},
+	    {"512", 512 * MiB},
+	    {"1", MiB},
+	    {"4k", 4096},
+	    {"1K", 1024},
+	    {"3m", 3 * MiB},
+	    {"2g", 2 * GiB},
+	    {"1T", 1ULL << 40},
+	    {"1t", 1ULL << 40},
+	    {"8KiB", 8192},
+	    {"8kib", 8192},
+	    {"8KB", 8192},
+	    {"8kb", 8192},
+	    {"2GiB", 2 * GiB},
+	    {"0001G", GiB},
+	    {"17179869183G", 17179869183ULL << 30},
+	    {"17592186044415", 17592186044415ULL << 20},
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		uint64_t b = 0;
+		if (options_parse_size(ok[i].s, &b) != 0)
+			fail_msg("'%s' rejected", ok[i].s);
+		assert_int_equal(b, ok[i].bytes);
+	}
+	static const char *const bad[] = {
+	    "",
+	    "0",
+	    "0K",
+	    "0G",
+	    "-1",
+	    "-1G",
+	    "+1G",
+	    "12X",
+	    "1.5G",
+	    "G",
+	    "K1",
+	    " 1G",
+	    "1G ",
+	    "1 G",
+	    "1GG",
+	    "1Gi",
+	    "1GiBx",
+	    "1iB",
+	    "1B",
+	    "0x10",
+	    "99999999999999G",
+	    "17179869184G",		 /* exactly 2^64 */
+	    "17592186044416",		 /* 2^44 MiB = 2^64 */
+	    "18446744073709551616K",	 /* the digits alone overflow */
+	    "999999999999999999999999M", /* likewise */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		uint64_t b = 12345;
+		if (options_parse_size(bad[i], &b) != -EINVAL)
+			fail_msg("'%s' accepted", bad[i]);
+		assert_int_equal(b, 12345);
+	}
+	uint64_t b;
+	assert_int_equal(options_parse_size(NULL, &b), -EINVAL);
+}
+
+static void test_usage(void **state)
+{
+	const char *u = options_run_usage();
+	assert_non_null(strstr(u, "kvmini run"));
+	assert_non_null(strstr(u, "Ctrl-A x quits; Ctrl-A Ctrl-A sends a literal Ctrl-A"));
+	static const char *const names[] = {"--kernel",
+					    "--initrd",
+					    "--cmdline",
+					    "--cpus",
+					    "--mem",
+					    "--no-reboot",
+					    "--kvm-device",
+					    "--help",
+					    "-h",
+					    "Exit status",
+					    "0  the guest powered off, or rebooted with --no-reboot",
+					    "1  an error",
+					    KVMINI_DEFAULT_CMDLINE};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strstr(u, names[i]))
+			fail_msg("run usage lacks '%s'", names[i]);
+	const char *m = options_main_usage();
+	assert_non_null(strstr(m, "run"));
+	assert_non_null(strstr(m, "kvmini run --help"));
+	assert_non_null(strstr(m, "--help"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_minimal),    cmocka_unit_test(test_all_separate),
+	    cmocka_unit_test(test_all_equals), cmocka_unit_test(test_cmdline_as_is),
+	    cmocka_unit_test(test_cpus),       cmocka_unit_test(test_mem),
+	    cmocka_unit_test(test_help),       cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_repeatable), cmocka_unit_test(test_size),
+	    cmocka_unit_test(test_usage),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,407 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The public libkvmini API. A supervisor thread owns the machine: it starts
+ * it, waits for a stop, and on a guest reboot builds a fresh machine from the
+ * same configuration (unless no_reboot). Callers' threads only read state
+ * under k->lock and feed the console.
+ */
+#include "kvmini.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "devices/serial.h"
+#include "vmm/vm.h"
+
+struct kvmini_vm {
+	struct kvmini_config cfg;
+	char *kernel_path, *initrd_path, *cmdline, *kvm_device;
+	uint8_t *kernel, *initrd;
+	size_t kernel_len, initrd_len;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* exit set, machine swapped, or console room */
+	/* The machine's stop notification has its own lock: vm_stop() may run with k->lock held. */
+	pthread_mutex_t stop_lock;
+	pthread_cond_t stop_cond;
+	struct vm *vm;	/* the current machine; NULL between boots */
+	bool host_stop; /* kvmini_vm_stop() was called */
+	bool started;
+	enum kvmini_exit exit;
+	struct err err; /* why the VM ended with KVMINI_EXIT_ERROR */
+	int stopped_fd; /* eventfd, readable once exit is set */
+	pthread_t supervisor;
+};
+
+void kvmini_config_init(struct kvmini_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->cpus = 1;
+	cfg->mem_bytes = 512ULL << 20;
+	cfg->console_out_fd = STDOUT_FILENO;
+}
+
+/* Reads a whole regular file; the message names the file's role. */
+static int read_file(const char *what, const char *path, uint8_t **out, size_t *len, struct err *e)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(e, -errno, "cannot open %s '%s': %s", what, path, strerror(errno));
+	struct stat st;
+	int r = 0;
+	if (fstat(fd, &st) < 0) {
+		r = err_set(e, -errno, "cannot stat %s '%s': %s", what, path, strerror(errno));
+	} else if (S_ISDIR(st.st_mode)) {
+		r = err_set(e, -EISDIR, "%s '%s' is a directory", what, path);
+	} else if (!S_ISREG(st.st_mode)) {
+		r = err_set(e, -EINVAL, "%s '%s' is not a regular file", what, path);
+	} else if (st.st_size == 0) {
+		r = err_set(e, -EINVAL, "%s '%s' is empty", what, path);
+	} else if ((uint64_t)st.st_size > (16ULL << 30)) {
+		r = err_set(e, -EFBIG, "%s '%s' is too large (%lld bytes)", what, path,
+			    (long long)st.st_size);
+	}
+	if (r) {
+		close(fd);
+		return r;
+	}
+	uint8_t *buf = malloc(st.st_size);
+	if (!buf) {
+		close(fd);
+		return err_set(e, -ENOMEM, "out of memory reading %s '%s'", what, path);
+	}
+	size_t got = 0;
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r = err_set(e, n < 0 ? -errno : -EIO, "cannot read %s '%s': %s", what, path,
+				    n < 0 ? strerror(errno) : "file shrank while reading");
+			free(buf);
+			close(fd);
+			return r;
+		}
+		got += n;
+	}
+	close(fd);
+	*out = buf;
+	*len = got;
+	return 0;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static void console_tx(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct kvmini_vm *k = opaque;
+	int fd = k->cfg.console_out_fd;
+	while (fd >= 0 && len > 0) {
+		ssize_t n = write(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return; /* the reader went away: guest output is dropped, the guest runs on */
+		buf += n;
+		len -= n;
+	}
+}
+
+static void console_rx_space(void *opaque)
+{
+	struct kvmini_vm *k = opaque;
+	pthread_mutex_lock(&k->lock);
+	pthread_cond_broadcast(&k->cond);
+	pthread_mutex_unlock(&k->lock);
+}
+
+static void machine_stopped(void *opaque)
+{
+	struct kvmini_vm *k = opaque;
+	pthread_mutex_lock(&k->stop_lock);
+	pthread_cond_broadcast(&k->stop_cond);
+	pthread_mutex_unlock(&k->stop_lock);
+}
+
+static int build_machine(struct kvmini_vm *k, struct vm **out, struct err *e)
+{
+	struct vm_params p = {
+	    .kvm_device = k->kvm_device,
+	    .ncpus = k->cfg.cpus,
+	    .mem_bytes = k->cfg.mem_bytes,
+	    .kernel = k->kernel,
+	    .kernel_len = k->kernel_len,
+	    .initrd = k->initrd,
+	    .initrd_len = k->initrd_len,
+	    .cmdline = k->cmdline,
+	    .console_tx = console_tx,
+	    .console_rx_space = console_rx_space,
+	    .console_opaque = k,
+	    .on_stop = machine_stopped,
+	    .on_stop_opaque = k,
+	};
+	return vm_create(&p, out, e);
+}
+
+static void finish(struct kvmini_vm *k, enum kvmini_exit why)
+{
+	/* Called with k->lock held. */
+	k->exit = why;
+	uint64_t one = 1;
+	if (write(k->stopped_fd, &one, sizeof(one)) < 0) {
+		/* An eventfd write only fails on counter overflow, which one write cannot cause. */
+	}
+	pthread_cond_broadcast(&k->cond);
+}
+
+static void *supervisor(void *arg)
+{
+	struct kvmini_vm *k = arg;
+	pthread_mutex_lock(&k->lock);
+	for (;;) {
+		struct vm *vm = k->vm;
+		pthread_mutex_unlock(&k->lock);
+		pthread_mutex_lock(&k->stop_lock);
+		while (__atomic_load_n(&vm->stop_reason, __ATOMIC_ACQUIRE) == VM_STOP_NONE)
+			pthread_cond_wait(&k->stop_cond, &k->stop_lock);
+		pthread_mutex_unlock(&k->stop_lock);
+		enum vm_stop_reason why = vm->stop_reason;
+		pthread_mutex_lock(&k->lock);
+		k->vm = NULL;
+		pthread_cond_broadcast(
+		    &k->cond); /* console writers must not wait on a machine that is gone */
+		pthread_mutex_unlock(&k->lock);
+
+		struct err e = {{0}};
+		if (why == VM_STOP_ERROR)
+			err_set(&e, -EIO, "%s", err_msg(&vm->err));
+		vm_destroy(vm);
+		vm = NULL;
+		if (why == VM_STOP_RESET && !k->cfg.no_reboot && !k->host_stop) {
+			int r = build_machine(k, &vm, &e);
+			if (!r && (r = vm_start(vm, &e))) {
+				vm_destroy(vm);
+				vm = NULL;
+			}
+			if (!r) {
+				pthread_mutex_lock(&k->lock);
+				k->vm = vm;
+				if (k->host_stop)
+					vm_stop(vm, VM_STOP_HOST);
+				pthread_cond_broadcast(&k->cond);
+				continue;
+			}
+			why = VM_STOP_ERROR;
+		}
+		pthread_mutex_lock(&k->lock);
+		if (why == VM_STOP_ERROR)
+			err_set(&k->err, -EIO, "%s", err_msg(&e));
+		finish(k, why == VM_STOP_POWEROFF ? KVMINI_EXIT_POWEROFF
+			  : why == VM_STOP_RESET  ? KVMINI_EXIT_REBOOT
+			  : why == VM_STOP_HOST	  ? KVMINI_EXIT_STOPPED
+						  : KVMINI_EXIT_ERROR);
+		break;
+	}
+	pthread_mutex_unlock(&k->lock);
+	return NULL;
+}
+
+static int check_config(const struct kvmini_config *cfg, struct err *e)
+{
+	if (!cfg->kernel_path)
+		return err_set(e, -EINVAL, "no kernel given (--kernel PATH)");
+	if (cfg->cpus < 1 || cfg->cpus > KVMINI_MAX_CPUS)
+		return err_set(e, -EINVAL, "cpus must be between 1 and %d, not %u", KVMINI_MAX_CPUS,
+			       cfg->cpus);
+	if (cfg->mem_bytes < KVMINI_MIN_MEM)
+		return err_set(e, -EINVAL, "mem of %llu KiB is too small: at least %llu MiB are needed",
+			       (unsigned long long)(cfg->mem_bytes >> 10), KVMINI_MIN_MEM >> 20);
+	if (cfg->mem_bytes % 4096)
+		return err_set(e, -EINVAL, "mem must be a multiple of 4 KiB");
+	return 0;
+}
+
+int kvmini_vm_create(const struct kvmini_config *cfg, struct kvmini_vm **out, char *errbuf, size_t errlen)
+{
+	struct err e = {{0}};
+	*out = NULL;
+	struct kvmini_vm *k = calloc(1, sizeof(*k));
+	int r = -ENOMEM;
+	if (!k) {
+		err_set(&e, r, "out of memory");
+		goto report;
+	}
+	k->stopped_fd = -1;
+	pthread_mutex_init(&k->lock, NULL);
+	pthread_cond_init(&k->cond, NULL);
+	pthread_mutex_init(&k->stop_lock, NULL);
+	pthread_cond_init(&k->stop_cond, NULL);
+	k->cfg = *cfg;
+	if ((r = check_config(cfg, &e)))
+		goto fail;
+	k->kernel_path = dup_or_null(cfg->kernel_path);
+	k->initrd_path = dup_or_null(cfg->initrd_path);
+	k->cmdline = strdup(cfg->cmdline ? cfg->cmdline : KVMINI_DEFAULT_CMDLINE);
+	k->kvm_device = strdup(cfg->kvm_device ? cfg->kvm_device : "/dev/kvm");
+	k->stopped_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!k->kernel_path || !k->cmdline || !k->kvm_device || (cfg->initrd_path && !k->initrd_path) ||
+	    k->stopped_fd < 0) {
+		r = err_set(&e, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	if ((r = read_file("kernel", k->kernel_path, &k->kernel, &k->kernel_len, &e)))
+		goto fail;
+	if (k->initrd_path && (r = read_file("initrd", k->initrd_path, &k->initrd, &k->initrd_len, &e)))
+		goto fail;
+	if ((r = build_machine(k, &k->vm, &e)))
+		goto fail;
+	*out = k;
+	return 0;
+fail:
+	kvmini_vm_destroy(k);
+report:
+	if (errbuf && errlen)
+		snprintf(errbuf, errlen, "%s", err_msg(&e));
+	return r;
+}
+
+int kvmini_vm_start(struct kvmini_vm *k)
+{
+	pthread_mutex_lock(&k->lock);
+	if (k->started || !k->vm) {
+		pthread_mutex_unlock(&k->lock);
+		return -EALREADY;
+	}
+	struct err e = {{0}};
+	int r = vm_start(k->vm, &e);
+	if (!r) {
+		r = -pthread_create(&k->supervisor, NULL, supervisor, k);
+		if (r)
+			vm_stop(k->vm, VM_STOP_HOST);
+	}
+	if (r) {
+		err_set(&k->err, r, "%s", e.msg[0] ? e.msg : "cannot start the supervisor thread");
+		/* Nobody supervises: end the VM here so that waiters return. */
+		struct vm *vm = k->vm;
+		k->vm = NULL;
+		pthread_mutex_unlock(&k->lock);
+		vm_destroy(vm);
+		pthread_mutex_lock(&k->lock);
+		finish(k, KVMINI_EXIT_ERROR);
+	} else {
+		k->started = true;
+	}
+	pthread_mutex_unlock(&k->lock);
+	return r;
+}
+
+enum kvmini_exit kvmini_vm_wait(struct kvmini_vm *k, int timeout_ms)
+{
+	struct timespec dl;
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	if (timeout_ms >= 0) {
+		dl.tv_sec += timeout_ms / 1000;
+		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (dl.tv_nsec >= 1000000000L) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000L;
+		}
+	}
+	pthread_mutex_lock(&k->lock);
+	while (k->exit == KVMINI_EXIT_NONE) {
+		if (timeout_ms < 0) {
+			pthread_cond_wait(&k->cond, &k->lock);
+		} else {
+			/* cond uses CLOCK_REALTIME by default; poll in short steps against the monotonic
+			 * deadline. */
+			struct timespec now, step;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			if (now.tv_sec > dl.tv_sec || (now.tv_sec == dl.tv_sec && now.tv_nsec >= dl.tv_nsec))
+				break;
+			clock_gettime(CLOCK_REALTIME, &step);
+			step.tv_nsec += 20 * 1000000L;
+			if (step.tv_nsec >= 1000000000L) {
+				step.tv_sec++;
+				step.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&k->cond, &k->lock, &step);
+		}
+	}
+	enum kvmini_exit x = k->exit;
+	pthread_mutex_unlock(&k->lock);
+	return x;
+}
+
+int kvmini_vm_stopped_fd(struct kvmini_vm *k)
+{
+	return k->stopped_fd;
+}
+
+void kvmini_vm_stop(struct kvmini_vm *k)
+{
+	pthread_mutex_lock(&k->lock);
+	k->host_stop = true;
+	if (k->vm)
+		vm_stop(k->vm, VM_STOP_HOST);
+	pthread_mutex_unlock(&k->lock);
+}
+
+ssize_t kvmini_console_write(struct kvmini_vm *k, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	size_t done = 0;
+	pthread_mutex_lock(&k->lock);
+	while (done < len) {
+		if (k->exit != KVMINI_EXIT_NONE || k->host_stop) {
+			pthread_mutex_unlock(&k->lock);
+			return -EPIPE;
+		}
+		size_t n = k->vm ? serial_rx_push(k->vm->serial, p + done, len - done) : 0;
+		done += n;
+		if (n == 0)
+			pthread_cond_wait(&k->cond, &k->lock);
+	}
+	pthread_mutex_unlock(&k->lock);
+	return (ssize_t)len;
+}
+
+const char *kvmini_vm_error(struct kvmini_vm *k)
+{
+	return err_msg(&k->err);
+}
+
+void kvmini_vm_destroy(struct kvmini_vm *k)
+{
+	if (!k)
+		return;
+	if (k->started) {
+		kvmini_vm_stop(k);
+		pthread_join(k->supervisor, NULL);
+	}
+	vm_destroy(k->vm);
+	if (k->stopped_fd >= 0)
+		close(k->stopped_fd);
+	free(k->kernel_path);
+	free(k->initrd_path);
+	free(k->cmdline);
+	free(k->kvm_device);
+	free(k->kernel);
+	free(k->initrd);
+	pthread_cond_destroy(&k->cond);
+	pthread_mutex_destroy(&k->lock);
+	pthread_cond_destroy(&k->stop_cond);
+	pthread_mutex_destroy(&k->stop_lock);
+	free(k);
+}

@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The kvmini command: a thin layer over libkvmini. The main thread waits for
+ * the VM to stop or a signal to arrive; a console thread copies stdin to the
+ * guest's serial port. Only this file prints errors and picks exit codes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "kvmini.h"
+#include "vmm/console_tty.h"
+#include "vmm/options.h"
+
+struct console_ctx {
+	struct kvmini_vm *vm;
+	bool tty;
+	int quit_pipe[2]; /* written by main to end the console thread */
+	volatile bool user_quit;
+};
+
+static void *console_thread(void *arg)
+{
+	struct console_ctx *c = arg;
+	struct console_escape esc = {false};
+	uint8_t buf[512], filtered[sizeof(buf) + 1];
+	for (;;) {
+		struct pollfd p[2] = {{STDIN_FILENO, POLLIN, 0}, {c->quit_pipe[0], POLLIN, 0}};
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[1].revents)
+			break;
+		ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			break; /* end of input ends the console, not the guest */
+		size_t len = n;
+		const uint8_t *data = buf;
+		if (c->tty) {
+			bool quit;
+			len = console_escape_filter(&esc, buf, len, filtered, &quit);
+			data = filtered;
+			if (quit) {
+				c->user_quit = true;
+				kvmini_vm_stop(c->vm);
+				break;
+			}
+		}
+		if (len && kvmini_console_write(c->vm, data, len) < 0)
+			break;
+	}
+	return NULL;
+}
+
+static int run(int argc, char **argv)
+{
+	struct kvmini_config cfg;
+	kvmini_config_init(&cfg);
+	struct err e = {{0}};
+	int r = options_parse_run(argc, argv, &cfg, &e);
+	if (r == 1) {
+		fputs(options_run_usage(), stdout);
+		return 0;
+	}
+	if (r < 0) {
+		fprintf(stderr, "kvmini: %s\n", err_msg(&e));
+		return 1;
+	}
+
+	/* Signals become events for the main loop; threads created below inherit the mask. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGQUIT);
+	sigaddset(&sigs, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+
+	char msg[512];
+	struct kvmini_vm *vm;
+	r = kvmini_vm_create(&cfg, &vm, msg, sizeof(msg));
+	if (r < 0) {
+		fprintf(stderr, "kvmini: %s\n", msg[0] ? msg : strerror(-r));
+		return 1;
+	}
+
+	struct console_ctx con = {.vm = vm};
+	con.tty = console_tty_raw(STDIN_FILENO);
+	pthread_t con_thread;
+	bool con_started = false;
+	if (pipe2(con.quit_pipe, O_CLOEXEC) == 0 &&
+	    pthread_create(&con_thread, NULL, console_thread, &con) == 0)
+		con_started = true;
+
+	r = kvmini_vm_start(vm);
+	int status = 0, sig = 0;
+	if (r == 0) {
+		struct pollfd p[2] = {{kvmini_vm_stopped_fd(vm), POLLIN, 0}, {sfd, POLLIN, 0}};
+		while (kvmini_vm_wait(vm, 0) == KVMINI_EXIT_NONE) {
+			if (poll(p, sfd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+				break;
+			struct signalfd_siginfo si;
+			if (sfd >= 0 && (p[1].revents & POLLIN) && read(sfd, &si, sizeof(si)) == sizeof(si) &&
+			    si.ssi_signo != SIGPIPE) {
+				sig = (int)si.ssi_signo;
+				kvmini_vm_stop(vm);
+			}
+		}
+	}
+	enum kvmini_exit x = kvmini_vm_wait(vm, -1);
+
+	console_tty_restore();
+	if (con_started) {
+		if (write(con.quit_pipe[1], "q", 1) < 0) {
+			/* The thread also ends on its own once the VM has stopped. */
+		}
+		pthread_join(con_thread, NULL);
+	}
+	if (x == KVMINI_EXIT_ERROR) {
+		fprintf(stderr, "kvmini: %s\n", kvmini_vm_error(vm));
+		status = 1;
+	} else if (sig) {
+		fprintf(stderr, "kvmini: stopped by signal %d (%s)\n", sig, strsignal(sig));
+		status = 128 + sig;
+	}
+	kvmini_vm_destroy(vm);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(options_main_usage(), stderr);
+		return 1;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		fputs(options_main_usage(), stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "run"))
+		return run(argc - 1, argv + 1);
+	fprintf(stderr, "kvmini: unknown command '%s' (see kvmini --help)\n", argv[1]);
+	return 1;
+}

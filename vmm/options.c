@@ -1,0 +1,331 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `kvmini run` option parsing. Runs on the main thread before any VM exists.
+ * Hand-rolled rather than getopt_long: no global state, no printing, exact
+ * option names only (no abbreviations), and one clear message per mistake.
+ */
+#include "options.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SEE_HELP "(see kvmini run --help)"
+#define STR_(x)	 #x
+#define STR(x)	 STR_(x)
+
+enum opt_id {
+	OPT_KERNEL,
+	OPT_INITRD,
+	OPT_CMDLINE,
+	OPT_CPUS,
+	OPT_MEM,
+	OPT_NO_REBOOT,
+	OPT_KVM_DEVICE,
+	OPT_HELP,
+	OPT_COUNT,
+};
+
+struct opt_desc {
+	const char *name; /* without the leading "--" */
+	enum opt_id id;
+	bool has_value;
+};
+
+static const struct opt_desc opts[] = {
+    {"kernel", OPT_KERNEL, true},
+    {"initrd", OPT_INITRD, true},
+    {"cmdline", OPT_CMDLINE, true},
+    {"cpus", OPT_CPUS, true},
+    {"mem", OPT_MEM, true},
+    {"no-reboot", OPT_NO_REBOOT, false},
+    {"kvm-device", OPT_KVM_DEVICE, true},
+    {"help", OPT_HELP, false},
+};
+
+static const struct opt_desc *find_opt(const char *name, size_t len)
+{
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+		if (strlen(opts[i].name) == len && !memcmp(opts[i].name, name, len))
+			return &opts[i];
+	return NULL;
+}
+
+int options_parse_size(const char *s, uint64_t *bytes)
+{
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	uint64_t n = 0;
+	while (*s >= '0' && *s <= '9') {
+		unsigned d = (unsigned)(*s++ - '0');
+		if (n > (UINT64_MAX - d) / 10)
+			return -EINVAL;
+		n = n * 10 + d;
+	}
+	unsigned shift = 20; /* a bare number means MiB */
+	if (*s) {
+		switch (*s) {
+		case 'k':
+		case 'K':
+			shift = 10;
+			break;
+		case 'm':
+		case 'M':
+			shift = 20;
+			break;
+		case 'g':
+		case 'G':
+			shift = 30;
+			break;
+		case 't':
+		case 'T':
+			shift = 40;
+			break;
+		default:
+			return -EINVAL;
+		}
+		s++;
+		/* Tolerate "KiB", "MB", "gb"... */
+		if ((s[0] == 'i' || s[0] == 'I') && (s[1] == 'B' || s[1] == 'b'))
+			s += 2;
+		else if (s[0] == 'B' || s[0] == 'b')
+			s++;
+		if (*s)
+			return -EINVAL;
+	}
+	if (n == 0 || n > (UINT64_MAX >> shift))
+		return -EINVAL;
+	*bytes = n << shift;
+	return 0;
+}
+
+/* Strict decimal unsigned integer: digits only, no sign, no spaces, no overflow. */
+static int parse_uint(const char *s, unsigned long *out)
+{
+	if (!*s)
+		return -EINVAL;
+	unsigned long n = 0;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		unsigned d = (unsigned)(*s - '0');
+		if (n > (ULONG_MAX - d) / 10)
+			return -EINVAL;
+		n = n * 10 + d;
+	}
+	*out = n;
+	return 0;
+}
+
+static uint64_t host_ram_bytes(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES);
+	long psize = sysconf(_SC_PAGESIZE);
+	if (pages <= 0 || psize <= 0)
+		return 0; /* unknown: no limit */
+	if ((uint64_t)pages > UINT64_MAX / (uint64_t)psize)
+		return UINT64_MAX;
+	return (uint64_t)pages * (uint64_t)psize;
+}
+
+static int set_value(struct kvmini_config *cfg, enum opt_id id, const char *opt, const char *val,
+		     struct err *e)
+{
+	switch (id) {
+	case OPT_KERNEL:
+	case OPT_INITRD:
+	case OPT_KVM_DEVICE:
+		if (!*val)
+			return err_set(e, -EINVAL, "option '%s' needs a non-empty path " SEE_HELP, opt);
+		if (id == OPT_KERNEL)
+			cfg->kernel_path = val;
+		else if (id == OPT_INITRD)
+			cfg->initrd_path = val;
+		else
+			cfg->kvm_device = val;
+		return 0;
+	case OPT_CMDLINE:
+		cfg->cmdline = val; /* used as is, even empty */
+		return 0;
+	case OPT_CPUS: {
+		unsigned long n;
+		if (parse_uint(val, &n) || n < 1 || n > KVMINI_MAX_CPUS)
+			return err_set(e, -EINVAL,
+				       "invalid --cpus value '%s': expected an integer from 1 to %d", val,
+				       KVMINI_MAX_CPUS);
+		cfg->cpus = (unsigned)n;
+		return 0;
+	}
+	case OPT_MEM: {
+		uint64_t bytes;
+		if (options_parse_size(val, &bytes))
+			return err_set(e, -EINVAL,
+				       "invalid --mem value '%s': expected a size such as 512M or 2G "
+				       "(suffix K, M, G or T; a bare number means MiB)",
+				       val);
+		if (bytes % 4096)
+			return err_set(e, -EINVAL, "--mem %s is not a multiple of 4 KiB", val);
+		if (bytes < KVMINI_MIN_MEM)
+			return err_set(e, -EINVAL, "--mem %s is too small: the minimum is %llu MiB", val,
+				       (unsigned long long)(KVMINI_MIN_MEM >> 20));
+		uint64_t host = host_ram_bytes();
+		if (host && bytes > host)
+			return err_set(e, -EINVAL, "--mem %s is too large for this host (%llu MiB of RAM)",
+				       val, (unsigned long long)(host >> 20));
+		cfg->mem_bytes = bytes;
+		return 0;
+	}
+	case OPT_NO_REBOOT:
+	case OPT_HELP:
+	case OPT_COUNT:
+		break;
+	}
+	return 0;
+}
+
+/* Whether argv[i..] (before a "--") asks for help. */
+static bool help_later(int i, int argc, char **argv)
+{
+	for (; i < argc; i++) {
+		if (!strcmp(argv[i], "--"))
+			return false;
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return true;
+	}
+	return false;
+}
+
+static int parse(int argc, char **argv, struct kvmini_config *cfg, int *failed_at, struct err *e)
+{
+	bool seen[OPT_COUNT] = {false};
+	bool end_of_opts = false;
+
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+		*failed_at = i;
+		if (end_of_opts || arg[0] != '-' || !strcmp(arg, "-"))
+			return err_set(e, -EINVAL, "unexpected argument '%s' " SEE_HELP, arg);
+		if (!strcmp(arg, "--")) {
+			end_of_opts = true;
+			continue;
+		}
+		if (!strcmp(arg, "-h"))
+			return 1;
+		if (arg[1] != '-')
+			return err_set(e, -EINVAL, "unknown option '%s' " SEE_HELP, arg);
+
+		const char *name = arg + 2;
+		const char *eq = strchr(name, '=');
+		size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+		const struct opt_desc *o = find_opt(name, name_len);
+		if (!o)
+			return err_set(e, -EINVAL, "unknown option '--%.*s' " SEE_HELP, (int)name_len, name);
+		const char *opt = o->name;
+
+		if (!o->has_value) {
+			if (eq)
+				return err_set(e, -EINVAL, "option '--%s' takes no value " SEE_HELP, opt);
+			if (o->id == OPT_HELP)
+				return 1;
+			cfg->no_reboot = true;
+			continue;
+		}
+
+		const char *val;
+		if (eq) {
+			val = eq + 1;
+		} else {
+			/*
+			 * "--kernel --cpus 2" is a forgotten value, not a kernel named
+			 * "--cpus"; a value that starts with "--" needs "--opt=value".
+			 */
+			if (i + 1 >= argc || !strncmp(argv[i + 1], "--", 2) || !strcmp(argv[i + 1], "-h"))
+				return err_set(e, -EINVAL, "option '--%s' needs a value " SEE_HELP, opt);
+			val = argv[++i];
+		}
+		if (seen[o->id])
+			return err_set(e, -EINVAL, "option '--%s' given more than once", opt);
+		seen[o->id] = true;
+		char optname[32] = "--";
+		strncat(optname, opt, sizeof(optname) - 3);
+		int r = set_value(cfg, o->id, optname, val, e);
+		if (r)
+			return r;
+	}
+	if (!seen[OPT_KERNEL])
+		return err_set(e, -EINVAL, "missing --kernel PATH " SEE_HELP);
+	return 0;
+}
+
+int options_parse_run(int argc, char **argv, struct kvmini_config *cfg, struct err *e)
+{
+	/* Work on a copy so that cfg changes only on success. */
+	struct kvmini_config tmp = *cfg;
+	struct err local = {{0}};
+	int failed_at = 0;
+
+	int r = parse(argc, argv, &tmp, &failed_at, &local);
+	if (r == 1)
+		return 1;
+	if (r < 0) {
+		/* "kvmini run --bogus --help" shows the help rather than the complaint. */
+		if (help_later(failed_at + 1, argc, argv))
+			return 1;
+		return err_set(e, r, "%s", local.msg);
+	}
+	*cfg = tmp;
+	return 0;
+}
+
+const char *options_run_usage(void)
+{
+	return "Usage: kvmini run --kernel PATH [options]\n"
+	       "\n"
+	       "Boots a Linux kernel in a new KVM virtual machine, with its serial console\n"
+	       "(ttyS0) on this terminal.\n"
+	       "\n"
+	       "Options:\n"
+	       "  --kernel PATH       kernel to boot: a bzImage, or an ELF vmlinux with a PVH\n"
+	       "                      entry note (required)\n"
+	       "  --initrd PATH       initial ramdisk\n"
+	       "  --cmdline STR       kernel command line, used as is (default: \"" KVMINI_DEFAULT_CMDLINE
+	       "\")\n"
+	       "  --cpus N            number of vCPUs, 1 to " STR(
+		   KVMINI_MAX_CPUS) " (default: 1)\n"
+				    "  --mem SIZE          guest RAM: a number with a K, M or G suffix, a "
+				    "bare number\n"
+				    "                      means MiB; at least 64M, a multiple of 4K "
+				    "(default: 512M)\n"
+				    "  --no-reboot         end when the guest reboots instead of restarting "
+				    "it\n"
+				    "  --kvm-device PATH   KVM device to open (default: /dev/kvm)\n"
+				    "  -h, --help          show this help\n"
+				    "\n"
+				    "Options take their value as \"--opt value\" or \"--opt=value\"; a value "
+				    "that begins\n"
+				    "with \"--\" needs the \"--opt=value\" form.\n"
+				    "\n"
+				    "Console: Ctrl-A x quits; Ctrl-A Ctrl-A sends a literal Ctrl-A.\n"
+				    "\n"
+				    "Exit status:\n"
+				    "  0  the guest powered off, or rebooted with --no-reboot\n"
+				    "  1  an error (bad options, the VM could not start, or an emulation "
+				    "failure)\n";
+}
+
+const char *options_main_usage(void)
+{
+	return "Usage: kvmini COMMAND [options]\n"
+	       "\n"
+	       "A minimal KVM hypervisor.\n"
+	       "\n"
+	       "Commands:\n"
+	       "  run       boot a kernel in a new virtual machine\n"
+	       "\n"
+	       "Options:\n"
+	       "  -h, --help  show this help\n"
+	       "\n"
+	       "Run 'kvmini run --help' for the options of 'kvmini run'.\n";
+}

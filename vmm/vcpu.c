@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vCPU threads: each runs KVM_RUN and dispatches port I/O and MMIO exits to
+ * the buses. A stop sets immediate_exit and sends the kick signal, so a vCPU
+ * leaves the guest promptly whether or not it is inside KVM_RUN.
+ */
+#include "vcpu.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vmm/boot/cpuid.h"
+#include "vmm/kvm.h"
+#include "vmm/vm.h"
+
+/* The kick signal; its handler does nothing: its only job is to interrupt KVM_RUN with EINTR. */
+#define VCPU_KICK_SIGNAL (SIGRTMIN)
+
+static void kick_handler(int sig)
+{
+	(void)sig;
+}
+
+/* Process-wide, installed once: no SA_RESTART, so KVM_RUN returns EINTR. */
+static void install_kick_handler(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = kick_handler;
+	sigemptyset(&sa.sa_mask);
+	sigaction(VCPU_KICK_SIGNAL, &sa, NULL);
+}
+
+static int set_cpuid(struct vcpu *c, struct err *e)
+{
+	const struct kvm_cpuid2 *sup = c->vm->cpuid;
+	size_t sz = sizeof(*sup) + sup->nent * sizeof(sup->entries[0]);
+	struct kvm_cpuid2 *cp = malloc(sz);
+	if (!cp)
+		return err_set(e, -ENOMEM, "out of memory");
+	memcpy(cp, sup, sz);
+	cpuid_setup_vcpu(cp->entries, cp->nent, c->index, c->vm->ncpus);
+	int r = kvm_ioctl(c->fd, KVM_SET_CPUID2, cp);
+	free(cp);
+	if (r)
+		return err_set(e, r, "KVM_SET_CPUID2 on vCPU %u: %s", c->index, strerror(-r));
+	return 0;
+}
+
+static int set_msrs(struct vcpu *c, struct err *e)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry ent[16];
+	} m;
+	memset(&m, 0, sizeof(m));
+	m.hdr.nmsrs = x86_boot_msrs(m.ent, 16);
+	int r = kvm_ioctl(c->fd, KVM_SET_MSRS, &m);
+	if (r < 0)
+		return err_set(e, r, "KVM_SET_MSRS on vCPU %u: %s", c->index, strerror(-r));
+	if ((unsigned)r != m.hdr.nmsrs)
+		return err_set(e, -EINVAL, "KVM refused MSR 0x%x on vCPU %u", m.ent[r].index, c->index);
+	return 0;
+}
+
+static int set_lapic(struct vcpu *c, struct err *e)
+{
+	struct kvm_lapic_state l;
+	int r = kvm_ioctl(c->fd, KVM_GET_LAPIC, &l);
+	if (!r) {
+		x86_lapic_virtual_wire(&l);
+		r = kvm_ioctl(c->fd, KVM_SET_LAPIC, &l);
+	}
+	if (r)
+		return err_set(e, r, "cannot set up the local APIC of vCPU %u: %s", c->index, strerror(-r));
+	return 0;
+}
+
+static int set_boot_state(struct vcpu *c, const struct boot_entry *entry, struct err *e)
+{
+	struct kvm_sregs s;
+	struct kvm_regs regs;
+	int r = kvm_ioctl(c->fd, KVM_GET_SREGS, &s);
+	if (r)
+		return err_set(e, r, "KVM_GET_SREGS: %s", strerror(-r));
+	x86_boot_sregs(&s, entry->mode);
+	if ((r = kvm_ioctl(c->fd, KVM_SET_SREGS, &s)))
+		return err_set(e, r, "KVM_SET_SREGS: %s", strerror(-r));
+	x86_boot_regs(&regs, entry);
+	if ((r = kvm_ioctl(c->fd, KVM_SET_REGS, &regs)))
+		return err_set(e, r, "KVM_SET_REGS: %s", strerror(-r));
+	return 0;
+}
+
+int vcpu_init(struct vcpu *c, struct vm *vm, unsigned index, const struct boot_entry *entry, struct err *e)
+{
+	memset(c, 0, sizeof(*c));
+	c->vm = vm;
+	c->index = index;
+	c->fd = -1;
+	int fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
+	if (fd < 0)
+		return err_set(e, -errno, "cannot create vCPU %u: %s", index, strerror(errno));
+	c->fd = fd;
+	void *run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (run == MAP_FAILED)
+		return err_set(e, -errno, "cannot map vCPU %u's run area: %s", index, strerror(errno));
+	c->run = run;
+
+	struct kvm_fpu fpu;
+	x86_boot_fpu(&fpu);
+	int r;
+	if ((r = set_cpuid(c, e)) || (r = set_msrs(c, e)) || (r = set_lapic(c, e)))
+		return r;
+	if ((r = kvm_ioctl(fd, KVM_SET_FPU, &fpu)))
+		return err_set(e, r, "KVM_SET_FPU: %s", strerror(-r));
+	/* Application processors wait for INIT/SIPI from the boot CPU in KVM's LAPIC. */
+	if (index == 0 && (r = set_boot_state(c, entry, e)))
+		return r;
+	return 0;
+}
+
+static void handle_io(struct vcpu *c)
+{
+	struct kvm_run *run = c->run;
+	/* data_offset and size*count come from KVM, which bounds them by the run area; check anyway. */
+	uint64_t total = (uint64_t)run->io.size * run->io.count;
+	if (run->io.data_offset > (uint64_t)c->vm->run_size ||
+	    total > c->vm->run_size - run->io.data_offset) {
+		vm_fail(c->vm, "vCPU %u: malformed port I/O exit", c->index);
+		return;
+	}
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	bool wr = run->io.direction == KVM_EXIT_IO_OUT;
+	for (uint32_t i = 0; i < run->io.count; i++)
+		bus_access(&c->vm->pio, run->io.port, data + (size_t)i * run->io.size, run->io.size, wr);
+}
+
+static void handle_mmio(struct vcpu *c)
+{
+	struct kvm_run *run = c->run;
+	uint32_t len = run->mmio.len <= 8 ? run->mmio.len : 8;
+	bus_access(&c->vm->mmio, run->mmio.phys_addr, run->mmio.data, len, run->mmio.is_write);
+}
+
+static void fail_with_regs(struct vcpu *c, const char *what)
+{
+	struct kvm_regs r;
+	if (ioctl(c->fd, KVM_GET_REGS, &r) == 0)
+		vm_fail(c->vm, "vCPU %u: %s (rip=0x%llx rsp=0x%llx)", c->index, what,
+			(unsigned long long)r.rip, (unsigned long long)r.rsp);
+	else
+		vm_fail(c->vm, "vCPU %u: %s", c->index, what);
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *c = arg;
+	struct vm *vm = c->vm;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+	for (;;) {
+		if (__atomic_load_n(&vm->stop_reason, __ATOMIC_ACQUIRE) != VM_STOP_NONE)
+			break;
+		int r = ioctl(c->fd, KVM_RUN, 0);
+		if (r < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				c->run->immediate_exit = 0;
+				continue;
+			}
+			vm_fail(vm, "vCPU %u: KVM_RUN failed: %s", c->index, strerror(errno));
+			break;
+		}
+		switch (c->run->exit_reason) {
+		case KVM_EXIT_IO:
+			handle_io(c);
+			break;
+		case KVM_EXIT_MMIO:
+			handle_mmio(c);
+			break;
+		case KVM_EXIT_INTR:
+			break;
+		case KVM_EXIT_SHUTDOWN:
+			/* A triple fault: PCs reset, and Linux relies on it as a last resort for reboot. */
+			vm_stop(vm, VM_STOP_RESET);
+			break;
+		case KVM_EXIT_SYSTEM_EVENT:
+			vm_stop(vm, c->run->system_event.type == KVM_SYSTEM_EVENT_RESET ? VM_STOP_RESET
+											: VM_STOP_POWEROFF);
+			break;
+		case KVM_EXIT_HLT:
+			/* Only without an in-kernel LAPIC, which kvmini always has. */
+			fail_with_regs(c, "halted with interrupts unavailable");
+			break;
+		case KVM_EXIT_FAIL_ENTRY:
+			vm_fail(vm, "vCPU %u: KVM could not enter the guest (hardware reason 0x%llx)",
+				c->index,
+				(unsigned long long)c->run->fail_entry.hardware_entry_failure_reason);
+			break;
+		case KVM_EXIT_INTERNAL_ERROR:
+			fail_with_regs(c, "KVM internal error (emulation failed)");
+			break;
+		default: {
+			char what[64];
+			snprintf(what, sizeof(what), "unhandled exit reason %u", c->run->exit_reason);
+			fail_with_regs(c, what);
+			break;
+		}
+		}
+	}
+	return NULL;
+}
+
+int vcpu_start(struct vcpu *c, struct err *e)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, install_kick_handler);
+
+	/* The thread starts with the kick signal blocked and unblocks it itself, so it never dies of it. */
+	sigset_t set, old;
+	sigemptyset(&set);
+	sigaddset(&set, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	int r = pthread_create(&c->thread, NULL, vcpu_thread, c);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r)
+		return err_set(e, -r, "cannot start vCPU %u's thread: %s", c->index, strerror(r));
+	c->started = true;
+	return 0;
+}
+
+void vcpu_kick(struct vcpu *c)
+{
+	if (c->run)
+		__atomic_store_n(&c->run->immediate_exit, 1, __ATOMIC_RELEASE);
+	if (c->started)
+		pthread_kill(c->thread, VCPU_KICK_SIGNAL);
+}
+
+void vcpu_join(struct vcpu *c)
+{
+	if (c->started) {
+		pthread_join(c->thread, NULL);
+		c->started = false;
+	}
+}
+
+void vcpu_destroy(struct vcpu *c)
+{
+	vcpu_join(c);
+	if (c->run)
+		munmap(c->run, c->vm->run_size);
+	if (c->fd >= 0)
+		close(c->fd);
+	c->run = NULL;
+	c->fd = -1;
+}

@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * VM set-up and tear-down on the set-up thread; vm_stop/vm_fail/vm_set_irq
+ * from any thread (vCPUs, devices, the supervisor).
+ */
+#include "vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "devices/acpi_pm.h"
+#include "devices/i8042.h"
+#include "devices/irq.h"
+#include "devices/pci.h"
+#include "devices/rtc.h"
+#include "devices/serial.h"
+#include "vmm/boot/loader.h"
+#include "vmm/kvm.h"
+#include "vmm/layout.h"
+#include "vmm/vcpu.h"
+
+void vm_set_irq(void *opaque, unsigned gsi, int level)
+{
+	struct vm *vm = opaque;
+	struct kvm_irq_level l = {.irq = gsi, .level = level ? 1 : 0};
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0)
+		vm_fail(vm, "KVM_IRQ_LINE for GSI %u failed: %s", gsi, strerror(errno));
+}
+
+static void record_stop(struct vm *vm, enum vm_stop_reason why, const char *msg)
+{
+	bool first = false;
+	pthread_mutex_lock(&vm->lock);
+	if (vm->stop_reason == VM_STOP_NONE) {
+		if (msg)
+			err_set(&vm->err, -EIO, "%s", msg);
+		__atomic_store_n(&vm->stop_reason, why, __ATOMIC_RELEASE);
+		first = true;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	if (!first)
+		return;
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	if (vm->on_stop)
+		vm->on_stop(vm->on_stop_opaque);
+}
+
+void vm_stop(struct vm *vm, enum vm_stop_reason why)
+{
+	record_stop(vm, why, NULL);
+}
+
+void vm_fail(struct vm *vm, const char *fmt, ...)
+{
+	char msg[sizeof(vm->err.msg)];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	record_stop(vm, VM_STOP_ERROR, msg);
+}
+
+static void device_request(void *opaque, enum vm_request req)
+{
+	vm_stop(opaque, (enum vm_stop_reason)req);
+}
+
+static int create_machine(struct vm *vm, const struct vm_params *p, struct err *e)
+{
+	int r;
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0UL);
+	if (vm->vm_fd < 0)
+		return err_set(e, -errno, "KVM_CREATE_VM failed: %s", strerror(errno));
+	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vm->run_size < (int)sizeof(struct kvm_run))
+		return err_set(e, -EINVAL, "KVM_GET_VCPU_MMAP_SIZE failed");
+	/* Needed on Intel (real-mode emulation pages); harmless elsewhere. */
+	if ((r = kvm_ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (void *)(uintptr_t)LAYOUT_KVM_TSS)))
+		return err_set(e, r, "KVM_SET_TSS_ADDR: %s", strerror(-r));
+	if (kvm_check_extension(vm->kvm_fd, KVM_CAP_SET_IDENTITY_MAP_ADDR)) {
+		uint64_t a = LAYOUT_KVM_IDENTITY_MAP;
+		if ((r = kvm_ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &a)))
+			return err_set(e, r, "KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(-r));
+	}
+	if ((r = kvm_ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, NULL)))
+		return err_set(e, r, "KVM_CREATE_IRQCHIP: %s", strerror(-r));
+	/* The speaker port 0x61 is emulated by KVM too (the kernel's PIT calibration reads it). */
+	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+	if ((r = kvm_ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit)))
+		return err_set(e, r, "KVM_CREATE_PIT2: %s", strerror(-r));
+
+	if ((r = guest_mem_alloc(&vm->mem, p->mem_bytes, e)))
+		return r;
+	for (unsigned i = 0; i < vm->mem.nregions; i++) {
+		struct kvm_userspace_memory_region reg = {
+		    .slot = i,
+		    .guest_phys_addr = vm->mem.regions[i].gpa,
+		    .memory_size = vm->mem.regions[i].size,
+		    .userspace_addr = (uintptr_t)vm->mem.regions[i].hva,
+		};
+		if ((r = kvm_ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &reg)))
+			return err_set(e, r, "KVM_SET_USER_MEMORY_REGION: %s", strerror(-r));
+	}
+	return kvm_get_supported_cpuid(vm->kvm_fd, &vm->cpuid, e);
+}
+
+static int add_pio(struct vm *vm, uint64_t base, uint64_t len, bus_io_fn fn, void *opaque, const char *name,
+		   struct err *e)
+{
+	int r = bus_register(&vm->pio, base, len, fn, opaque, name);
+	if (r)
+		return err_set(e, r, "cannot place %s at port 0x%llx: %s", name, (unsigned long long)base,
+			       strerror(-r));
+	return 0;
+}
+
+static int create_devices(struct vm *vm, const struct vm_params *p, struct err *e)
+{
+	struct vm_requester req = {device_request, vm};
+	struct irq_line com1 = {vm_set_irq, vm, IRQ_COM1};
+	struct irq_line kbd = {vm_set_irq, vm, IRQ_I8042_KBD};
+	struct irq_line rtc = {vm_set_irq, vm, IRQ_RTC};
+	struct irq_line sci = {vm_set_irq, vm, IRQ_ACPI_SCI};
+
+	vm->serial = serial_create(&com1, p->console_tx, p->console_rx_space, p->console_opaque);
+	vm->i8042 = i8042_create(&kbd, &req);
+	vm->rtc = rtc_create(&rtc, NULL, NULL);
+	vm->pci = pci_host_create();
+	vm->pm = acpi_pm_create(&sci, &req);
+	if (!vm->serial || !vm->i8042 || !vm->rtc || !vm->pci || !vm->pm)
+		return err_set(e, -ENOMEM, "out of memory creating devices");
+	int r;
+	if ((r = add_pio(vm, PORT_COM1, PORT_COM1_LEN, serial_io, vm->serial, "serial", e)) ||
+	    (r = add_pio(vm, PORT_I8042_DATA, 1, i8042_data_io, vm->i8042, "i8042 data", e)) ||
+	    (r = add_pio(vm, PORT_I8042_CMD, 1, i8042_cmd_io, vm->i8042, "i8042 command", e)) ||
+	    (r = add_pio(vm, PORT_RTC_INDEX, 2, rtc_io, vm->rtc, "rtc", e)) ||
+	    (r = add_pio(vm, PORT_PCI_CONFIG_ADDR, 4, pci_host_addr_io, vm->pci, "pci config address", e)) ||
+	    (r = add_pio(vm, PORT_PCI_CONFIG_DATA, 4, pci_host_data_io, vm->pci, "pci config data", e)) ||
+	    (r = add_pio(vm, PORT_ACPI_PM1A_EVT, PORT_ACPI_PM1A_EVT_LEN, acpi_pm_evt_io, vm->pm, "pm1a event",
+			 e)) ||
+	    (r = add_pio(vm, PORT_ACPI_PM1A_CNT, PORT_ACPI_PM1A_CNT_LEN, acpi_pm_cnt_io, vm->pm,
+			 "pm1a control", e)) ||
+	    (r = add_pio(vm, PORT_ACPI_RESET, 1, acpi_pm_reset_io, vm->pm, "acpi reset", e)))
+		return r;
+	return 0;
+}
+
+int vm_create(const struct vm_params *p, struct vm **out, struct err *e)
+{
+	*out = NULL;
+	struct vm *vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return err_set(e, -ENOMEM, "out of memory");
+	vm->kvm_fd = -1;
+	vm->vm_fd = -1;
+	vm->ncpus = p->ncpus;
+	vm->on_stop = p->on_stop;
+	vm->on_stop_opaque = p->on_stop_opaque;
+	pthread_mutex_init(&vm->lock, NULL);
+	bus_init(&vm->pio);
+	bus_init(&vm->mmio);
+
+	int r = kvm_open(p->kvm_device ? p->kvm_device : "/dev/kvm", e);
+	if (r < 0)
+		goto fail;
+	vm->kvm_fd = r;
+	if ((r = create_machine(vm, p, e)) || (r = create_devices(vm, p, e)))
+		goto fail;
+
+	struct boot_images im = {
+	    .kernel = p->kernel,
+	    .kernel_len = p->kernel_len,
+	    .initrd = p->initrd,
+	    .initrd_len = p->initrd_len,
+	    .cmdline = p->cmdline,
+	    .ncpus = p->ncpus,
+	};
+	struct boot_entry entry;
+	if ((r = boot_load(&vm->mem, &im, &entry, e)))
+		goto fail;
+
+	vm->vcpus = calloc(p->ncpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus) {
+		r = err_set(e, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (unsigned i = 0; i < p->ncpus; i++)
+		vm->vcpus[i].fd = -1;
+	for (unsigned i = 0; i < p->ncpus; i++)
+		if ((r = vcpu_init(&vm->vcpus[i], vm, i, &entry, e)))
+			goto fail;
+	*out = vm;
+	return 0;
+fail:
+	vm_destroy(vm);
+	return r;
+}
+
+int vm_start(struct vm *vm, struct err *e)
+{
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		int r = vcpu_start(&vm->vcpus[i], e);
+		if (r) {
+			vm_stop(vm, VM_STOP_ERROR);
+			return r;
+		}
+	}
+	return 0;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (!vm)
+		return;
+	if (vm->vcpus) {
+		/* vCPU threads must be out of the guest before anything they use goes away. */
+		vm->on_stop = NULL;
+		vm_stop(vm, VM_STOP_HOST);
+		for (unsigned i = 0; i < vm->ncpus; i++)
+			if (vm->vcpus[i].vm)
+				vcpu_destroy(&vm->vcpus[i]);
+		free(vm->vcpus);
+	}
+	serial_destroy(vm->serial);
+	i8042_destroy(vm->i8042);
+	rtc_destroy(vm->rtc);
+	pci_host_destroy(vm->pci);
+	acpi_pm_destroy(vm->pm);
+	bus_free(&vm->pio);
+	bus_free(&vm->mmio);
+	guest_mem_free(&vm->mem);
+	free(vm->cpuid);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	pthread_mutex_destroy(&vm->lock);
+	free(vm);
+}

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One boot of one machine: the KVM VM, its memory, vCPUs and platform
+ * devices. A guest reboot destroys it and builds a fresh one (see lib.c), so
+ * nothing here needs a reset path of its own.
+ */
+#ifndef KVMINI_VMM_VM_H
+#define KVMINI_VMM_VM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "devices/bus.h"
+#include "devices/platform.h"
+#include "vmm/memory.h"
+
+struct vcpu;
+struct serial;
+struct i8042;
+struct rtc;
+struct pci_host;
+struct acpi_pm;
+
+/* Why the vCPUs should stop: the device requests plus the host's own. */
+enum vm_stop_reason {
+	VM_STOP_NONE = 0,
+	VM_STOP_POWEROFF = VM_REQUEST_POWEROFF,
+	VM_STOP_RESET = VM_REQUEST_RESET,
+	VM_STOP_HOST = 3,  /* the host asked (API, signal, quit key) */
+	VM_STOP_ERROR = 4, /* emulation failed; vm->err says why */
+};
+
+struct vm_params {
+	const char *kvm_device;
+	unsigned ncpus;
+	uint64_t mem_bytes;
+	const uint8_t *kernel;
+	size_t kernel_len;
+	const uint8_t *initrd;
+	size_t initrd_len;
+	const char *cmdline;
+	/* Console: guest output and "receive buffer has room again". */
+	void (*console_tx)(void *opaque, const uint8_t *buf, size_t len);
+	void (*console_rx_space)(void *opaque);
+	void *console_opaque;
+	/* Called (from any thread) once the first stop reason is recorded. */
+	void (*on_stop)(void *opaque);
+	void *on_stop_opaque;
+};
+
+struct vm {
+	int kvm_fd;
+	int vm_fd;
+	int run_size; /* bytes of each vCPU's kvm_run mapping */
+	struct guest_mem mem;
+	struct bus pio;
+	struct bus mmio;
+	unsigned ncpus;
+	struct vcpu *vcpus;
+	struct kvm_cpuid2 *cpuid; /* KVM's supported table, copied and adjusted per vCPU */
+
+	struct serial *serial;
+	struct i8042 *i8042;
+	struct rtc *rtc;
+	struct pci_host *pci;
+	struct acpi_pm *pm;
+
+	pthread_mutex_t lock; /* guards stop_reason and err */
+	enum vm_stop_reason stop_reason;
+	struct err err;
+	void (*on_stop)(void *opaque);
+	void *on_stop_opaque;
+};
+
+int vm_create(const struct vm_params *p, struct vm **out, struct err *e);
+/* Starts one thread per vCPU. */
+int vm_start(struct vm *vm, struct err *e);
+/* Records the first stop reason (later ones are ignored) and kicks every vCPU out of the guest. */
+void vm_stop(struct vm *vm, enum vm_stop_reason why);
+/* Same, recording msg as the error. */
+void vm_fail(struct vm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Joins the vCPU threads (after a stop) and frees everything. */
+void vm_destroy(struct vm *vm);
+/* Drives GSI gsi (an irq_line callback). */
+void vm_set_irq(void *opaque, unsigned gsi, int level);
+
+#endif
