@@ -34,6 +34,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 ASAN_UNIT_BINS := $(patsubst tests/unit/%.c,$(ASAN_DIR)/tests/%,$(UNIT_SRCS))
 ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/itests/%,$(ITEST_SRCS))
 
+.SECONDARY:
 .PHONY: all test check unit-plain unit-asan format clean install-deps
 all: $(BUILD)/kvmini $(BUILD)/libkvmini.a $(BUILD)/libkvmini.so $(ITEST_BINS)
 
@@ -91,6 +92,7 @@ unit-asan: $(ASAN_UNIT_BINS)
 test: unit-plain unit-asan
 
 check: test all
+	$(MAKE) --no-print-directory fuzz-run FUZZ_SECONDS=10
 	tests/integration/run.sh $(BUILD)
 
 format:
@@ -103,3 +105,25 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# Fuzzing (libFuzzer): `make fuzz` builds the targets; `make fuzz-run FUZZ_SECONDS=N` runs each for N s.
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_DIR := $(BUILD)/fuzz
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(FUZZ_SRCS))
+FUZZ_FLAGS := -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -g -O1
+FUZZ_LIB_OBJS := $(call objs,$(FUZZ_DIR),$(LIB_SRCS) $(ASM_SRCS))
+FUZZ_SECONDS ?= 20
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS_ALL) $(filter-out -fsanitize=fuzzer%,$(FUZZ_FLAGS)) -fsanitize=fuzzer-no-link $(WARN) -MMD -MP -c $< -o $@
+$(FUZZ_DIR)/obj/%.o: %.S $(DSDT_AML)
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS_ALL) -DDSDT_AML_PATH='"$(DSDT_AML)"' -c $< -o $@
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
+	clang $(CPPFLAGS_ALL) $(FUZZ_FLAGS) $(WARN) -o $@ $^ $(LIBS)
+.PHONY: fuzz fuzz-run
+fuzz: $(FUZZ_BINS)
+fuzz-run: $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do n=$${f##*/fuzz_}; mkdir -p $(FUZZ_DIR)/corpus/$$n; \
+	  echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $(FUZZ_DIR)/corpus/$$n tests/fuzz/corpus/$$n 2>&1 | tail -3 || exit 1; done

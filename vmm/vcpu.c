@@ -55,18 +55,20 @@ static int set_cpuid(struct vcpu *c, struct err *e)
 
 static int set_msrs(struct vcpu *c, struct err *e)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry ent[16];
-	} m;
-	memset(&m, 0, sizeof(m));
-	m.hdr.nmsrs = x86_boot_msrs(m.ent, 16);
-	int r = kvm_ioctl(c->fd, KVM_SET_MSRS, &m);
+	enum { MAX_BOOT_MSRS = 16 };
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + MAX_BOOT_MSRS * sizeof(m->entries[0]));
+	if (!m)
+		return err_set(e, -ENOMEM, "out of memory");
+	m->nmsrs = x86_boot_msrs(m->entries, MAX_BOOT_MSRS);
+	int r = kvm_ioctl(c->fd, KVM_SET_MSRS, m);
 	if (r < 0)
-		return err_set(e, r, "KVM_SET_MSRS on vCPU %u: %s", c->index, strerror(-r));
-	if ((unsigned)r != m.hdr.nmsrs)
-		return err_set(e, -EINVAL, "KVM refused MSR 0x%x on vCPU %u", m.ent[r].index, c->index);
-	return 0;
+		r = err_set(e, r, "KVM_SET_MSRS on vCPU %u: %s", c->index, strerror(-r));
+	else if ((unsigned)r != m->nmsrs)
+		r = err_set(e, -EINVAL, "KVM refused MSR 0x%x on vCPU %u", m->entries[r].index, c->index);
+	else
+		r = 0;
+	free(m);
+	return r;
 }
 
 static int set_lapic(struct vcpu *c, struct err *e)
