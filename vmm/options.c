@@ -327,5 +327,6 @@ const char *options_main_usage(void)
 	       "Options:\n"
 	       "  -h, --help  show this help\n"
 	       "\n"
+	       "The guest's serial console is stdin/stdout; on a terminal, Ctrl-A x quits.\n"
 	       "Run 'kvmini run --help' for the options of 'kvmini run'.\n";
 }

@@ -1,0 +1,100 @@
+#!/bin/bash
+# bench-boot.sh [--runs N] [--build DIR] [--timeout S]: boot time of kvmini next to QEMU
+# (-accel kvm, -M microvm and -M pc), same kernel, initrd, 2 vCPUs, 512 MiB, each guest running
+# kvmini.test=basic and powering off. Measures, from process start, the wall time to the
+# guest's KVMINI-INIT-START line and to the process's exit; prints the medians side by side.
+# Runs are interleaved (kvmini, microvm, pc, kvmini, ...). Without a usable /dev/kvm everything
+# runs inside ONE nested boot (tests/nested/nested-run.sh): then the numbers are emulated time,
+# meaningful only as ratios within the same run (KVMINI_FORCE_NESTED=1 forces that route).
+# Not part of make check or CI.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+runs=3 build=${BUILD:-build} tmo=300 inner=0
+orig=("$@")
+while [ $# -gt 0 ]; do
+	case $1 in
+	--runs) runs=$2; shift 2 ;;
+	--build) build=$2; shift 2 ;;
+	--timeout) tmo=$2; shift 2 ;;
+	--inner) inner=1; shift ;;
+	-h | --help) sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "bench-boot: unknown option $1" >&2; exit 2 ;;
+	esac
+done
+cd "$root"
+
+
+if [ "$inner" = 0 ]; then
+	kdir=$(tests/guest/fetch-kernel.sh)
+	initrd=$(realpath -m "$build/guest/initrd.cpio.gz")
+	tests/guest/build-initrd.sh "$initrd"
+	export KVMINI_KERNEL_DIR=$kdir KVMINI_KERNEL=$kdir/vmlinuz KVMINI_INITRD=$initrd
+	if ! why=$(tests/nested/nested-run.sh --check-kvm); then
+		echo "bench-boot: $why: running every boot inside one nested L1 guest (emulated: compare ratios only)" >&2
+		exec tests/nested/nested-run.sh --timeout "${KVMINI_BENCH_TIMEOUT:-$((runs * 3 * 150 + 300))}" -- "$0" --inner "${orig[@]}"
+	fi
+fi
+[ -c /dev/kvm ] || { echo "bench-boot: no /dev/kvm" >&2; exit 1; }
+: "${KVMINI_KERNEL:?}" "${KVMINI_INITRD:?}"
+
+cmdline="console=ttyS0 reboot=k panic=-1 kvmini.test=basic"
+qemu_common=(qemu-system-x86_64 -accel kvm -cpu host -smp 2 -m 512 -nodefaults -no-user-config
+	-nographic -serial stdio -no-reboot -kernel "$KVMINI_KERNEL" -initrd "$KVMINI_INITRD" -append "$cmdline")
+names=()
+declare -A cmd=()
+if [ -x "$build/kvmini" ]; then
+	names+=(kvmini)
+	cmd[kvmini]="$(printf '%q ' "$build/kvmini" run --kernel "$KVMINI_KERNEL" --initrd "$KVMINI_INITRD" \
+		--cmdline "$cmdline" --cpus 2 --mem 512M --no-reboot)"
+else
+	echo "bench-boot: $build/kvmini does not exist (make it first): measuring QEMU only" >&2
+fi
+# microvm: the stock kernel finds no virtio-mmio devices there anyway; it needs the legacy PIC,
+# PIT, RTC and the ISA serial port, and no option ROMs.
+names+=("qemu-microvm" "qemu-pc")
+cmd[qemu-microvm]="$(printf '%q ' "${qemu_common[@]}" -M microvm,x-option-roms=off,rtc=on,pit=on,pic=on,isa-serial=on)"
+cmd[qemu-pc]="$(printf '%q ' "${qemu_common[@]}" -M pc)"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/kvmini-bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+declare -A inits=() exits=() oks=()
+
+# measure NAME RUN: one boot; appends seconds to inits[NAME] / exits[NAME] when it succeeded.
+measure() {
+	local name=$1 r=$2 log=$work/$1.$2.log t0 t1 ti rc
+	t0=$EPOCHREALTIME
+	set +e
+	eval "timeout -k 5 $tmo ${cmd[$name]}" </dev/null 2>&1 | tee "$log" |
+		{ if grep -q KVMINI-INIT-START; then echo "$EPOCHREALTIME" >"$log.init"; fi; cat >/dev/null; }
+	rc=${PIPESTATUS[0]}
+	set -e
+	t1=$EPOCHREALTIME
+	ti=$(cat "$log.init" 2>/dev/null || echo "")
+	if [ "$rc" = 0 ] && [ -n "$ti" ] && grep -q KVMINI-BASIC-DONE "$log"; then
+		inits[$name]+="$(awk -v a="$t0" -v b="$ti" 'BEGIN { printf "%.3f", b - a }') "
+		exits[$name]+="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }') "
+		oks[$name]=$((${oks[$name]:-0} + 1))
+		printf 'bench-boot: %-13s run %d: init %6.2fs  exit %6.2fs\n' "$name" "$r" \
+			"$(awk -v a="$t0" -v b="$ti" 'BEGIN { print b - a }')" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" >&2
+	else
+		echo "bench-boot: $name run $r failed (exit $rc); last lines:" >&2
+		tr -d '\r' <"$log" | tail -n 8 | sed 's/^/    /' >&2
+	fi
+}
+median() { # numbers... -> median, or "-"
+	[ $# -gt 0 ] || { echo "-"; return; }
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.2f", v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+for ((r = 1; r <= runs; r++)); do
+	for n in "${names[@]}"; do measure "$n" "$r"; done
+done
+
+echo
+echo "Boot time, median of $runs run(s), 2 vCPUs, 512 MiB, $(basename "$(dirname "$KVMINI_KERNEL")")${KVMINI_NESTED:+ (nested under TCG: compare ratios only)}"
+printf '%-14s %14s %14s %8s\n' "" "to init (s)" "to exit (s)" "ok"
+for n in "${names[@]}"; do
+	# shellcheck disable=SC2086
+	printf '%-14s %14s %14s %8s\n' "$n" "$(median ${inits[$n]:-})" "$(median ${exits[$n]:-})" "${oks[$n]:-0}/$runs"
+done

@@ -1,0 +1,49 @@
+#!/bin/bash
+# install-deps.sh: installs with apt-get everything kvmini needs to build and test (Debian 12).
+# Idempotent: does nothing when every package is already installed (checked with dpkg-query);
+# runs apt-get update only when a package is not known to apt or the install fails. Runs apt
+# as root, through sudo when not root.
+set -euo pipefail
+
+PACKAGES=(
+	# build
+	build-essential gcc make pkg-config libcmocka-dev libfdt-dev libcap-ng-dev acpica-tools
+	# sanitizers, fuzzing, formatting
+	clang libclang-rt-14-dev clang-format
+	# tests: guests, the nested harness, initramfs, kernel unpacking
+	qemu-system-x86 busybox-static cpio xz-utils zstd kmod util-linux procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	if [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null)" != "ii " ]; then
+		missing+=("$p")
+	fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "install-deps: all ${#PACKAGES[@]} packages are installed"
+	exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+
+as_root=()
+if [ "$(id -u)" != 0 ]; then
+	command -v sudo >/dev/null || { echo "install-deps: not root and no sudo: run this as root" >&2; exit 1; }
+	as_root=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt_get() { "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -y "$@"; }
+
+known=1
+for p in "${missing[@]}"; do
+	apt-cache show --no-all-versions "$p" >/dev/null 2>&1 || { known=0; break; }
+done
+if [ "$known" = 0 ]; then
+	apt_get update
+	apt_get install --no-install-recommends "${missing[@]}"
+elif ! apt_get install --no-install-recommends "${missing[@]}"; then
+	echo "install-deps: install failed; refreshing the package lists and trying again"
+	apt_get update
+	apt_get install --no-install-recommends "${missing[@]}"
+fi
+echo "install-deps: done"

@@ -1,0 +1,179 @@
+# lib.sh: helpers for tests/integration/t_*.sh (sourced). suite.sh exports KVMINI (the command),
+# KVMINI_BUILD, KVMINI_KERNEL (bzImage), KVMINI_VMLINUX (ELF, may be empty), KVMINI_INITRD and
+# KVMINI_TEST_TMP (a scratch directory for this test).
+#
+# Checks never stop a test: each prints "ok: ..." or "FAIL: ... expected ..., saw ...", and
+# kv_finish exits 1 when any failed. A test exits 77 (kv_skip) to be reported as skipped.
+# shellcheck shell=bash disable=SC2034
+
+set -uo pipefail
+
+: "${KVMINI:?KVMINI is not set (run tests through tests/integration/suite.sh)}"
+: "${KVMINI_TEST_TMP:=$(mktemp -d)}"
+T=$KVMINI_TEST_TMP
+# The command line kvmini uses by default, to which tests add kvmini.test=NAME.
+KV_CMDLINE="console=ttyS0 reboot=k panic=-1"
+# Time limit for one guest boot (generous: nested boots run under emulation).
+KV_BOOT_TIMEOUT=${KVMINI_BOOT_TIMEOUT:-300}
+KV_FAILS=0
+KV_LAST=""     # the run that checks refer to (for the output tail on failure)
+KV_SHOWN=""    # runs whose tail has been shown already
+
+# Every run is a background `timeout` process (so that a signal to this test is handled at
+# once): stop them all when the test ends or is stopped.
+KV_PIDS=()
+kv_cleanup() {
+	local p
+	for p in "${KV_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	return 0
+}
+trap kv_cleanup EXIT
+trap 'kv_cleanup; exit 143' TERM HUP
+trap 'kv_cleanup; exit 130' INT
+
+kv_ok() { echo "  ok: $*"; }
+kv_fail() {
+	echo "  FAIL: $*"
+	KV_FAILS=$((KV_FAILS + 1))
+	if [ -n "$KV_LAST" ] && [[ " $KV_SHOWN " != *" $KV_LAST "* ]]; then
+		KV_SHOWN="$KV_SHOWN $KV_LAST"
+		kv_show "$KV_LAST"
+	fi
+}
+kv_skip() { echo "SKIP: $*"; exit 77; }
+kv_finish() {
+	if [ "$KV_FAILS" -gt 0 ]; then
+		echo "$KV_FAILS check(s) failed"
+		exit 1
+	fi
+	exit 0
+}
+
+# kv_show NAME [LINES]: the tail of run NAME's console output and stderr.
+kv_show() {
+	local n=${2:-25}
+	echo "  --- last $n lines of $1's console output ($T/$1.out) ---"
+	tr -d '\r' <"$T/$1.out" 2>/dev/null | tail -n "$n" | sed 's/^/  | /'
+	if [ -s "$T/$1.err" ]; then
+		echo "  --- $1's stderr ---"
+		tail -n 10 "$T/$1.err" | sed 's/^/  | /'
+	fi
+	echo "  ---"
+}
+
+# kv_cmd NAME TIMEOUT COMMAND...: runs COMMAND with stdin from $KV_STDIN (default /dev/null),
+# stdout to $T/NAME.out, stderr to $T/NAME.err. Sets KV_RC (124 on timeout) and KV_SECS.
+kv_cmd() {
+	local name=$1 tmo=$2 start
+	shift 2
+	KV_LAST=$name
+	start=$(date +%s)
+	echo "run $name: $*"
+	timeout -k 5 "$tmo" "$@" <"${KV_STDIN:-/dev/null}" >"$T/$name.out" 2>"$T/$name.err" &
+	KV_PIDS+=($!)
+	wait $!
+	KV_RC=$?
+	KV_SECS=$(($(date +%s) - start))
+	echo "  exit $KV_RC after ${KV_SECS}s"
+	[ "$KV_RC" != 124 ] || echo "  (timed out after ${tmo}s)"
+}
+
+# kv_run NAME TIMEOUT KVMINI-ARGS...: kv_cmd with $KVMINI.
+kv_run() {
+	local name=$1 tmo=$2
+	shift 2
+	kv_cmd "$name" "$tmo" "$KVMINI" "$@"
+}
+
+# kv_start NAME TIMEOUT KVMINI-ARGS...: like kv_run, in the background; sets KV_PID (the
+# `timeout` process: kill it to stop kvmini) and KV_START.
+kv_start() {
+	local name=$1 tmo=$2
+	shift 2
+	KV_LAST=$name
+	echo "start $name: kvmini $*"
+	KV_START=$(date +%s)
+	timeout -k 5 "$tmo" "$KVMINI" "$@" <"${KV_STDIN:-/dev/null}" >"$T/$name.out" 2>"$T/$name.err" &
+	KV_PID=$!
+	KV_PIDS+=("$KV_PID")
+}
+
+# kv_wait_pid PID TIMEOUT: waits for a background run; sets KV_RC (124 when it had to be killed).
+kv_wait_pid() {
+	local pid=$1 end=$(($(date +%s) + $2))
+	while kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt "$end" ]; do sleep 0.2; done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		KV_RC=124
+		echo "  still running after $2s: killed"
+	else
+		wait "$pid"
+		KV_RC=$?
+		echo "  exit $KV_RC"
+	fi
+}
+
+# kv_count NAME STRING: how many lines of NAME's console output contain STRING.
+kv_count() { tr -d '\r' <"$T/$1.out" 2>/dev/null | grep -cF -- "$2"; }
+
+# kv_wait_for NAME STRING TIMEOUT [COUNT [PID]]: waits until STRING appears COUNT times (default
+# 1) in NAME's console output; fails early when PID has exited. Returns 0 when seen.
+kv_wait_for() {
+	local name=$1 s=$2 end=$(($(date +%s) + $3)) count=${4:-1} pid=${5:-}
+	while [ "$(date +%s)" -lt "$end" ]; do
+		[ "$(kv_count "$name" "$s")" -ge "$count" ] && return 0
+		if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+			[ "$(kv_count "$name" "$s")" -ge "$count" ] && return 0
+			return 1
+		fi
+		sleep 0.2
+	done
+	return 1
+}
+
+# kv_field NAME KEY: the value in the first line of NAME's console output that has "KEY=value"
+# (KEY may follow other output on the line, e.g. a prompt with terminal escapes).
+kv_field() { tr -d '\r' <"$T/$1.out" 2>/dev/null | sed -n "s/^.*$2=//p" | head -n 1; }
+
+check_eq() { # WHAT EXPECTED SEEN
+	if [ "$2" = "$3" ]; then kv_ok "$1 = $3"; else kv_fail "$1: expected '$2', saw '$3'"; fi
+}
+check_range() { # WHAT LOW HIGH SEEN (integers)
+	if [[ $4 =~ ^-?[0-9]+$ ]] && [ "$4" -ge "$2" ] && [ "$4" -le "$3" ]; then
+		kv_ok "$1 = $4 (within [$2, $3])"
+	else
+		kv_fail "$1: expected a number within [$2, $3], saw '$4'"
+	fi
+}
+check_rc() { # WHAT EXPECTED-RC
+	if [ "$KV_RC" = "$2" ]; then kv_ok "$1: exit status $KV_RC"; else kv_fail "$1: expected exit status $2, saw $KV_RC"; fi
+}
+check_out() { # NAME STRING: NAME's console output contains STRING
+	if [ "$(kv_count "$1" "$2")" -gt 0 ]; then kv_ok "$1 printed '$2'"; else kv_fail "$1: expected '$2' in the console output, not seen"; fi
+}
+check_no_out() { # NAME STRING: NAME's console output does not contain STRING
+	local n
+	n=$(kv_count "$1" "$2")
+	if [ "$n" -eq 0 ]; then
+		kv_ok "$1: no '$2' lines"
+	else
+		kv_fail "$1: expected no '$2' lines, saw $n:"
+		tr -d '\r' <"$T/$1.out" | grep -F -- "$2" | head -n 10 | sed 's/^/    /'
+	fi
+}
+
+# check_basic NAME CPUS MEM_MIB: the checks on a guest that ran kvmini.test=basic.
+check_basic() {
+	local name=$1 cpus=$2 mem_kb=$(($3 * 1024)) now
+	now=$(date +%s)
+	check_rc "$name" 0
+	check_out "$name" KVMINI-BASIC-DONE
+	check_eq "$name: KVMINI-NPROC" "$cpus" "$(kv_field "$name" KVMINI-NPROC)"
+	check_eq "$name: KVMINI-ONLINE" "$([ "$cpus" -eq 1 ] && echo 0 || echo "0-$((cpus - 1))")" "$(kv_field "$name" KVMINI-ONLINE)"
+	check_range "$name: KVMINI-E820-TOTAL-KB (RAM the kernel found)" $((mem_kb - 4096)) "$mem_kb" "$(kv_field "$name" KVMINI-E820-TOTAL-KB)"
+	check_range "$name: KVMINI-MEMTOTAL-KB" $((mem_kb * 8 / 10)) "$mem_kb" "$(kv_field "$name" KVMINI-MEMTOTAL-KB)"
+	check_range "$name: KVMINI-DATE (guest clock vs host's $now)" $((now - 300)) $((now + 300)) "$(kv_field "$name" KVMINI-DATE)"
+	check_no_out "$name" KVMINI-DMESG-BAD
+	check_out "$name" "reboot: Power down"
+}

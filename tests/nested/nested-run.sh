@@ -1,0 +1,334 @@
+#!/bin/bash
+# nested-run.sh [--timeout S] [--mem MiB] [--cpus N] [--rw DIR]... [--] COMMAND [ARGS...]
+#
+# Runs COMMAND where /dev/kvm exists although this machine has none: inside an L1 guest that QEMU
+# emulates in software (TCG) with an AMD SVM CPU (qemu64,+svm,+npt), so that L1's stock Debian
+# kernel loads kvm-amd. Inside L1, COMMAND runs as root, chrooted into this machine's root
+# filesystem (shared read-only over 9p), in the current directory. Shared read-write at their
+# own paths: the project directory, /tmp and every --rw DIR. tmpfs: /run, /dev/shm, /var/tmp.
+# lo is up; the kvm, kvm-amd, 9p, virtio, loop, ext4, tun, tap, macvtap, veth, bridge, 8021q,
+# vhost and vsock modules are loaded. L1 has no network and HOME is read-only there.
+#
+# Environment inside: CI, HOME, PATH, TERM, LANG and every KVMINI_* variable are passed on;
+# KVMINI_NESTED=1 and TMPDIR=/run are set. COMMAND's stdout and stderr come back together on
+# stdout, live. With a terminal on stdin and stdout, COMMAND gets the terminal (Ctrl-C goes to
+# COMMAND); otherwise its stdin is /dev/null.
+#
+# Exit status: COMMAND's; 124 when --timeout (default 600 s) ran out; 125 when L1 did not start,
+# died before COMMAND finished, or soft-locked (L1's kernel reports "BUG: soft lockup": a vCPU
+# stuck in a guest for good, which QEMU's emulated SVM does now and then; L1 is stopped at once). Defaults: --mem $KVMINI_NESTED_MEM or 4096, --cpus
+# $KVMINI_NESTED_CPUS or the host's CPU count (2..4). The kernel comes from
+# tests/guest/fetch-kernel.sh; L1's initramfs is cached in ~/.cache/kvmini/nested/.
+# KVMINI_NESTED_DEBUG=1 keeps L1's whole console log in /tmp/kvmini-nested-last.log.
+#
+# nested-run.sh --check-kvm: is nesting needed? Exits 0 when this machine's own /dev/kvm can run
+# guests, else 1; prints one line saying why on stdout. Usable means: it opens read-write,
+# answers KVM_GET_API_VERSION with 12, creates a VM, and (when QEMU is installed) QEMU -accel kvm
+# boots the stock kernel through its initcalls within 30 s (some VMs offer a /dev/kvm that creates VMs
+# but hangs real guests). The verdict is cached until the next host boot;
+# KVMINI_FORCE_NESTED=1 answers "not usable" at once.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+project=$(cd "$here/../.." && pwd)
+cache=${KVMINI_CACHE:-$HOME/.cache/kvmini}/nested
+say() { echo "nested-run: $*" >&2; }
+usage() { sed -n '2,3p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}/usage: /' >&2; exit 2; }
+
+tmo=600 check_kvm=0
+mem=${KVMINI_NESTED_MEM:-4096}
+ncpu=$(nproc)
+cpus=${KVMINI_NESTED_CPUS:-$((ncpu < 2 ? 2 : ncpu > 4 ? 4 : ncpu))}
+rw=("$project" /tmp)
+while [ $# -gt 0 ]; do
+	case $1 in
+	--timeout) tmo=$2; shift 2 ;;
+	--mem) mem=$2; shift 2 ;;
+	--cpus) cpus=$2; shift 2 ;;
+	--rw) rw+=("$(realpath "$2")"); shift 2 ;;
+	--check-kvm) check_kvm=1; shift ;;
+	--) shift; break ;;
+	-h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	-*) say "unknown option $1"; usage ;;
+	*) break ;;
+	esac
+done
+
+# --check-kvm ------------------------------------------------------------------------------
+kvm_verdict() {
+	local kdir bootid cache_file log rc
+	if [ -n "${KVMINI_FORCE_NESTED:-}" ]; then echo "KVMINI_FORCE_NESTED is set"; return 1; fi
+	if [ ! -e /dev/kvm ]; then echo "/dev/kvm is missing"; return 1; fi
+	if ! perl -e 'open(my $f, "+<", "/dev/kvm") or exit 1; my $v = ioctl($f, 0xAE00, 0);
+		exit 1 unless defined $v && $v == 12; exit(defined ioctl($f, 0xAE01, 0) ? 0 : 1)' 2>/dev/null; then
+		echo "/dev/kvm ($(stat -c '%A %U:%G' /dev/kvm)) does not open read-write or cannot create a VM"
+		return 1
+	fi
+	command -v qemu-system-x86_64 >/dev/null || { echo "/dev/kvm creates VMs (QEMU is not installed to try a boot)"; return 0; }
+	bootid=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)
+	cache_file=${TMPDIR:-/tmp}/kvmini-kvm-check.$(id -u).$bootid.$(stat -c %i.%Z /dev/kvm)
+	if [ -f "$cache_file" ]; then
+		cat "$cache_file"
+		grep -q '^usable' "$cache_file"
+		return
+	fi
+	kdir=${KVMINI_KERNEL_DIR:-$("$project/tests/guest/fetch-kernel.sh")} || { echo "no kernel to try /dev/kvm with"; return 1; }
+	log=$(mktemp)
+	rc=0
+	timeout -k 5 30 qemu-system-x86_64 -accel kvm -M pc -m 256 -nodefaults -no-user-config -display none \
+		-serial stdio -no-reboot -kernel "$kdir/vmlinuz" -append "console=ttyS0 panic=-1" </dev/null >"$log" 2>&1 || rc=$?
+	# Without an initrd the kernel ends in "VFS: Unable to mount root fs", after all its initcalls.
+	if grep -qE 'Unable to mount root fs|Freeing unused kernel' "$log"; then
+		echo "usable: QEMU -accel kvm booted a kernel on it" >"$cache_file.part"
+	elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+		echo "/dev/kvm creates VMs but a kernel did not boot on it within 30 s (QEMU -accel kvm)" >"$cache_file.part"
+	else
+		echo "/dev/kvm creates VMs but QEMU -accel kvm failed (exit $rc): $(grep 'qemu-system-x86_64:' "$log" | grep -v warning: | head -n 1)" >"$cache_file.part"
+	fi
+	rm -f "$log"
+	mv "$cache_file.part" "$cache_file"
+	cat "$cache_file"
+	grep -q '^usable' "$cache_file"
+}
+if [ "$check_kvm" = 1 ]; then
+	kvm_verdict
+	exit
+fi
+
+[ $# -gt 0 ] || usage
+for v in "$tmo" "$mem" "$cpus"; do
+	[[ $v =~ ^[1-9][0-9]*$ ]] || { say "not a positive number: $v"; exit 2; }
+done
+
+command -v qemu-system-x86_64 >/dev/null || { say "qemu-system-x86_64 is missing: run scripts/install-deps.sh"; exit 125; }
+command -v perl >/dev/null || { say "perl is missing"; exit 125; }
+kdir=${KVMINI_KERNEL_DIR:-$("$project/tests/guest/fetch-kernel.sh")} || { say "no kernel for L1 (tests/guest/fetch-kernel.sh failed)"; exit 125; }
+busybox=${KVMINI_BUSYBOX:-/bin/busybox}
+[ -x "$busybox" ] || { say "$busybox is missing: install busybox-static"; exit 125; }
+
+# Modules for L1, in load order (dependencies first).
+L1_MODULES="irqbypass kvm ccp kvm-amd virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev
+virtio_pci 9pnet 9pnet_virtio netfs fscache 9p loop crc16 crc32c_generic libcrc32c mbcache jbd2 ext4
+tun macvlan tap macvtap veth llc stp bridge garp mrp 8021q vhost_iotlb vhost vhost_net vsock
+vmw_vsock_virtio_transport_common vhost_vsock"
+
+# --- L1's initramfs (cached) ----------------------------------------------------------------
+key=$({
+	sha256sum "${BASH_SOURCE[0]}" "$busybox" | cut -d' ' -f1
+	echo "$kdir"
+	cat "$kdir/version" 2>/dev/null || true
+} | sha256sum | cut -c1-16)
+base_initrd=$cache/l1-$key.cpio.gz
+if [ ! -f "$base_initrd" ]; then
+	mkdir -p "$cache"
+	work=$(mktemp -d "$cache/.build.XXXXXX")
+	r=$work/root
+	mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,host,etc,lib/modules}
+	cp "$busybox" "$r/bin/busybox"
+	order=()
+	for m in $L1_MODULES; do
+		f=$(find "$kdir/modules/kernel" \( -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" \) | head -1)
+		if [ -z "$f" ]; then
+			grep -q "/$m.ko\$" "$kdir/modules/modules.builtin" 2>/dev/null || say "warning: no module $m in $kdir"
+			continue
+		fi
+		case $f in
+		*.xz) xz -dc "$f" >"$r/lib/modules/$m.ko" ;;
+		*.zst) zstd -dcq "$f" >"$r/lib/modules/$m.ko" ;;
+		*) cp "$f" "$r/lib/modules/$m.ko" ;;
+		esac
+		order+=("$m")
+	done
+	echo "${order[*]}" >"$r/lib/modules/order"
+	cat >"$r/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+. /etc/run.conf
+bail() { echo "KVMINI-L1-FAIL-$TOKEN: $*"; echo "KVMINI-L1-EXIT-$TOKEN=125"; poweroff -f; }
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+for m in $(cat /lib/modules/order); do
+	insmod "/lib/modules/$m.ko" 2>/dev/null
+done
+ip link set lo up
+[ -c /dev/kvm ] || bail "no /dev/kvm in L1 (kvm-amd did not load)"
+o=trans=virtio,version=9p2000.L,msize=1048576
+mount -t 9p -o "$o,cache=loose,ro" hostroot /host || bail "cannot mount the host root over 9p"
+mount -t proc proc /host/proc
+mount -t sysfs sysfs /host/sys
+mount -t devtmpfs devtmpfs /host/dev
+mkdir -p /host/dev/pts /host/dev/shm
+mount -t devpts devpts /host/dev/pts
+ln -sf /proc/self/fd /host/dev/fd
+ln -sf /proc/self/fd/0 /host/dev/stdin
+ln -sf /proc/self/fd/1 /host/dev/stdout
+ln -sf /proc/self/fd/2 /host/dev/stderr
+mount -t tmpfs shm /host/dev/shm
+mount -t tmpfs run /host/run
+mount -t tmpfs vartmp /host/var/tmp 2>/dev/null
+i=0
+while read -r path; do
+	mount -t 9p -o "$o,cache=none" "rw$i" "/host$path" || bail "cannot mount $path over 9p"
+	i=$((i + 1))
+done </etc/rwlist
+cp /etc/cmd /host/run/.kvmini-nested-cmd
+echo "KVMINI-L1-READY-$TOKEN"
+if [ "$INTERACTIVE" = 1 ]; then
+	chroot /host /bin/bash /run/.kvmini-nested-cmd
+else
+	chroot /host /bin/bash /run/.kvmini-nested-cmd </dev/null
+fi
+echo "KVMINI-L1-EXIT-$TOKEN=$?"
+poweroff -f
+INIT
+	chmod 755 "$r/init"
+	(cd "$r" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -1 >"$work/l1.cpio.gz")
+	mv "$work/l1.cpio.gz" "$base_initrd"
+	rm -rf "$work"
+fi
+
+# --- this run: an extra cpio with the command, the shares and a token -----------------------
+run=$(mktemp -d "${TMPDIR:-/tmp}/kvmini-nested.XXXXXX")
+qpid=
+# shellcheck disable=SC2317
+cleanup() {
+	local p
+	p=$(cat "$run/qemu.pid" 2>/dev/null) || p=
+	if [ -n "$qpid" ] && [ -n "$p" ] && [ "$(cat "/proc/$p/comm" 2>/dev/null)" = qemu-system-x86 ]; then
+		kill "$p" 2>/dev/null || true
+	fi
+	rm -rf "$run"
+}
+trap cleanup EXIT
+trap 'say "interrupted"; exit 130' INT
+trap 'say "terminated"; exit 143' TERM HUP
+token=$$x$RANDOM$RANDOM
+interactive=0
+[ -t 0 ] && [ -t 1 ] && interactive=1
+mkdir -p "$run/x/etc"
+{
+	printf 'cd %q || exit 125\n' "$PWD"
+	printf 'export TMPDIR=/run KVMINI_NESTED=1\n'
+	for v in CI HOME PATH TERM LANG $(compgen -e | grep '^KVMINI_' || true); do
+		[ -n "${!v+x}" ] && [ "$v" != KVMINI_NESTED ] && printf 'export %s=%q\n' "$v" "${!v}"
+	done
+	if [ "$interactive" = 1 ] && size=$(stty size 2>/dev/null); then
+		printf 'stty rows %d cols %d 2>/dev/null\n' "${size% *}" "${size#* }"
+	fi
+	printf 'exec'
+	printf ' %q' "$@"
+	printf '\n'
+} >"$run/x/etc/cmd"
+printf 'TOKEN=%s\nINTERACTIVE=%s\n' "$token" "$interactive" >"$run/x/etc/run.conf"
+shares=()
+i=0
+: >"$run/x/etc/rwlist"
+declare -A seen=()
+for d in "${rw[@]}"; do
+	if [ ! -d "$d" ] || [ -n "${seen[$d]:-}" ]; then continue; fi
+	seen[$d]=1
+	echo "$d" >>"$run/x/etc/rwlist"
+	shares+=(-virtfs "local,path=$d,mount_tag=rw$i,security_model=passthrough,multidevs=remap")
+	i=$((i + 1))
+done
+(cd "$run/x" && find . | cpio -o -H newc -R 0:0 --quiet | gzip -1 >"$run/extra.cpio.gz")
+cat "$base_initrd" "$run/extra.cpio.gz" >"$run/initrd.cpio.gz"
+
+if [ "$interactive" = 1 ]; then
+	serial=(-chardev "stdio,id=con,signal=off" -serial chardev:con)
+else
+	serial=(-chardev "stdio,id=con" -serial chardev:con)
+fi
+
+# The console carries firmware noise before the READY marker and \r\n line ends: pass on what
+# lies between READY and EXIT, live (partial lines too), without \r; keep the rest for errors.
+# shellcheck disable=SC2016
+filter='
+use strict; my ($tok, $rcfile, $logfile, $pidfile, $lockfile) = @ARGV; $| = 1;
+open(my $log, ">", $logfile) or die; my $logged = 0;
+my ($ready, $exit) = ("KVMINI-L1-READY-$tok\n", "KVMINI-L1-EXIT-$tok=");
+my ($started, $done, $buf, $chunk, $scan) = (0, 0, "", "", "");
+while (sysread(STDIN, $chunk, 65536)) {
+  next if $done;
+  $chunk =~ tr/\r//d; $buf .= $chunk; $scan .= $chunk;
+  # L1 kernel: "watchdog: BUG: soft lockup - CPU#1 stuck for 26s!": a vCPU of L1 is stuck in
+  # an L2 guest for good (a flake of the emulated SVM); this L1 boot is lost, stop it now.
+  while ($scan =~ s/^([^\n]*)\n//) {
+    my $line = $1;
+    next unless $line =~ /^\[\s*[\d.]+\] watchdog: BUG: soft lockup - CPU#\d+ stuck/;
+    if (open(my $l, ">", $lockfile)) { print $l "$line\n"; close $l; }
+    if (open(my $p, "<", $pidfile)) { my $pid = <$p>; kill("TERM", $1) if $pid =~ /(\d+)/; }
+  }
+  $scan = substr($scan, -4096) if length($scan) > 65536;
+  if (!$started) {
+    my $i = index($buf, $ready);
+    if ($i < 0) {
+      my $keep = length($buf) > 200 ? substr($buf, -200) : $buf;
+      my $drop = substr($buf, 0, length($buf) - length($keep));
+      if ($logged < (1 << 20)) { print $log $drop; $logged += length $drop; }
+      $buf = $keep; next;
+    }
+    print $log substr($buf, 0, $i); $buf = substr($buf, $i + length $ready); $started = 1;
+    print $log "(L1 ready)\n"; close $log;
+  }
+  my $i = index($buf, $exit);
+  if ($i >= 0) {
+    print substr($buf, 0, $i);
+    if (substr($buf, $i + length $exit) =~ /^(\d+)\n/) {
+      open(my $f, ">", $rcfile) or die; print $f "$1\n"; close $f; $done = 1; next;
+    }
+    $buf = substr($buf, $i); next;
+  }
+  # hold back a tail that may be the start of the EXIT marker
+  my $hold = 0;
+  for my $n (reverse 1 .. (length($exit) < length($buf) ? length($exit) : length($buf))) {
+    if (substr($buf, -$n) eq substr($exit, 0, $n)) { $hold = $n; last; }
+  }
+  print substr($buf, 0, length($buf) - $hold); $buf = substr($buf, length($buf) - $hold);
+}
+print $buf if $started && !$done;
+'
+
+rcfile=$run/rc
+l1log=$run/l1.log
+exec 3<&0
+set +e
+(
+	timeout --foreground -k 10 "$tmo" qemu-system-x86_64 -M q35 -accel "${KVMINI_NESTED_ACCEL:-tcg,thread=multi}" \
+		-cpu qemu64,+svm,+npt -smp "$cpus" -m "$mem" \
+		-kernel "$kdir/vmlinuz" -initrd "$run/initrd.cpio.gz" \
+		-append "console=ttyS0 quiet loglevel=1 panic=-1 ${KVMINI_L1_EXTRA_CMDLINE:-}" \
+		-virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap \
+		"${shares[@]}" -nodefaults -no-user-config -display none -no-reboot \
+		"${serial[@]}" -pidfile "$run/qemu.pid" <&3 2>"$run/qemu.err"
+	echo $? >"$run/qemu.rc"
+) | perl -e "$filter" "$token" "$rcfile" "$l1log" "$run/qemu.pid" "$run/softlockup" &
+qpid=$!
+wait "$qpid"
+set -e
+exec 3<&-
+qrc=$(cat "$run/qemu.rc" 2>/dev/null || echo 125)
+if [ -n "${KVMINI_NESTED_DEBUG:-}" ]; then cp "$l1log" /tmp/kvmini-nested-last.log 2>/dev/null || true; fi
+if [ -f "$rcfile" ]; then
+	exit "$(cat "$rcfile")"
+fi
+if [ -f "$run/softlockup" ]; then
+	say "L1 soft-locked ($(cat "$run/softlockup")): one of its vCPUs is stuck inside a guest, a known flake of QEMU's emulated SVM; this L1 boot was stopped"
+	exit 125
+fi
+if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
+	say "timed out after ${tmo}s"
+	exit 124
+fi
+if grep -q "KVMINI-L1-FAIL-$token" "$l1log" 2>/dev/null; then
+	say "L1 could not run the command: $(sed -n "s/.*KVMINI-L1-FAIL-$token: //p" "$l1log" | head -1)"
+elif grep -q '(L1 ready)' "$l1log" 2>/dev/null; then
+	say "L1 stopped before the command finished (qemu exit $qrc)"
+else
+	say "L1 did not start (qemu exit $qrc); last console lines and qemu's stderr:"
+	tail -n 15 "$l1log" >&2 2>/dev/null || true
+	tail -n 5 "$run/qemu.err" >&2 2>/dev/null || true
+fi
+exit 125
