@@ -24,7 +24,6 @@ cannot() {
 	exit 0
 }
 
-
 prepare() {
 	local kdir
 	kdir=$("$root/tests/guest/fetch-kernel.sh") || cannot "could not fetch the guest kernel (tests/guest/fetch-kernel.sh failed; it needs apt and network once)"

@@ -7,7 +7,9 @@
 # (default 300). Exports KVMINI, KVMINI_BUILD, KVMINI_KERNEL, KVMINI_VMLINUX (may be empty),
 # KVMINI_INITRD (fetched/built here unless already set) and KVMINI_TEST_TMP (a fresh directory
 # per test). Exit status 77 from a test means skipped (a failure when CI=true). Logs go to
-# BUILD_DIR/itest-logs/. Prints PASS/FAIL/SKIP per test and ends with
+# BUILD_DIR/itest-logs/. Inside the nested harness (KVMINI_NESTED=1) a failed test is run once
+# more (KVMINI_TEST_RETRIES, default 1 there, 0 elsewhere): the emulated SVM now and then hangs
+# or resets a guest by itself. The failed attempt is printed as a RETRY line and its logs kept. Prints PASS/FAIL/SKIP per test and ends with
 #   integration: N passed, N failed
 set -uo pipefail
 
@@ -43,39 +45,62 @@ else
 fi
 
 echo "integration: kvmini=$KVMINI kernel=$KVMINI_KERNEL vmlinux=${KVMINI_VMLINUX:-none} initrd=$KVMINI_INITRD${KVMINI_NESTED:+ (nested: inside an emulated L1 host)}"
-pass=0 fail=0 skip=0 tpid=
+pass=0 fail=0 skip=0 tpid='' rc=0
+# Nested (emulated) runs retry a failed test once by default; KVMINI_TEST_RETRIES overrides.
+retries=${KVMINI_TEST_RETRIES:-$([ -n "${KVMINI_NESTED:-}" ] && echo 1 || echo 0)}
 # A signal stops the running test too (its `timeout` passes it on to the test's processes).
 trap '[ -z "$tpid" ] || kill "$tpid" 2>/dev/null; echo "integration: interrupted"; exit 130' INT
 trap '[ -z "$tpid" ] || kill "$tpid" 2>/dev/null; echo "integration: terminated"; exit 143' TERM HUP
-for t in "${tests[@]}"; do
-	name=$(basename "$t" .sh)
-	budget=$(sed -n 's/^# timeout: *\([0-9][0-9]*\).*/\1/p' "$t" 2>/dev/null | head -n 1)
-	budget=${budget:-300}
-	log=$logs/$name.log
-	KVMINI_TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/kvmini-$name.XXXXXX")
+# run_test T LOG BUDGET: one attempt; sets rc.
+run_test() {
+	KVMINI_TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/kvmini-$(basename "$1" .sh).XXXXXX")
 	export KVMINI_TEST_TMP
-	start=$(date +%s)
-	if [ -f "$t" ]; then
-		timeout -k 10 "$budget" bash "$t" >"$log" 2>&1 &
+	if [ -f "$1" ]; then
+		timeout -k 10 "$3" bash "$1" >"$2" 2>&1 &
 		tpid=$!
 		wait "$tpid"
 		rc=$?
 		tpid=
 	else
-		echo "no such test: $t" >"$log"
+		echo "no such test: $1" >"$2"
 		rc=1
 	fi
+	[ "$rc" != 124 ] || echo "TIMEOUT: ran past its budget of ${3}s" >>"$2"
+}
+keep_outputs() { # DIR: keep the guests' console output and stderr of the attempt that just ran
+	mkdir -p "$1" && find "$KVMINI_TEST_TMP" -maxdepth 1 \( -name '*.out' -o -name '*.err' \) -exec cp {} "$1/" \; 2>/dev/null
+}
+
+for t in "${tests[@]}"; do
+	name=$(basename "$t" .sh)
+	budget=$(sed -n 's/^# timeout: *\([0-9][0-9]*\).*/\1/p' "$t" 2>/dev/null | head -n 1)
+	budget=${budget:-300}
+	log=$logs/$name.log
+	start=$(date +%s)
+	attempt=1
+	run_test "$t" "$log" "$budget"
+	while [ "$rc" != 0 ] && [ "$rc" != 77 ] && [ "$attempt" -le "$retries" ]; do
+		# Under emulation (nested) a guest now and then hangs or resets for reasons of the
+		# emulator's own; the failed attempt is reported below with the verdict either way.
+		mv "$log" "$logs/$name.attempt$attempt.log"
+		keep_outputs "$logs/$name.attempt$attempt"
+		rm -rf "$KVMINI_TEST_TMP"
+		echo "RETRY $name: attempt $attempt failed (exit $rc): $(grep -m 3 -E '^ *(FAIL|TIMEOUT)' "$logs/$name.attempt$attempt.log" | sed 's/^ *//' | tr '\n' ' ')(log: $logs/$name.attempt$attempt.log)"
+		attempt=$((attempt + 1))
+		run_test "$t" "$log" "$budget"
+	done
 	secs=$(($(date +%s) - start))
-	[ "$rc" != 124 ] || echo "TIMEOUT: $name ran past its budget of ${budget}s" >>"$log"
 	if [ "$rc" = 0 ]; then
-		echo "PASS $name (${secs}s)"
+		note=""
+		[ "$attempt" = 1 ] || note=", on attempt $attempt"
+		echo "PASS $name (${secs}s$note)"
 		pass=$((pass + 1))
 	elif [ "$rc" = 77 ] && [ "${CI:-}" != true ]; then
 		echo "SKIP $name: $(sed -n 's/^SKIP: //p' "$log" | tail -n 1)"
 		skip=$((skip + 1))
 	else
 		[ "$rc" = 77 ] && echo "(skipped, which counts as a failure when CI=true)" >>"$log"
-		mkdir -p "$logs/$name" && find "$KVMINI_TEST_TMP" -maxdepth 1 \( -name '*.out' -o -name '*.err' \) -exec cp {} "$logs/$name/" \; 2>/dev/null
+		keep_outputs "$logs/$name"
 		echo "FAIL $name (exit $rc, ${secs}s); guest output kept in $logs/$name/; last lines of $log:"
 		tail -n 60 "$log" | sed 's/^/    /'
 		fail=$((fail + 1))
