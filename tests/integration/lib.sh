@@ -13,8 +13,10 @@ set -uo pipefail
 T=$KVMINI_TEST_TMP
 # The command line kvmini uses by default, to which tests add kvmini.test=NAME.
 KV_CMDLINE="console=ttyS0 reboot=k panic=-1"
-# Time limit for one guest boot (generous: nested boots run under emulation).
-KV_BOOT_TIMEOUT=${KVMINI_BOOT_TIMEOUT:-300}
+# Time limit for one guest boot: about 1-2 s with a real KVM, 15-30 s nested (under emulation).
+KV_BOOT_TIMEOUT=${KVMINI_BOOT_TIMEOUT:-150}
+# kv_wait_for gives up when a guest's console has been silent this long while it waits.
+KV_STALL=${KVMINI_STALL_TIMEOUT:-60}
 KV_FAILS=0
 KV_LAST=""     # the run that checks refer to (for the output tail on failure)
 KV_SHOWN=""    # runs whose tail has been shown already
@@ -118,17 +120,28 @@ kv_wait_pid() {
 kv_count() { tr -d '\r' <"$T/$1.out" 2>/dev/null | grep -cF -- "$2"; }
 
 # kv_wait_for NAME STRING TIMEOUT [COUNT [PID]]: waits until STRING appears COUNT times (default
-# 1) in NAME's console output; fails early when PID has exited. Returns 0 when seen.
+# 1) in NAME's console output; fails early when PID has exited or the console stayed silent for
+# $KV_STALL seconds (a hung guest). Returns 0 when seen.
 kv_wait_for() {
-	local name=$1 s=$2 end=$(($(date +%s) + $3)) count=${4:-1} pid=${5:-}
-	while [ "$(date +%s)" -lt "$end" ]; do
+	local name=$1 s=$2 now end=$(($(date +%s) + $3)) count=${4:-1} pid=${5:-} size last_size=-1 last_change
+	last_change=$(date +%s)
+	while now=$(date +%s) && [ "$now" -lt "$end" ]; do
 		[ "$(kv_count "$name" "$s")" -ge "$count" ] && return 0
 		if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
 			[ "$(kv_count "$name" "$s")" -ge "$count" ] && return 0
+			echo "  (kvmini exited while waiting for '$s')"
+			return 1
+		fi
+		size=$(stat -c %s "$T/$name.out" 2>/dev/null || echo 0)
+		if [ "$size" != "$last_size" ]; then
+			last_size=$size last_change=$now
+		elif [ $((now - last_change)) -ge "$KV_STALL" ]; then
+			echo "  (no console output for ${KV_STALL}s while waiting for '$s': the guest seems hung)"
 			return 1
 		fi
 		sleep 0.2
 	done
+	echo "  (gave up waiting for '$s' after $3s)"
 	return 1
 }
 
