@@ -12,7 +12,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CPPFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE -I. -Iinclude $(CPPFLAGS)
 LIBS := -lpthread
 
-LIB_SRCS := $(sort $(wildcard common/*.c vmm/*.c vmm/boot/*.c devices/*.c))
+LIB_SRCS := $(sort $(wildcard common/*.c vmm/*.c vmm/boot/*.c devices/*.c devices/disk/*.c virtio/*.c net/*.c))
 LIB_SRCS := $(filter-out vmm/main.c,$(LIB_SRCS))
 ASM_SRCS := vmm/boot/dsdt_blob.S
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
@@ -38,9 +38,10 @@ ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/itests/%,$(ITEST_SRCS))
 .PHONY: all test check unit-plain unit-asan format clean install-deps
 all: $(BUILD)/kvmini $(BUILD)/libkvmini.a $(BUILD)/libkvmini.so $(ITEST_BINS)
 
-$(DSDT_AML): vmm/boot/dsdt.asl vmm/layout.h
+$(DSDT_AML): vmm/boot/dsdt.asl vmm/layout.h scripts/gen-prt.sh
 	@mkdir -p $(dir $@)
-	iasl -vs -p $(basename $@) $< >$(basename $@).log 2>&1 || { cat $(basename $@).log; exit 1; }
+	scripts/gen-prt.sh vmm/layout.h >$(dir $@)prt.asl
+	iasl -vs -I $(dir $@) -p $(basename $@) $< >$(basename $@).log 2>&1 || { cat $(basename $@).log; exit 1; }
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

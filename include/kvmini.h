@@ -19,6 +19,28 @@ extern "C" {
 #define KVMINI_MAX_CPUS 64
 #define KVMINI_MIN_MEM	(64ULL << 20)
 
+#define KVMINI_MAX_DISKS       16
+#define KVMINI_DISK_PATH_MAX   4096 /* bytes of kvmini_disk.path, with the terminating NUL */
+#define KVMINI_DISK_SERIAL_MAX 20   /* bytes of a disk serial (the virtio-blk ID) */
+
+enum kvmini_disk_format {
+	KVMINI_DISK_FORMAT_AUTO = 0, /* probe the image's first bytes */
+	KVMINI_DISK_FORMAT_RAW,
+	KVMINI_DISK_FORMAT_QCOW2, /* not supported yet: kvmini_vm_create() fails */
+};
+
+/*
+ * One virtio-blk disk. The strings are stored in the struct itself, so a
+ * config can be copied freely and owns everything it names.
+ */
+struct kvmini_disk {
+	char path[KVMINI_DISK_PATH_MAX]; /* image file or block device; must not be empty */
+	enum kvmini_disk_format format;
+	bool readonly;				 /* open read-only; the guest sees a read-only disk */
+	bool cache_none;			 /* O_DIRECT: bypass the host page cache */
+	char serial[KVMINI_DISK_SERIAL_MAX + 1]; /* "" for none */
+};
+
 struct kvmini_config {
 	const char *kernel_path; /* bzImage, or an ELF vmlinux with a PVH note */
 	const char *initrd_path; /* optional */
@@ -28,6 +50,9 @@ struct kvmini_config {
 	bool no_reboot;		 /* a guest reboot ends the VM instead of restarting it */
 	int console_out_fd;	 /* guest serial output goes here; -1 discards it */
 	const char *kvm_device;	 /* NULL: "/dev/kvm" */
+	/* Disks in guest order (vda, vdb, ...): the first ndisks entries are used. */
+	struct kvmini_disk disks[KVMINI_MAX_DISKS];
+	unsigned ndisks;
 };
 
 #define KVMINI_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1"
@@ -47,7 +72,8 @@ struct kvmini_vm;
 void kvmini_config_init(struct kvmini_config *cfg);
 
 /*
- * Creates the VM: opens KVM, maps memory, loads the kernel and initrd. Returns 0
+ * Creates the VM: opens the disk images (and keeps them open, locked, until
+ * kvmini_vm_destroy()), opens KVM, maps memory, loads the kernel and initrd. Returns 0
  * or a negative errno; on failure, err (errlen bytes) receives one line naming
  * the problem.
  */

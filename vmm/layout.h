@@ -30,6 +30,13 @@
 #define LAYOUT_KVM_IDENTITY_MAP 0xfeffc000ULL  /* KVM_SET_IDENTITY_MAP_ADDR (VMX only, 1 page) */
 #define LAYOUT_KVM_TSS		0xfeffd000ULL  /* KVM_SET_TSS_ADDR (VMX only, 3 pages) */
 #define LAYOUT_4G		0x100000000ULL /* RAM beyond the hole continues here */
+/*
+ * The 64-bit PCI window (64-bit BARs) starts at the first 1 GiB boundary at or
+ * above the end of RAM above 4 GiB (at 4 GiB when RAM ends below it), so it
+ * depends on the RAM size: vm.c computes it, acpi.c patches it into the DSDT.
+ */
+#define LAYOUT_PCI_MMIO64_ALIGN 0x40000000ULL	/* 1 GiB */
+#define LAYOUT_PCI_MMIO64_SIZE	0x1000000000ULL /* 64 GiB */
 
 /* ---- I/O ports ---- */
 #define PORT_I8042_DATA	       0x60
@@ -56,6 +63,13 @@
 #define IRQ_ACPI_SCI	9
 #define IRQ_I8042_AUX	12
 #define IOAPIC_NUM_PINS 24
+/*
+ * PCI INTx: pin p (0 = INTA#) of slot s raises GSI IRQ_PCI_INTX_BASE + (s + p) %
+ * IRQ_PCI_INTX_COUNT, level-triggered, active low (the DSDT's _PRT, generated
+ * by scripts/gen-prt.sh from these two values; pci_host_intx_gsi() computes the same).
+ */
+#define IRQ_PCI_INTX_BASE  16
+#define IRQ_PCI_INTX_COUNT 8
 
 /* ACPI sleep type written to PM1a_CNT.SLP_TYP for S5 (must match \_S5 in the DSDT). */
 #define ACPI_S5_SLP_TYP 5

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "devices/disk/disk.h"
 #include "devices/serial.h"
 #include "vmm/vm.h"
 
@@ -27,6 +28,9 @@ struct kvmini_vm {
 	char *kernel_path, *initrd_path, *cmdline, *kvm_device;
 	uint8_t *kernel, *initrd;
 	size_t kernel_len, initrd_len;
+	/* Opened once, kept open (and locked) across guest reboots. */
+	struct disk *disks[KVMINI_MAX_DISKS];
+	unsigned ndisks;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* exit set, machine swapped, or console room */
@@ -149,6 +153,8 @@ static int build_machine(struct kvmini_vm *k, struct vm **out, struct err *e)
 	    .console_tx = console_tx,
 	    .console_rx_space = console_rx_space,
 	    .console_opaque = k,
+	    .disks = k->disks,
+	    .ndisks = k->ndisks,
 	    .on_stop = machine_stopped,
 	    .on_stop_opaque = k,
 	};
@@ -230,6 +236,52 @@ static int check_config(const struct kvmini_config *cfg, struct err *e)
 			       (unsigned long long)(cfg->mem_bytes >> 10), KVMINI_MIN_MEM >> 20);
 	if (cfg->mem_bytes % 4096)
 		return err_set(e, -EINVAL, "mem must be a multiple of 4 KiB");
+	if (cfg->ndisks > KVMINI_MAX_DISKS)
+		return err_set(e, -EINVAL, "at most %d disks, not %u", KVMINI_MAX_DISKS, cfg->ndisks);
+	for (unsigned i = 0; i < cfg->ndisks; i++) {
+		const struct kvmini_disk *d = &cfg->disks[i];
+		if (!d->path[0] || !memchr(d->path, '\0', sizeof(d->path)))
+			return err_set(e, -EINVAL, "disk %u: no path, or one without its terminating NUL", i);
+		if (!memchr(d->serial, '\0', sizeof(d->serial)))
+			return err_set(e, -EINVAL, "%s: serial longer than %d bytes", d->path,
+				       KVMINI_DISK_SERIAL_MAX);
+		if (d->format > KVMINI_DISK_FORMAT_QCOW2)
+			return err_set(e, -EINVAL, "%s: invalid format %d", d->path, (int)d->format);
+	}
+	return 0;
+}
+
+_Static_assert(KVMINI_DISK_SERIAL_MAX == DISK_SERIAL_MAX, "disk serial lengths differ");
+_Static_assert(KVMINI_DISK_PATH_MAX <= sizeof(((struct disk *)0)->path), "disk path lengths differ");
+
+static int open_disks(struct kvmini_vm *k, const struct kvmini_config *cfg, struct err *e)
+{
+	for (unsigned i = 0; i < cfg->ndisks; i++) {
+		const struct kvmini_disk *d = &cfg->disks[i];
+		struct disk_config dc = {
+		    .path = d->path,
+		    .format = d->format == KVMINI_DISK_FORMAT_RAW     ? DISK_FORMAT_RAW
+			      : d->format == KVMINI_DISK_FORMAT_QCOW2 ? DISK_FORMAT_QCOW2
+								      : DISK_FORMAT_AUTO,
+		    .readonly = d->readonly,
+		    .cache = d->cache_none ? DISK_CACHE_NONE : DISK_CACHE_WRITEBACK,
+		    .serial = d->serial[0] ? d->serial : NULL,
+		};
+		struct err de = {{0}};
+		int r = disk_open(&dc, &k->disks[i], &de);
+		if (r == -EBUSY) {
+			/* The lock that stopped us may be our own: one image given twice. */
+			struct stat a, b;
+			for (unsigned j = 0; j < i; j++)
+				if (!stat(d->path, &a) && !stat(cfg->disks[j].path, &b) &&
+				    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+					return err_set(e, r, "%s: given twice (vd%c and vd%c)", d->path,
+						       'a' + j, 'a' + i);
+		}
+		if (r)
+			return err_set(e, r, "%s", err_msg(&de));
+		k->ndisks = i + 1;
+	}
 	return 0;
 }
 
@@ -264,6 +316,8 @@ int kvmini_vm_create(const struct kvmini_config *cfg, struct kvmini_vm **out, ch
 	if ((r = read_file("kernel", k->kernel_path, &k->kernel, &k->kernel_len, &e)))
 		goto fail;
 	if (k->initrd_path && (r = read_file("initrd", k->initrd_path, &k->initrd, &k->initrd_len, &e)))
+		goto fail;
+	if ((r = open_disks(k, cfg, &e)))
 		goto fail;
 	if ((r = build_machine(k, &k->vm, &e)))
 		goto fail;
@@ -391,6 +445,9 @@ void kvmini_vm_destroy(struct kvmini_vm *k)
 		pthread_join(k->supervisor, NULL);
 	}
 	vm_destroy(k->vm);
+	/* After the machine: its devices may use the disks until vm_destroy() returns. */
+	for (unsigned i = 0; i < k->ndisks; i++)
+		disk_close(k->disks[i]);
 	if (k->stopped_fd >= 0)
 		close(k->stopped_fd);
 	free(k->kernel_path);

@@ -24,6 +24,7 @@ enum opt_id {
 	OPT_MEM,
 	OPT_NO_REBOOT,
 	OPT_KVM_DEVICE,
+	OPT_DISK,
 	OPT_HELP,
 	OPT_COUNT,
 };
@@ -42,6 +43,7 @@ static const struct opt_desc opts[] = {
     {"mem", OPT_MEM, true},
     {"no-reboot", OPT_NO_REBOOT, false},
     {"kvm-device", OPT_KVM_DEVICE, true},
+    {"disk", OPT_DISK, true},
     {"help", OPT_HELP, false},
 };
 
@@ -130,6 +132,113 @@ static uint64_t host_ram_bytes(void)
 	return (uint64_t)pages * (uint64_t)psize;
 }
 
+/* The keys of --disk. */
+enum disk_key { DK_PATH, DK_FORMAT, DK_READONLY, DK_CACHE, DK_SERIAL, DK_COUNT };
+static const char *const disk_keys[DK_COUNT] = {"path", "format", "readonly", "cache", "serial"};
+
+static int disk_value(struct kvmini_disk *d, enum disk_key k, const char *v, size_t len, struct err *e)
+{
+	switch (k) {
+	case DK_PATH:
+		if (len >= sizeof(d->path))
+			return err_set(e, -EINVAL, "--disk: path is longer than %zu bytes",
+				       sizeof(d->path) - 1);
+		memcpy(d->path, v, len + 1);
+		return 0;
+	case DK_FORMAT:
+		if (!strcmp(v, "raw"))
+			d->format = KVMINI_DISK_FORMAT_RAW;
+		else if (!strcmp(v, "qcow2"))
+			d->format = KVMINI_DISK_FORMAT_QCOW2;
+		else
+			return err_set(e, -EINVAL, "--disk: invalid format '%s': expected raw or qcow2", v);
+		return 0;
+	case DK_READONLY:
+		if (strcmp(v, "on") && strcmp(v, "off"))
+			return err_set(e, -EINVAL, "--disk: invalid readonly '%s': expected on or off", v);
+		d->readonly = !strcmp(v, "on");
+		return 0;
+	case DK_CACHE:
+		if (strcmp(v, "none") && strcmp(v, "writeback"))
+			return err_set(e, -EINVAL, "--disk: invalid cache '%s': expected none or writeback",
+				       v);
+		d->cache_none = !strcmp(v, "none");
+		return 0;
+	case DK_SERIAL:
+		for (size_t i = 0; i < len; i++)
+			if (v[i] < 0x20 || v[i] > 0x7e)
+				return err_set(
+				    e, -EINVAL,
+				    "--disk: invalid serial: only printable ASCII characters are allowed");
+		if (len > KVMINI_DISK_SERIAL_MAX)
+			return err_set(e, -EINVAL, "--disk: invalid serial '%s': longer than %d bytes", v,
+				       KVMINI_DISK_SERIAL_MAX);
+		memcpy(d->serial, v, len + 1);
+		return 0;
+	case DK_COUNT:
+		break;
+	}
+	return 0;
+}
+
+/*
+ * "path=PATH[,key=value]...": values up to the next lone ',' with ",," for a
+ * literal comma, as in QEMU. The values are copied into the config, which
+ * therefore owns them.
+ */
+static int parse_disk(struct kvmini_config *cfg, const char *spec, struct err *e)
+{
+	if (cfg->ndisks >= KVMINI_MAX_DISKS)
+		return err_set(e, -EINVAL, "too many --disk options: at most %d", KVMINI_MAX_DISKS);
+	if (!*spec)
+		return err_set(e, -EINVAL, "--disk: empty value (expected path=PATH[,key=value...])");
+	struct kvmini_disk *d = &cfg->disks[cfg->ndisks];
+	memset(d, 0, sizeof(*d));
+	bool seen[DK_COUNT] = {false};
+	char val[KVMINI_DISK_PATH_MAX + 1];
+	for (const char *p = spec;;) {
+		size_t klen = strcspn(p, "=,");
+		if (p[klen] != '=') {
+			if (!klen)
+				return err_set(e, -EINVAL, "--disk: empty item (a stray ',')");
+			return err_set(e, -EINVAL, "--disk: '%.*s' is not key=value", (int)klen, p);
+		}
+		if (!klen)
+			return err_set(e, -EINVAL, "--disk: '=' without a key");
+		enum disk_key k = DK_COUNT;
+		for (int i = 0; i < DK_COUNT; i++)
+			if (strlen(disk_keys[i]) == klen && !memcmp(disk_keys[i], p, klen))
+				k = (enum disk_key)i;
+		if (k == DK_COUNT)
+			return err_set(
+			    e, -EINVAL,
+			    "--disk: unknown key '%.*s' (expected path, format, readonly, cache or "
+			    "serial)",
+			    (int)klen, p);
+		if (seen[k])
+			return err_set(e, -EINVAL, "--disk: key '%s' given more than once", disk_keys[k]);
+		seen[k] = true;
+		p += klen + 1;
+		size_t n = 0;
+		for (; *p && (*p != ',' || p[1] == ','); p += *p == ',' ? 2 : 1)
+			if (n < sizeof(val) - 1)
+				val[n++] = *p;
+		val[n] = '\0';
+		if (!n)
+			return err_set(e, -EINVAL, "--disk: key '%s' has an empty value", disk_keys[k]);
+		int r = disk_value(d, k, val, n, e);
+		if (r)
+			return r;
+		if (!*p)
+			break;
+		p++; /* the separating ',' */
+	}
+	if (!seen[DK_PATH])
+		return err_set(e, -EINVAL, "--disk: missing path=PATH");
+	cfg->ndisks++;
+	return 0;
+}
+
 static int set_value(struct kvmini_config *cfg, enum opt_id id, const char *opt, const char *val,
 		     struct err *e)
 {
@@ -149,6 +258,8 @@ static int set_value(struct kvmini_config *cfg, enum opt_id id, const char *opt,
 	case OPT_CMDLINE:
 		cfg->cmdline = val; /* used as is, even empty */
 		return 0;
+	case OPT_DISK:
+		return parse_disk(cfg, val, e);
 	case OPT_CPUS: {
 		unsigned long n;
 		if (parse_uint(val, &n) || n < 1 || n > KVMINI_MAX_CPUS)
@@ -245,7 +356,7 @@ static int parse(int argc, char **argv, struct kvmini_config *cfg, int *failed_a
 				return err_set(e, -EINVAL, "option '--%s' needs a value " SEE_HELP, opt);
 			val = argv[++i];
 		}
-		if (seen[o->id])
+		if (seen[o->id] && o->id != OPT_DISK)
 			return err_set(e, -EINVAL, "option '--%s' given more than once", opt);
 		seen[o->id] = true;
 		char optname[32] = "--";
@@ -279,6 +390,8 @@ int options_parse_run(int argc, char **argv, struct kvmini_config *cfg, struct e
 	return 0;
 }
 
+/* The help text reads best laid out as it prints. */
+/* clang-format off */
 const char *options_run_usage(void)
 {
 	return "Usage: kvmini run --kernel PATH [options]\n"
@@ -290,30 +403,35 @@ const char *options_run_usage(void)
 	       "  --kernel PATH       kernel to boot: a bzImage, or an ELF vmlinux with a PVH\n"
 	       "                      entry note (required)\n"
 	       "  --initrd PATH       initial ramdisk\n"
-	       "  --cmdline STR       kernel command line, used as is (default: \"" KVMINI_DEFAULT_CMDLINE
-	       "\")\n"
-	       "  --cpus N            number of vCPUs, 1 to " STR(
-		   KVMINI_MAX_CPUS) " (default: 1)\n"
-				    "  --mem SIZE          guest RAM: a number with a K, M or G suffix, a "
-				    "bare number\n"
-				    "                      means MiB; at least 64M, a multiple of 4K "
-				    "(default: 512M)\n"
-				    "  --no-reboot         end when the guest reboots instead of restarting "
-				    "it\n"
-				    "  --kvm-device PATH   KVM device to open (default: /dev/kvm)\n"
-				    "  -h, --help          show this help\n"
-				    "\n"
-				    "Options take their value as \"--opt value\" or \"--opt=value\"; a value "
-				    "that begins\n"
-				    "with \"--\" needs the \"--opt=value\" form.\n"
-				    "\n"
-				    "Console: Ctrl-A x quits; Ctrl-A Ctrl-A sends a literal Ctrl-A.\n"
-				    "\n"
-				    "Exit status:\n"
-				    "  0  the guest powered off, or rebooted with --no-reboot\n"
-				    "  1  an error (bad options, the VM could not start, or an emulation "
-				    "failure)\n";
+	       "  --cmdline STR       kernel command line, used as is (default: \"" KVMINI_DEFAULT_CMDLINE "\")\n"
+	       "  --cpus N            number of vCPUs, 1 to " STR(KVMINI_MAX_CPUS) " (default: 1)\n"
+	       "  --mem SIZE          guest RAM: a number with a K, M or G suffix, a bare number\n"
+	       "                      means MiB; at least 64M, a multiple of 4K (default: 512M)\n"
+	       "  --disk path=PATH[,KEY=VALUE]...\n"
+	       "                      a virtio-blk disk; repeat for more (at most " STR(KVMINI_MAX_DISKS) "), which\n"
+	       "                      the guest sees as vda, vdb, ... in this order. PATH is an\n"
+	       "                      image file or a block device, locked while in use. Keys:\n"
+	       "                        format=raw|qcow2      default: probed (qcow2 images are\n"
+	       "                                              not supported yet)\n"
+	       "                        readonly=on|off       default: off\n"
+	       "                        cache=none|writeback  none bypasses the host's page cache\n"
+	       "                                              (O_DIRECT); default: writeback\n"
+	       "                        serial=STR            up to 20 printable characters\n"
+	       "                      A comma inside a value is written \",,\".\n"
+	       "  --no-reboot         end when the guest reboots instead of restarting it\n"
+	       "  --kvm-device PATH   KVM device to open (default: /dev/kvm)\n"
+	       "  -h, --help          show this help\n"
+	       "\n"
+	       "Options take their value as \"--opt value\" or \"--opt=value\"; a value that begins\n"
+	       "with \"--\" needs the \"--opt=value\" form.\n"
+	       "\n"
+	       "Console: Ctrl-A x quits; Ctrl-A Ctrl-A sends a literal Ctrl-A.\n"
+	       "\n"
+	       "Exit status:\n"
+	       "  0  the guest powered off, or rebooted with --no-reboot\n"
+	       "  1  an error (bad options, the VM could not start, or an emulation failure)\n";
 }
+/* clang-format on */
 
 const char *options_main_usage(void)
 {

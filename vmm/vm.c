@@ -20,7 +20,9 @@
 #include "devices/pci.h"
 #include "devices/rtc.h"
 #include "devices/serial.h"
+#include "virtio/blk.h"
 #include "vmm/boot/loader.h"
+#include "vmm/irq_routes.h"
 #include "vmm/kvm.h"
 #include "vmm/layout.h"
 #include "vmm/vcpu.h"
@@ -121,6 +123,85 @@ static int add_pio(struct vm *vm, uint64_t base, uint64_t len, bus_io_fn fn, voi
 	return 0;
 }
 
+/*
+ * The PCI windows: the fixed I/O and 32-bit ones, and a 64-bit one from the
+ * first 1 GiB boundary at or above the end of RAM (4 GiB when RAM ends below it).
+ */
+static struct pci_windows pci_windows_for(const struct guest_mem *m)
+{
+	uint64_t ram_end = LAYOUT_4G;
+	for (unsigned i = 0; i < m->nregions; i++)
+		if (m->regions[i].gpa + m->regions[i].size > ram_end)
+			ram_end = m->regions[i].gpa + m->regions[i].size;
+	uint64_t start = (ram_end + LAYOUT_PCI_MMIO64_ALIGN - 1) & ~(LAYOUT_PCI_MMIO64_ALIGN - 1);
+	return (struct pci_windows){
+	    .io_start = PORT_PCI_IO_START,
+	    .io_end = PORT_PCI_IO_END,
+	    .mem32_start = LAYOUT_PCI_MMIO32_START,
+	    .mem32_end = LAYOUT_PCI_MMIO32_END,
+	    .mem64_start = start,
+	    .mem64_end = start + LAYOUT_PCI_MMIO64_SIZE - 1,
+	};
+}
+
+static int add_mmio(struct vm *vm, uint64_t base, uint64_t len, bus_io_fn fn, void *opaque, const char *name,
+		    struct err *e)
+{
+	int r = bus_register(&vm->mmio, base, len, fn, opaque, name);
+	if (r)
+		return err_set(e, r, "cannot place %s at 0x%llx: %s", name, (unsigned long long)base,
+			       strerror(-r));
+	return 0;
+}
+
+static int ioevent_set(void *opaque, uint64_t addr, uint32_t len, int fd, bool assign)
+{
+	struct vm *vm = opaque;
+	return kvm_ioeventfd_set((void *)(intptr_t)vm->vm_fd, addr, len, fd, assign);
+}
+
+/* The PCI windows on the buses, then one virtio-blk function per disk from slot 1 on. */
+static int create_pci_devices(struct vm *vm, const struct vm_params *p, struct err *e)
+{
+	const struct pci_windows *w = vm->pci_windows;
+	int r;
+	if ((r = add_pio(vm, w->io_start, w->io_end - w->io_start + 1, pci_host_io_window, vm->pci,
+			 "pci i/o window", e)) ||
+	    (r = add_mmio(vm, w->mem32_start, w->mem32_end - w->mem32_start + 1, pci_host_mem32_window,
+			  vm->pci, "pci 32-bit window", e)) ||
+	    (r = add_mmio(vm, w->mem64_start, w->mem64_end - w->mem64_start + 1, pci_host_mem64_window,
+			  vm->pci, "pci 64-bit window", e)))
+		return r;
+	if (!(vm->irq_routes = irq_routes_create(vm->vm_fd, e)))
+		return -ENOMEM;
+	vm->ioevent = (struct ioevent_ops){ioevent_set, vm};
+	if (p->ndisks > PCI_LAST_SLOT)
+		return err_set(e, -E2BIG, "too many PCI devices (%u disks; at most %d)", p->ndisks,
+			       PCI_LAST_SLOT);
+	vm->blks = calloc(p->ndisks ? p->ndisks : 1, sizeof(*vm->blks));
+	if (!vm->blks)
+		return err_set(e, -ENOMEM, "out of memory");
+	/* One request queue per vCPU, as blk-mq likes it. */
+	unsigned nq = vm->ncpus < 64 ? vm->ncpus : 64;
+	for (unsigned i = 0; i < p->ndisks; i++) {
+		unsigned devfn = PCI_DEVFN(1 + i, 0);
+		struct virtio_pci_env env = {
+		    .host = vm->pci,
+		    .mem = &vm->mem,
+		    .msi = irq_routes_msi(vm->irq_routes),
+		    .intx = {vm_set_irq, vm, pci_host_intx_gsi(devfn, 1)},
+		    .ioevent = &vm->ioevent,
+		};
+		char name[32];
+		snprintf(name, sizeof(name), "virtio-blk vd%c", (char)('a' + i % 26));
+		vm->blks[i] = virtio_blk_create(&env, devfn, p->disks[i], nq, name, e);
+		if (!vm->blks[i])
+			return -EIO;
+		vm->nblks = i + 1;
+	}
+	return 0;
+}
+
 static int create_devices(struct vm *vm, const struct vm_params *p, struct err *e)
 {
 	struct vm_requester req = {device_request, vm};
@@ -132,7 +213,10 @@ static int create_devices(struct vm *vm, const struct vm_params *p, struct err *
 	vm->serial = serial_create(&com1, p->console_tx, p->console_rx_space, p->console_opaque);
 	vm->i8042 = i8042_create(&kbd, &req);
 	vm->rtc = rtc_create(&rtc, NULL, NULL);
-	vm->pci = pci_host_create();
+	vm->pci_windows = malloc(sizeof(*vm->pci_windows));
+	if (vm->pci_windows)
+		*vm->pci_windows = pci_windows_for(&vm->mem);
+	vm->pci = vm->pci_windows ? pci_host_create(vm->pci_windows) : NULL;
 	vm->pm = acpi_pm_create(&sci, &req);
 	if (!vm->serial || !vm->i8042 || !vm->rtc || !vm->pci || !vm->pm)
 		return err_set(e, -ENOMEM, "out of memory creating devices");
@@ -149,7 +233,7 @@ static int create_devices(struct vm *vm, const struct vm_params *p, struct err *
 			 "pm1a control", e)) ||
 	    (r = add_pio(vm, PORT_ACPI_RESET, 1, acpi_pm_reset_io, vm->pm, "acpi reset", e)))
 		return r;
-	return 0;
+	return create_pci_devices(vm, p, e);
 }
 
 int vm_create(const struct vm_params *p, struct vm **out, struct err *e)
@@ -175,6 +259,8 @@ int vm_create(const struct vm_params *p, struct vm **out, struct err *e)
 		goto fail;
 
 	struct boot_images im = {
+	    .pci_mem64_base = vm->pci_windows->mem64_start,
+	    .pci_mem64_size = vm->pci_windows->mem64_end - vm->pci_windows->mem64_start + 1,
 	    .kernel = p->kernel,
 	    .kernel_len = p->kernel_len,
 	    .initrd = p->initrd,
@@ -228,6 +314,12 @@ void vm_destroy(struct vm *vm)
 				vcpu_destroy(&vm->vcpus[i]);
 		free(vm->vcpus);
 	}
+	/* Devices with I/O threads first: they stop before guest memory and the VM go. */
+	for (unsigned i = 0; i < vm->nblks; i++)
+		virtio_blk_destroy(vm->blks[i]);
+	free(vm->blks);
+	irq_routes_destroy(vm->irq_routes);
+	free(vm->pci_windows);
 	serial_destroy(vm->serial);
 	i8042_destroy(vm->i8042);
 	rtc_destroy(vm->rtc);

@@ -15,6 +15,7 @@
 #include "common/err.h"
 #include "devices/bus.h"
 #include "devices/platform.h"
+#include "virtio/virtio_pci.h"
 #include "vmm/memory.h"
 
 struct vcpu;
@@ -23,6 +24,9 @@ struct i8042;
 struct rtc;
 struct pci_host;
 struct acpi_pm;
+struct disk;
+struct irq_routes;
+struct virtio_blk;
 
 /* Why the vCPUs should stop: the device requests plus the host's own. */
 enum vm_stop_reason {
@@ -46,6 +50,9 @@ struct vm_params {
 	void (*console_tx)(void *opaque, const uint8_t *buf, size_t len);
 	void (*console_rx_space)(void *opaque);
 	void *console_opaque;
+	/* Opened disk images, in guest order (vda, vdb, ...); owned by the caller, kept across reboots. */
+	struct disk *const *disks;
+	unsigned ndisks;
 	/* Called (from any thread) once the first stop reason is recorded. */
 	void (*on_stop)(void *opaque);
 	void *on_stop_opaque;
@@ -67,6 +74,11 @@ struct vm {
 	struct rtc *rtc;
 	struct pci_host *pci;
 	struct acpi_pm *pm;
+	struct pci_windows *pci_windows;
+	struct irq_routes *irq_routes;
+	struct ioevent_ops ioevent;
+	struct virtio_blk **blks;
+	unsigned nblks;
 
 	pthread_mutex_t lock; /* guards stop_reason and err */
 	enum vm_stop_reason stop_reason;

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "devices/pci.h"
 #include "vmm/boot/acpi.h"
 #include "vmm/layout.h"
 
@@ -54,6 +55,20 @@ struct tables {
 	uint64_t gpa;
 	uint64_t rsdp;
 };
+
+/* A 64-bit PCI window as vm.c would compute it for 6 GiB of RAM. */
+#define WIN64_BASE 0x180000000ULL
+#define WIN64_SIZE LAYOUT_PCI_MMIO64_SIZE
+
+static void build_cfg(struct tables *t, const struct acpi_config *cfg, uint64_t gpa, size_t len)
+{
+	t->buf = malloc(len);
+	assert_non_null(t->buf);
+	memset(t->buf, 0xa5, len);
+	t->len = len;
+	t->gpa = gpa;
+	assert_int_equal(acpi_build(t->buf, len, gpa, cfg, &t->rsdp), 0);
+}
 
 static void build_at(struct tables *t, unsigned ncpus, uint64_t gpa, size_t len)
 {
@@ -233,11 +248,12 @@ static void test_fadt(void **state)
 	for (unsigned off = 184; off < 268; off += 12)
 		check_gas_zero(f + off);
 
-	/* DSDT through both pointers: the embedded AML, verbatim. */
+	/* DSDT through both pointers: the embedded AML, but for the 64-bit window (test_dsdt_mem64). */
 	assert_int_equal(rd32(f + 40), rd64(f + 140));
 	const uint8_t *d = dsdt(&t);
 	assert_int_equal(rd32(d + 4), dsdt_aml_end - dsdt_aml);
-	assert_memory_equal(d, dsdt_aml, dsdt_aml_end - dsdt_aml);
+	assert_memory_equal(d, dsdt_aml, 9);
+	assert_memory_equal(d + 10, dsdt_aml + 10, HDR_LEN - 10);
 	assert_int_equal(d[8], 2); /* 64-bit integers */
 
 	/* FACS: 32-bit pointer only, 64-byte aligned, no checksum. */
@@ -476,6 +492,133 @@ static void test_dsdt_aml(void **state)
 	assert_int_equal(p[6], ACPI_S5_SLP_TYP);
 }
 
+/* An AML integer (ZeroOp, OneOp, Byte/Word/DWord/QWordPrefix) at p; advances p. */
+static uint64_t aml_int(const uint8_t **p)
+{
+	const uint8_t *q = *p;
+	unsigned n = q[0] == 0x0a ? 1 : q[0] == 0x0b ? 2 : q[0] == 0x0c ? 4 : q[0] == 0x0e ? 8 : 0;
+	uint64_t v = 0;
+
+	if (n == 0) {
+		assert_true(q[0] == 0x00 || q[0] == 0x01);
+		*p = q + 1;
+		return q[0];
+	}
+	for (unsigned i = 0; i < n; i++)
+		v |= (uint64_t)q[1 + i] << (8 * i);
+	*p = q + 1 + n;
+	return v;
+}
+
+/* An AML PkgLength at p: returns the length it encodes (counting itself); advances p past it. */
+static size_t aml_pkglen(const uint8_t **p)
+{
+	const uint8_t *q = *p;
+	unsigned extra = q[0] >> 6;
+	size_t len = extra ? q[0] & 0x0f : q[0] & 0x3f;
+
+	for (unsigned i = 0; i < extra; i++)
+		len |= (size_t)q[1 + i] << (4 + 8 * i);
+	*p = q + 1 + extra;
+	return len;
+}
+
+/* Every _PRT entry routes slot/pin exactly as pci_host_intx_gsi() does, for slots 1-31, pins A-D. */
+static void test_dsdt_prt(void **state)
+{
+	long at = aml_find((const uint8_t *)"_PRT", 4);
+	bool seen[32][4] = {{false}};
+
+	assert_true(at >= 0);
+	assert_int_equal(aml_find((const uint8_t *)"_PRT", 4), at);
+	const uint8_t *p = dsdt_aml + at + 4, *end;
+	assert_int_equal(*p++, 0x12); /* PackageOp */
+	const uint8_t *start = p;
+	end = start + aml_pkglen(&p);
+	assert_true(end <= dsdt_aml_end);
+	unsigned n = *p++;
+	assert_int_equal(n, 31 * 4);
+	for (unsigned i = 0; i < n; i++) {
+		assert_int_equal(*p++, 0x12);
+		const uint8_t *e = p;
+		const uint8_t *e_end = e + aml_pkglen(&p);
+		assert_int_equal(*p++, 4);
+		uint64_t adr = aml_int(&p), pin = aml_int(&p), src = aml_int(&p), gsi = aml_int(&p);
+		assert_true(p == e_end);
+		assert_int_equal(adr & 0xffff, 0xffff); /* any function */
+		unsigned slot = (unsigned)(adr >> 16);
+		assert_in_range(slot, 1, 31);
+		assert_in_range(pin, 0, 3);
+		assert_false(seen[slot][pin]);
+		seen[slot][pin] = true;
+		assert_int_equal(src, 0); /* a GSI, not a link device */
+		assert_int_equal(gsi, pci_host_intx_gsi(PCI_DEVFN(slot, 0), (unsigned)pin + 1));
+		assert_int_equal(gsi, pci_host_intx_gsi(PCI_DEVFN(slot, 7), (unsigned)pin + 1));
+		assert_in_range(gsi, IRQ_PCI_INTX_BASE, IOAPIC_NUM_PINS - 1);
+	}
+	assert_true(p == end);
+}
+
+/* The QWordMemory descriptors (tag 0x8a, memory) in a DSDT; returns how many have min/max/len. */
+static int qword_windows(const uint8_t *d, uint64_t min, uint64_t max, uint64_t len)
+{
+	int found = 0;
+
+	for (uint32_t i = HDR_LEN; i + 46 <= rd32(d + 4); i++) {
+		const uint8_t *p = d + i;
+		if (p[0] != 0x8a || rd16(p + 1) != 43 || p[3] != 0)
+			continue;
+		if (rd64(p + 14) == min && rd64(p + 22) == max && rd64(p + 38) == len)
+			found++;
+	}
+	return found;
+}
+
+static void test_dsdt_mem64(void **state)
+{
+	struct acpi_config cfg = {.ncpus = 1, .pci_mem64_base = WIN64_BASE, .pci_mem64_size = WIN64_SIZE};
+	struct tables t;
+
+	/* The blob holds the placeholder; the guest's copy holds the window, checksum resealed. */
+	assert_int_equal(qword_windows(dsdt_aml, 0x0000dead00000000ULL, 0x0000deadffffffffULL, 1ULL << 32),
+			 1);
+	build_cfg(&t, &cfg, LAYOUT_ACPI_START, ACPI_LEN);
+	const uint8_t *d = dsdt(&t); /* checks the checksum */
+	assert_int_equal(qword_windows(d, WIN64_BASE, WIN64_BASE + WIN64_SIZE - 1, WIN64_SIZE), 1);
+	assert_int_equal(qword_windows(d, 0x0000dead00000000ULL, 0x0000deadffffffffULL, 1ULL << 32), 0);
+	/* Everything else is the blob, byte for byte. */
+	size_t diff = 0;
+	for (size_t i = 0; i < (size_t)(dsdt_aml_end - dsdt_aml); i++)
+		diff += d[i] != dsdt_aml[i];
+	assert_in_range(diff, 1, 1 + 3 * 8);
+	release(&t);
+
+	/* A window that ends at the top of the address space. */
+	cfg.pci_mem64_base = UINT64_MAX - WIN64_SIZE + 1;
+	build_cfg(&t, &cfg, LAYOUT_ACPI_START, ACPI_LEN);
+	assert_int_equal(qword_windows(dsdt(&t), cfg.pci_mem64_base, UINT64_MAX, WIN64_SIZE), 1);
+	release(&t);
+
+	/* No window: an empty descriptor, which guests skip. */
+	cfg.pci_mem64_base = 0;
+	cfg.pci_mem64_size = 0;
+	build_cfg(&t, &cfg, LAYOUT_ACPI_START, ACPI_LEN);
+	assert_int_equal(qword_windows(dsdt(&t), 0, 0, 0), 1);
+	release(&t);
+
+	/* Below 4 GiB, or wrapping: refused, buffer untouched. */
+	static const uint64_t bad[][2] = {{LAYOUT_4G - 4096, 4096 * 2}, {0, 4096}, {UINT64_MAX - 4095, 8192}};
+	static uint8_t b[ACPI_LEN];
+	uint64_t rsdp;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct acpi_config c = {.ncpus = 1, .pci_mem64_base = bad[i][0], .pci_mem64_size = bad[i][1]};
+		memset(b, 0xa5, sizeof(b));
+		assert_int_equal(acpi_build(b, sizeof(b), LAYOUT_ACPI_START, &c, &rsdp), -EINVAL);
+		for (size_t j = 0; j < sizeof(b); j++)
+			assert_int_equal(b[j], 0xa5);
+	}
+}
+
 static int write_file(const char *dir, const char *name, const uint8_t *p, size_t n)
 {
 	char path[512];
@@ -539,9 +682,11 @@ static void test_iasl_disassembly(void **state)
 	struct tables t;
 	char *txt;
 
+	struct acpi_config cfg = {.ncpus = 2, .pci_mem64_base = WIN64_BASE, .pci_mem64_size = WIN64_SIZE};
+
 	if (system("command -v iasl >/dev/null 2>&1") != 0)
 		skip();
-	build(&t, 2);
+	build_cfg(&t, &cfg, LAYOUT_ACPI_START, ACPI_LEN);
 	const uint8_t *x = table(&t, rd64(rsdp(&t) + 24), "XSDT");
 	const uint8_t *f = fadt(&t);
 	const uint8_t *tabs[] = {dsdt(&t), f, madt(&t), x, t.buf + (rd32(f + 36) - t.gpa)};
@@ -566,6 +711,11 @@ static void test_iasl_disassembly(void **state)
 	expect_in(txt, "_S5_");
 	expect_in(txt, "DWordMemory");
 	expect_in(txt, "0x%08llX", LAYOUT_PCI_MMIO32_END);
+	expect_in(txt, "QWordMemory");
+	expect_in(txt, "0x%016llX, // Range Minimum", WIN64_BASE);
+	expect_in(txt, "0x%016llX, // Range Maximum", WIN64_BASE + WIN64_SIZE - 1);
+	expect_in(txt, "0x%016llX, // Length", WIN64_SIZE);
+	expect_in(txt, "Name (_PRT, Package (0x%02X)", 31 * 4);
 	free(txt);
 
 	txt = read_text(dir, "facp.dsl");
@@ -642,6 +792,8 @@ int main(void)
 	    cmocka_unit_test(test_enospc),
 	    cmocka_unit_test(test_einval),
 	    cmocka_unit_test(test_dsdt_aml),
+	    cmocka_unit_test(test_dsdt_prt),
+	    cmocka_unit_test(test_dsdt_mem64),
 	    cmocka_unit_test_setup_teardown(test_iasl_disassembly, make_tmpdir, remove_tmpdir),
 	};
 

@@ -357,6 +357,178 @@ static void test_size(void **state)
 	assert_int_equal(options_parse_size(NULL, &b), -EINVAL);
 }
 
+static void test_disk_minimal(void **state)
+{
+	struct kvmini_config c;
+	struct err e;
+	defaults(&c);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--disk", "path=/img/a.raw"), 0);
+	assert_int_equal(c.ndisks, 1);
+	assert_string_equal(c.disks[0].path, "/img/a.raw");
+	assert_int_equal(c.disks[0].format, KVMINI_DISK_FORMAT_AUTO);
+	assert_false(c.disks[0].readonly);
+	assert_false(c.disks[0].cache_none);
+	assert_string_equal(c.disks[0].serial, "");
+	/* No disk unless asked. */
+	defaults(&c);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k"), 0);
+	assert_int_equal(c.ndisks, 0);
+}
+
+static void test_disk_keys(void **state)
+{
+	struct kvmini_config c;
+	struct err e;
+	defaults(&c);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--disk",
+			       "serial=SN 42-x,cache=none,readonly=on,format=raw,path=rel/d.img"),
+			 0);
+	assert_int_equal(c.ndisks, 1);
+	assert_string_equal(c.disks[0].path, "rel/d.img");
+	assert_int_equal(c.disks[0].format, KVMINI_DISK_FORMAT_RAW);
+	assert_true(c.disks[0].readonly);
+	assert_true(c.disks[0].cache_none);
+	assert_string_equal(c.disks[0].serial, "SN 42-x");
+
+	defaults(&c);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k",
+			       "--disk=path=q.img,format=qcow2,readonly=off,cache=writeback", "--disk",
+			       "path=/x=y,serial=12345678901234567890"),
+			 0);
+	assert_int_equal(c.ndisks, 2);
+	assert_string_equal(c.disks[0].path, "q.img");
+	assert_int_equal(c.disks[0].format, KVMINI_DISK_FORMAT_QCOW2);
+	assert_false(c.disks[0].readonly);
+	assert_false(c.disks[0].cache_none);
+	assert_string_equal(c.disks[1].path, "/x=y"); /* only the first '=' of an item splits */
+	assert_string_equal(c.disks[1].serial, "12345678901234567890");
+}
+
+static void test_disk_order_and_limit(void **state)
+{
+	struct kvmini_config c;
+	struct err e;
+	char specs[KVMINI_MAX_DISKS + 1][32];
+	char *argv[2 * KVMINI_MAX_DISKS + 8];
+	int argc = 0;
+	argv[argc++] = "run";
+	argv[argc++] = "--kernel";
+	argv[argc++] = "k";
+	for (int i = 0; i < KVMINI_MAX_DISKS; i++) {
+		snprintf(specs[i], sizeof(specs[i]), "path=disk%d.img", i);
+		argv[argc++] = "--disk";
+		argv[argc++] = specs[i];
+	}
+	argv[argc] = NULL;
+	defaults(&c);
+	err_clear(&e);
+	assert_int_equal(options_parse_run(argc, argv, &c, &e), 0);
+	assert_int_equal(c.ndisks, KVMINI_MAX_DISKS);
+	for (int i = 0; i < KVMINI_MAX_DISKS; i++) {
+		char want[32];
+		snprintf(want, sizeof(want), "disk%d.img", i);
+		assert_string_equal(c.disks[i].path, want);
+	}
+
+	/* One more is an error, and cfg stays as it was. */
+	struct kvmini_config before;
+	defaults(&c);
+	before = c;
+	snprintf(specs[KVMINI_MAX_DISKS], sizeof(specs[0]), "path=one-too-many");
+	argv[argc++] = "--disk";
+	argv[argc++] = specs[KVMINI_MAX_DISKS];
+	argv[argc] = NULL;
+	err_clear(&e);
+	assert_int_equal(options_parse_run(argc, argv, &c, &e), -EINVAL);
+	assert_string_equal(err_msg(&e), "too many --disk options: at most 16");
+	assert_memory_equal(&c, &before, sizeof(c));
+}
+
+static void test_disk_commas(void **state)
+{
+	static const struct {
+		const char *spec, *path, *serial;
+	} ok[] = {
+	    {"path=a,,b", "a,b", ""},
+	    {"path=a,,b,serial=x", "a,b", "x"},
+	    {"path=a,,,,b", "a,,b", ""},
+	    {"path=a,,,serial=x,,y", "a,", "x,y"},
+	    {"path=,,", ",", ""},
+	    {"serial=,,,,,path=p", "p", ",,"},
+	    {"path=a b=c", "a b=c", ""},
+	    {"path=a,,readonly=on", "a,readonly=on", ""}, /* ",," never separates */
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct kvmini_config c;
+		struct err e;
+		defaults(&c);
+		if (PARSE(&c, &e, "--kernel", "k", "--disk", ok[i].spec) != 0)
+			fail_msg("'%s': %s", ok[i].spec, err_msg(&e));
+		assert_int_equal(c.ndisks, 1);
+		assert_string_equal(c.disks[0].path, ok[i].path);
+		assert_string_equal(c.disks[0].serial, ok[i].serial);
+	}
+}
+
+static void test_disk_errors(void **state)
+{
+	FAIL("--disk: missing path=PATH", "--kernel", "k", "--disk", "readonly=on");
+	FAIL("--disk: missing path=PATH", "--kernel", "k", "--disk", "format=raw,serial=s");
+	FAIL("--disk: unknown key 'file' (expected path, format, readonly, cache or serial)", "--kernel", "k",
+	     "--disk", "file=/x");
+	FAIL("--disk: unknown key 'Path'", "--kernel", "k", "--disk", "Path=/x");
+	FAIL("--disk: unknown key 'if'", "--kernel", "k", "--disk", "path=/x,if=virtio");
+	FAIL("--disk: invalid format 'vmdk': expected raw or qcow2", "--kernel", "k", "--disk",
+	     "path=/x,format=vmdk");
+	FAIL("--disk: invalid format 'RAW'", "--kernel", "k", "--disk", "path=/x,format=RAW");
+	FAIL("--disk: invalid readonly 'yes': expected on or off", "--kernel", "k", "--disk",
+	     "path=/x,readonly=yes");
+	FAIL("--disk: invalid readonly '1'", "--kernel", "k", "--disk", "path=/x,readonly=1");
+	FAIL("--disk: invalid cache 'directsync': expected none or writeback", "--kernel", "k", "--disk",
+	     "path=/x,cache=directsync");
+	FAIL("--disk: invalid serial '123456789012345678901': longer than 20 bytes", "--kernel", "k",
+	     "--disk", "path=/x,serial=123456789012345678901");
+	FAIL("--disk: invalid serial: only printable ASCII characters are allowed", "--kernel", "k", "--disk",
+	     "path=/x,serial=a\tb");
+	FAIL("--disk: invalid serial: only printable ASCII", "--kernel", "k", "--disk",
+	     "path=/x,serial=caf\xc3\xa9");
+	FAIL("--disk: key 'path' given more than once", "--kernel", "k", "--disk", "path=/x,path=/y");
+	FAIL("--disk: key 'readonly' given more than once", "--kernel", "k", "--disk",
+	     "path=/x,readonly=on,readonly=on");
+	FAIL("--disk: key 'path' has an empty value", "--kernel", "k", "--disk", "path=");
+	FAIL("--disk: key 'serial' has an empty value", "--kernel", "k", "--disk", "path=/x,serial=");
+	FAIL("--disk: key 'format' has an empty value", "--kernel", "k", "--disk", "format=,path=/x");
+	FAIL("--disk: empty value (expected path=PATH[,key=value...])", "--kernel", "k", "--disk=");
+	FAIL("--disk: empty value", "--kernel", "k", "--disk", "");
+	FAIL("--disk: empty item (a stray ',')", "--kernel", "k", "--disk", "path=/x,");
+	FAIL("--disk: empty item (a stray ',')", "--kernel", "k", "--disk", ",path=/x");
+	FAIL("--disk: empty item (a stray ',')", "--kernel", "k", "--disk", "path=/x,,,");
+	FAIL("--disk: empty item (a stray ',')", "--kernel", "k", "--disk", "path=/x,readonly=on,");
+	FAIL("--disk: 'readonly' is not key=value", "--kernel", "k", "--disk", "path=/x,readonly");
+	FAIL("--disk: '/x.img' is not key=value", "--kernel", "k", "--disk", "/x.img");
+	FAIL("--disk: '=' without a key", "--kernel", "k", "--disk", "=/x");
+	FAIL("--disk: '=' without a key", "--kernel", "k", "--disk", "path=/x,=on");
+	FAIL("option '--disk' needs a value", "--kernel", "k", "--disk");
+	FAIL("option '--disk' needs a value", "--kernel", "k", "--disk", "--cpus", "2");
+	/* The second disk's mistake fails the whole parse. */
+	FAIL("--disk: missing path=PATH", "--kernel", "k", "--disk", "path=/a", "--disk", "serial=s");
+
+	/* The longest path fits; one byte more does not. */
+	static char path[KVMINI_DISK_PATH_MAX + 64];
+	strcpy(path, "path=");
+	memset(path + 5, 'p', KVMINI_DISK_PATH_MAX - 1);
+	path[5 + KVMINI_DISK_PATH_MAX - 1] = '\0';
+	struct kvmini_config c;
+	struct err e;
+	defaults(&c);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--disk", path), 0);
+	assert_int_equal(strlen(c.disks[0].path), KVMINI_DISK_PATH_MAX - 1);
+	strcat(path, "q");
+	FAIL("--disk: path is longer than 4095 bytes", "--kernel", "k", "--disk", path);
+	strcat(path, "qqqqqqq,readonly=on");
+	FAIL("--disk: path is longer than 4095 bytes", "--kernel", "k", "--disk", path);
+}
+
 static void test_usage(void **state)
 {
 	const char *u = options_run_usage();
@@ -369,6 +541,13 @@ static void test_usage(void **state)
 					    "--mem",
 					    "--no-reboot",
 					    "--kvm-device",
+					    "--disk path=PATH",
+					    "format=raw|qcow2",
+					    "readonly=on|off",
+					    "cache=none|writeback",
+					    "serial=STR",
+					    "vda, vdb",
+					    ",,",
 					    "--help",
 					    "-h",
 					    "Exit status",
@@ -387,12 +566,14 @@ static void test_usage(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_minimal),    cmocka_unit_test(test_all_separate),
-	    cmocka_unit_test(test_all_equals), cmocka_unit_test(test_cmdline_as_is),
-	    cmocka_unit_test(test_cpus),       cmocka_unit_test(test_mem),
-	    cmocka_unit_test(test_help),       cmocka_unit_test(test_errors),
-	    cmocka_unit_test(test_repeatable), cmocka_unit_test(test_size),
-	    cmocka_unit_test(test_usage),
+	    cmocka_unit_test(test_minimal),	cmocka_unit_test(test_all_separate),
+	    cmocka_unit_test(test_all_equals),	cmocka_unit_test(test_cmdline_as_is),
+	    cmocka_unit_test(test_cpus),	cmocka_unit_test(test_mem),
+	    cmocka_unit_test(test_help),	cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_repeatable),	cmocka_unit_test(test_size),
+	    cmocka_unit_test(test_usage),	cmocka_unit_test(test_disk_minimal),
+	    cmocka_unit_test(test_disk_keys),	cmocka_unit_test(test_disk_order_and_limit),
+	    cmocka_unit_test(test_disk_commas), cmocka_unit_test(test_disk_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for the PCI host: type-1 config access, host bridge, device dispatch (devices/pci.c). */
+/*
+ * Unit tests for the PCI host (devices/pci.c): type-1 config access, host
+ * bridge, device dispatch, BAR placement in the windows, window dispatch,
+ * the INTx swizzle, and unplugging while a callback runs.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,10 +11,22 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "devices/pci.h"
+#include "vmm/layout.h"
+
+#define IO_START    0x1000ULL
+#define IO_END	    0xffffULL
+#define MEM32_START 0xc0000000ULL
+#define MEM32_END   0xfebfffffULL
+#define MEM64_START 0x200000000ULL
+#define MEM64_END   (MEM64_START + (1ULL << 36) - 1)
+
+static const struct pci_windows windows = {IO_START, IO_END, MEM32_START, MEM32_END, MEM64_START, MEM64_END};
 
 /* A fake device: 256 bytes of config space, and a log of the calls it saw. */
 struct call {
@@ -107,7 +123,7 @@ static void conf1_write(struct pci_host *h, unsigned bus, unsigned devfn, unsign
 
 static int setup(void **state)
 {
-	struct pci_host *h = pci_host_create();
+	struct pci_host *h = pci_host_create(&windows);
 	assert_non_null(h);
 	*state = h;
 	return 0;
@@ -327,6 +343,287 @@ static void test_destroy_null(void **state)
 {
 	(void)state;
 	pci_host_destroy(NULL);
+	pci_unregister_device(NULL, 8);
+	pci_host_free_bar(NULL, 0x1000);
+	/* No windows at all: nothing to place, nothing decodes. */
+	struct pci_host *h = pci_host_create(NULL);
+	uint64_t a;
+	uint8_t d[4] = {0};
+	assert_non_null(h);
+	assert_int_equal(pci_host_alloc_bar(h, PCI_WINDOW_IO, 16, &a), -ENOSPC);
+	assert_int_equal(pci_host_alloc_bar(h, PCI_WINDOW_MEM64, 4096, &a), -ENOSPC);
+	pci_host_mem32_window(h, 0, d, 4, false);
+	assert_memory_equal(d, "\xff\xff\xff\xff", 4);
+	pci_host_destroy(h);
+}
+
+/* The swizzle the DSDT's _PRT describes (test_acpi checks the table itself against this function). */
+static void test_intx_gsi(void **state)
+{
+	(void)state;
+	for (unsigned slot = 0; slot < 32; slot++)
+		for (unsigned pin = 1; pin <= 4; pin++)
+			for (unsigned fn = 0; fn < 8; fn++) {
+				unsigned gsi = pci_host_intx_gsi(PCI_DEVFN(slot, fn), pin);
+				assert_int_equal(gsi,
+						 IRQ_PCI_INTX_BASE + (slot + pin - 1) % IRQ_PCI_INTX_COUNT);
+				assert_true(gsi >= 16 && gsi < IOAPIC_NUM_PINS);
+			}
+	assert_int_equal(pci_host_intx_gsi(PCI_DEVFN(1, 0), 1), 17);
+	assert_int_equal(pci_host_intx_gsi(PCI_DEVFN(7, 0), 2), 16);
+	/* Out-of-range pins are taken modulo 4 rather than reaching past the IOAPIC. */
+	assert_int_equal(pci_host_intx_gsi(PCI_DEVFN(3, 0), 5), pci_host_intx_gsi(PCI_DEVFN(3, 0), 1));
+	assert_int_equal(pci_host_intx_gsi(PCI_DEVFN(3, 0), 0), pci_host_intx_gsi(PCI_DEVFN(3, 0), 4));
+	assert_true(pci_host_intx_gsi(0xffffffffu, 0xffffffffu) < IOAPIC_NUM_PINS);
+}
+
+static void test_alloc(void **state)
+{
+	struct pci_host *h = *state;
+	uint64_t a, b, c, d;
+
+	assert_int_equal(pci_host_alloc_bar(h, PCI_WINDOW_IO, 0, &a), -EINVAL);
+	assert_int_equal(pci_host_alloc_bar(h, PCI_WINDOW_IO, 24, &a), -EINVAL);
+	assert_int_equal(pci_host_alloc_bar(h, (enum pci_window_id)7, 16, &a), -EINVAL);
+	/* Natural alignment, first fit: a small block goes in the gap before a big aligned one. */
+	assert_int_equal(pci_host_alloc_bar(h, PCI_WINDOW_IO, 16, &a), 0);
+	assert_int_equal(a, IO_START);
+	assert_int_equal(pci_host_alloc_bar(h, PCI_WINDOW_IO, 256, &b), 0);
+	assert_int_equal(b, IO_START + 0x100);
+	assert_int_equal(pci_host_alloc_bar(h, PCI_WINDOW_IO, 32, &c), 0);
+	assert_int_equal(c, IO_START + 0x20);
+	pci_host_free_bar(h, a);
+	pci_host_free_bar(h, 0x12345); /* unknown: ignored */
+	assert_int_equal(pci_host_alloc_bar(h, PCI_WINDOW_IO, 16, &d), 0);
+	assert_int_equal(d, IO_START);
+	/* Memory windows. */
+	assert_int_equal(pci_host_alloc_bar(h, PCI_WINDOW_MEM32, 4096, &a), 0);
+	assert_int_equal(a, MEM32_START);
+	assert_int_equal(pci_host_alloc_bar(h, PCI_WINDOW_MEM32, 1ULL << 28, &b), 0);
+	assert_int_equal(b, MEM32_START + (1ULL << 28));
+	assert_int_equal(b % (1ULL << 28), 0);
+	assert_int_equal(pci_host_alloc_bar(h, PCI_WINDOW_MEM64, 1ULL << 32, &c), 0);
+	assert_int_equal(c, MEM64_START);
+	/* Too big for the 64-bit window and the 32-bit one. */
+	assert_int_equal(pci_host_alloc_bar(h, PCI_WINDOW_MEM64, 1ULL << 40, &d), -ENOSPC);
+	/* Fill the I/O window: 0x1000..0xffff holds 15 blocks of 4 KiB, then nothing fits. */
+	struct pci_host *h2 = pci_host_create(&windows);
+	unsigned n = 0;
+	assert_non_null(h2);
+	while (pci_host_alloc_bar(h2, PCI_WINDOW_IO, 4096, &a) == 0) {
+		assert_int_equal(a % 4096, 0);
+		assert_true(a >= IO_START && a + 4095 <= IO_END);
+		n++;
+	}
+	assert_int_equal(n, 15);
+	assert_int_equal(pci_host_alloc_bar(h2, PCI_WINDOW_IO, 16, &a), -ENOSPC);
+	pci_host_destroy(h2);
+	/* No 64-bit window: 64-bit BARs go below 4 GiB, as firmware would put them. */
+	struct pci_windows w = windows;
+	w.mem64_start = 1;
+	w.mem64_end = 0;
+	h2 = pci_host_create(&w);
+	assert_non_null(h2);
+	assert_int_equal(pci_host_alloc_bar(h2, PCI_WINDOW_MEM64, 1ULL << 20, &a), 0);
+	assert_int_equal(a, MEM32_START);
+	pci_host_destroy(h2);
+	/* A window at the very top of the address space: no wrap-around. */
+	w.mem64_start = UINT64_MAX - 0xffff;
+	w.mem64_end = UINT64_MAX;
+	w.mem32_end = 0; /* empty */
+	h2 = pci_host_create(&w);
+	assert_non_null(h2);
+	assert_int_equal(pci_host_alloc_bar(h2, PCI_WINDOW_MEM64, 0x8000, &a), 0);
+	assert_int_equal(pci_host_alloc_bar(h2, PCI_WINDOW_MEM64, 0x8000, &b), 0);
+	assert_int_equal(b, UINT64_MAX - 0x7fff);
+	assert_int_equal(pci_host_alloc_bar(h2, PCI_WINDOW_MEM64, 0x8000, &c), -ENOSPC);
+	assert_int_equal(pci_host_alloc_bar(h2, PCI_WINDOW_MEM64, 1ULL << 63, &c), -ENOSPC);
+	pci_host_destroy(h2);
+}
+
+/* A BAR handler that logs its last access and answers reads with its offset. */
+struct bar_log {
+	int calls;
+	unsigned bar;
+	uint64_t off;
+	uint32_t len;
+	bool write;
+	uint8_t data[8];
+};
+
+static void bar_fn(void *opaque, unsigned bar, uint64_t off, uint8_t *data, uint32_t len, bool is_write)
+{
+	struct bar_log *l = opaque;
+	if (!is_write)
+		for (uint32_t i = 0; i < len; i++)
+			assert_int_equal(data[i], 0); /* reads arrive zero-filled */
+	l->calls++;
+	l->bar = bar;
+	l->off = off;
+	l->len = len;
+	l->write = is_write;
+	if (is_write)
+		memcpy(l->data, data, len);
+	else
+		for (uint32_t i = 0; i < len; i++)
+			data[i] = (uint8_t)(off + i);
+}
+
+static void test_window_dispatch(void **state)
+{
+	struct pci_host *h = *state;
+	struct bar_log l = {0};
+	uint8_t d[8];
+	int dummy;
+	unsigned devfn = PCI_DEVFN(2, 0);
+
+	assert_int_equal(pci_host_set_bar(h, devfn, 0, true, 0x2000, 0x20, bar_fn, &l), -ENOENT);
+	assert_int_equal(pci_register_device(h, devfn, &fake_ops, &dummy), 0);
+	assert_int_equal(pci_host_set_bar(h, devfn, 6, true, 0x2000, 0x20, bar_fn, &l), -EINVAL);
+	assert_int_equal(pci_host_set_bar(h, devfn, 0, true, 0x2000, 0x20, NULL, &l), -EINVAL);
+	assert_int_equal(pci_host_set_bar(h, devfn, 0, false, UINT64_MAX - 0xf, 0x20, bar_fn, &l), -EINVAL);
+	assert_int_equal(pci_host_set_bar(h, devfn, 0, true, 0x2000, 0x20, bar_fn, &l), 0);
+	assert_int_equal(pci_host_set_bar(h, devfn, 2, false, MEM32_START + 0x1000, 0x1000, bar_fn, &l), 0);
+	assert_int_equal(pci_host_set_bar(h, devfn, 4, false, MEM64_START, 0x4000, bar_fn, &l), 0);
+
+	/* I/O window: offsets are relative to the window, the handler sees BAR offsets. */
+	pci_host_io_window(h, 0x2000 - IO_START + 4, d, 2, false);
+	assert_int_equal(l.calls, 1);
+	assert_int_equal(l.bar, 0);
+	assert_int_equal(l.off, 4);
+	assert_int_equal(d[0], 4);
+	assert_int_equal(d[1], 5);
+	memcpy(d, "\x11\x22\x33\x44", 4);
+	pci_host_io_window(h, 0x2000 - IO_START + 0x1c, d, 4, true);
+	assert_int_equal(l.calls, 2);
+	assert_true(l.write);
+	assert_int_equal(l.off, 0x1c);
+	assert_memory_equal(l.data, "\x11\x22\x33\x44", 4);
+	/* Straddling the BAR's end, outside it, odd sizes, past the window: open bus, no call. */
+	uint64_t bad[][2] = {{0x2000 - IO_START + 0x1e, 4},
+			     {0x2000 - IO_START + 0x20, 1},
+			     {0x2000 - IO_START, 3},
+			     {0x2000 - IO_START, 16},
+			     {0x2000 - IO_START, 0},
+			     {IO_END - IO_START + 1, 1},
+			     {UINT64_MAX, 1},
+			     {UINT64_MAX - 3, 4}};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(d, 0, sizeof(d));
+		pci_host_io_window(h, bad[i][0], d, (uint32_t)bad[i][1], false);
+		for (uint64_t j = 0; j < bad[i][1] && j < 8; j++)
+			assert_int_equal(d[j], 0xff);
+		pci_host_io_window(h, bad[i][0], d, (uint32_t)bad[i][1], true);
+	}
+	assert_int_equal(l.calls, 2);
+	/* Memory: an I/O BAR is not reachable through a memory window at the same number. */
+	pci_host_mem32_window(h, 0x1000 + 8, d, 8, false);
+	assert_int_equal(l.calls, 3);
+	assert_int_equal(l.bar, 2);
+	assert_int_equal(l.off, 8);
+	assert_int_equal(l.len, 8);
+	pci_host_mem64_window(h, 0x3ff8, d, 8, true);
+	assert_int_equal(l.calls, 4);
+	assert_int_equal(l.bar, 4);
+	assert_int_equal(l.off, 0x3ff8);
+	/* A 64-bit BAR moved below 4 GiB is reached through the 32-bit window. */
+	assert_int_equal(pci_host_set_bar(h, devfn, 4, false, MEM32_START + 0x10000, 0x4000, bar_fn, &l), 0);
+	pci_host_mem64_window(h, 0, d, 4, false);
+	assert_int_equal(l.calls, 4);
+	assert_int_equal(d[0], 0xff);
+	pci_host_mem32_window(h, 0x10000 + 0x10, d, 4, false);
+	assert_int_equal(l.calls, 5);
+	assert_int_equal(l.bar, 4);
+	assert_int_equal(l.off, 0x10);
+	/* Size 0: no longer decodes. */
+	assert_int_equal(pci_host_set_bar(h, devfn, 2, false, 0, 0, NULL, NULL), 0);
+	pci_host_mem32_window(h, 0x1000, d, 4, false);
+	assert_int_equal(l.calls, 5);
+	/* Unplugging stops every BAR; plugging again starts with none. */
+	pci_unregister_device(h, devfn);
+	pci_host_io_window(h, 0x2000 - IO_START, d, 1, false);
+	pci_host_mem32_window(h, 0x10000, d, 4, false);
+	assert_int_equal(l.calls, 5);
+	assert_int_equal(conf1_read(h, 0, devfn, 0, 4), 0xffffffffu);
+	assert_int_equal(pci_register_device(h, devfn, &fake_ops, &dummy), 0);
+	pci_host_io_window(h, 0x2000 - IO_START, d, 1, false);
+	assert_int_equal(l.calls, 5);
+	pci_unregister_device(h, 0);   /* the bridge: ignored */
+	pci_unregister_device(h, 256); /* out of range: ignored */
+	assert_int_equal(conf1_read(h, 0, 0, 0, 4), 0x00081b36u);
+}
+
+/* Unplugging waits for a callback that is running on another thread. */
+struct slow {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	bool entered, release;
+	struct pci_host *h;
+	bool unplugged;
+};
+
+static void slow_fn(void *opaque, unsigned bar, uint64_t off, uint8_t *data, uint32_t len, bool is_write)
+{
+	struct slow *s = opaque;
+	pthread_mutex_lock(&s->m);
+	s->entered = true;
+	pthread_cond_broadcast(&s->c);
+	while (!s->release)
+		pthread_cond_wait(&s->c, &s->m);
+	pthread_mutex_unlock(&s->m);
+}
+
+static void *access_thread(void *arg)
+{
+	struct slow *s = arg;
+	uint8_t d[4];
+	pci_host_mem32_window(s->h, 0, d, 4, false);
+	return NULL;
+}
+
+static void *unplug_thread(void *arg)
+{
+	struct slow *s = arg;
+	pci_unregister_device(s->h, PCI_DEVFN(4, 0));
+	__atomic_store_n(&s->unplugged, true, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void test_unregister_waits(void **state)
+{
+	struct pci_host *h = *state;
+	struct slow s = {.h = h};
+	pthread_t a, u;
+	int dummy;
+
+	pthread_mutex_init(&s.m, NULL);
+	pthread_cond_init(&s.c, NULL);
+	assert_int_equal(pci_register_device(h, PCI_DEVFN(4, 0), &fake_ops, &dummy), 0);
+	assert_int_equal(pci_host_set_bar(h, PCI_DEVFN(4, 0), 0, false, MEM32_START, 0x1000, slow_fn, &s), 0);
+	assert_int_equal(pthread_create(&a, NULL, access_thread, &s), 0);
+	pthread_mutex_lock(&s.m);
+	while (!s.entered)
+		pthread_cond_wait(&s.c, &s.m);
+	pthread_mutex_unlock(&s.m);
+	/* The callback runs without the host's lock: other accesses and config cycles proceed. */
+	assert_int_equal(conf1_read(h, 0, 0, 0, 4), 0x00081b36u);
+	assert_int_equal(pthread_create(&u, NULL, unplug_thread, &s), 0);
+	struct timespec ts = {0, 20 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+	assert_false(__atomic_load_n(&s.unplugged, __ATOMIC_SEQ_CST));
+	/* New accesses no longer find the device while the unplug waits. */
+	uint8_t d[4];
+	pci_host_mem32_window(h, 0, d, 4, false);
+	assert_int_equal(d[0], 0xff);
+	pthread_mutex_lock(&s.m);
+	s.release = true;
+	pthread_cond_broadcast(&s.c);
+	pthread_mutex_unlock(&s.m);
+	pthread_join(a, NULL);
+	pthread_join(u, NULL);
+	assert_true(s.unplugged);
+	pthread_cond_destroy(&s.c);
+	pthread_mutex_destroy(&s.m);
 }
 
 int main(void)
@@ -341,6 +638,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_null_callbacks, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
 	    cmocka_unit_test(test_destroy_null),
+	    cmocka_unit_test(test_intx_gsi),
+	    cmocka_unit_test_setup_teardown(test_alloc, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_window_dispatch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unregister_waits, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("pci", tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include "acpi.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "vmm/layout.h"
@@ -209,6 +210,22 @@ _Static_assert(ACPI_MAX_CPUS < 0xff, "APIC IDs must stay below the broadcast ID"
 #define XSDT_NR_ENTRIES	    2 /* FADT, MADT */
 #define RSDP_REVISION	    2
 
+/*
+ * PCI0's QWordMemory descriptor in dsdt.asl holds these placeholders until
+ * acpi_build() patches in the machine's 64-bit window (iasl cannot take
+ * run-time values). Offsets are those of an ACPI 6.0 QWord Address Space
+ * Descriptor (6.4.3.5.1).
+ */
+#define ACPI_MEM64_PLACEHOLDER_MIN 0x0000dead00000000ULL
+#define ACPI_MEM64_PLACEHOLDER_MAX 0x0000deadffffffffULL
+#define ACPI_MEM64_PLACEHOLDER_LEN 0x0000000100000000ULL
+#define QWORD_DESC_TAG		   0x8a
+#define QWORD_DESC_LEN		   46 /* the 3-byte header + the 43 the length field counts */
+#define QWORD_DESC_MEMORY	   0
+#define QWORD_DESC_MIN		   14
+#define QWORD_DESC_MAX		   22
+#define QWORD_DESC_LENGTH	   38
+
 static uint8_t acpi_checksum(const void *p, size_t n)
 {
 	const uint8_t *b = p;
@@ -244,6 +261,58 @@ static struct acpi_gas gas_io(uint16_t port, uint8_t bit_width, uint8_t access_s
 				 .bit_width = bit_width,
 				 .access_size = access_size,
 				 .address = port};
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, sizeof(v));
+}
+
+/*
+ * Offset in the DSDT of the placeholder 64-bit window descriptor; -1 unless
+ * there is exactly one (anything else means the build and this file disagree).
+ */
+static long find_mem64(const uint8_t *aml, size_t len)
+{
+	long found = -1;
+
+	for (size_t i = sizeof(struct acpi_header); i + QWORD_DESC_LEN <= len; i++) {
+		const uint8_t *p = aml + i;
+
+		if (p[0] != QWORD_DESC_TAG || p[1] != QWORD_DESC_LEN - 3 || p[2] != 0 ||
+		    p[3] != QWORD_DESC_MEMORY || get64(p + QWORD_DESC_MIN) != ACPI_MEM64_PLACEHOLDER_MIN ||
+		    get64(p + QWORD_DESC_MAX) != ACPI_MEM64_PLACEHOLDER_MAX ||
+		    get64(p + QWORD_DESC_LENGTH) != ACPI_MEM64_PLACEHOLDER_LEN)
+			continue;
+		if (found >= 0)
+			return -1;
+		found = (long)i;
+	}
+	return found;
+}
+
+/* A window the guest can use: above 4 GiB, not wrapping. Size 0 stands for none. */
+static bool mem64_valid(uint64_t base, uint64_t size)
+{
+	return size == 0 || (base >= LAYOUT_4G && size - 1 <= UINT64_MAX - base);
+}
+
+/* Rewrites the placeholder descriptor at desc in the guest's copy of the DSDT, then reseals it. */
+static void patch_mem64(struct acpi_header *dsdt, uint8_t *desc, uint64_t base, uint64_t size)
+{
+	put64(desc + QWORD_DESC_MIN, size ? base : 0);
+	put64(desc + QWORD_DESC_MAX, size ? base + (size - 1) : 0);
+	put64(desc + QWORD_DESC_LENGTH, size);
+	/* The template's End Tag checksum is 0 ("treat as valid"), so only the table's checksum changes. */
+	header_seal(dsdt);
 }
 
 /* Next offset at or after off whose guest address is a multiple of align (a power of two). */
@@ -355,6 +424,9 @@ int acpi_build(uint8_t *buf, size_t len, uint64_t buf_gpa, const struct acpi_con
 	/* A DSDT whose header disagrees with the blob means a broken build. */
 	if (dsdt_len < sizeof(*dsdt_hdr) || dsdt_hdr->length != dsdt_len)
 		return -EINVAL;
+	long mem64_off = find_mem64(dsdt_aml, dsdt_len);
+	if (mem64_off < 0 || !mem64_valid(cfg->pci_mem64_base, cfg->pci_mem64_size))
+		return -EINVAL;
 
 	off_xsdt = place(buf_gpa, sizeof(struct acpi_rsdp), 16);
 	off_fadt = place(buf_gpa, off_xsdt + xsdt_len, 16);
@@ -375,6 +447,8 @@ int acpi_build(uint8_t *buf, size_t len, uint64_t buf_gpa, const struct acpi_con
 	build_madt(buf + off_madt, cfg->ncpus);
 	build_facs((struct acpi_facs *)(buf + off_facs));
 	memcpy(buf + off_dsdt, dsdt_aml, dsdt_len);
+	patch_mem64((struct acpi_header *)(buf + off_dsdt), buf + off_dsdt + mem64_off, cfg->pci_mem64_base,
+		    cfg->pci_mem64_size);
 
 	struct acpi_header *xsdt = (struct acpi_header *)(buf + off_xsdt);
 	uint64_t entries[XSDT_NR_ENTRIES] = {buf_gpa + off_fadt, buf_gpa + off_madt};

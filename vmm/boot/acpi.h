@@ -20,13 +20,20 @@
 
 struct acpi_config {
 	unsigned ncpus; /* 1..ACPI_MAX_CPUS; APIC ID and ACPI processor UID of CPU i are i */
+	/*
+	 * The 64-bit PCI window (struct pci_windows' mem64) that PCI0's _CRS
+	 * offers the guest for 64-bit BARs. size 0: none (the descriptor then
+	 * reads as an empty range, which the guest ignores).
+	 */
+	uint64_t pci_mem64_base, pci_mem64_size;
 };
 
 /*
  * buf represents guest-physical [buf_gpa, buf_gpa + len); buf_gpa must be
  * 16-byte aligned and the tables must end below 4 GiB (32-bit pointers).
  * The whole buffer is zeroed, then the RSDP goes at its start.
- * Returns 0, -EINVAL on bad arguments, or -ENOSPC when the tables do not fit
+ * Returns 0, -EINVAL on bad arguments (including a 64-bit window that wraps
+ * or starts below 4 GiB), or -ENOSPC when the tables do not fit
  * (buf is untouched on error). *rsdp_gpa receives the RSDP address.
  */
 int acpi_build(uint8_t *buf, size_t len, uint64_t buf_gpa, const struct acpi_config *cfg, uint64_t *rsdp_gpa);

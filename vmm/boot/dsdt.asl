@@ -6,6 +6,7 @@
  * preprocessor. iasl rejects the ULL-suffixed addresses and silently turns
  * expressions inside resource descriptors into 0, so those values are
  * literals here; tests/unit/test_acpi.c checks them against layout.h.
+ * prt.asl is generated at build time (scripts/gen-prt.sh, iasl -I $(BUILD)/acpi).
  */
 #include "../layout.h"
 
@@ -16,7 +17,7 @@ DefinitionBlock ("", "DSDT", 2, "KVMINI", "KVMINIVM", 1)
 
 	Scope (\_SB)
 	{
-		/* PCI root bridge: plain PCI (no ECAM yet); devices use MSI-X, so no _PRT. */
+		/* PCI root bridge: plain PCI (no ECAM yet). */
 		Device (PCI0)
 		{
 			Name (_HID, EisaId ("PNP0A03"))
@@ -24,6 +25,11 @@ DefinitionBlock ("", "DSDT", 2, "KVMINI", "KVMINIVM", 1)
 			Name (_SEG, 0)
 			Name (_BBN, 0)
 			/* No _ADR: iasl warns on _HID plus _ADR, and Linux reads neither for a root bridge. */
+			/*
+			 * INTx for drivers without MSI-X: slot and pin to an IOAPIC GSI, the swizzle of
+			 * pci_host_intx_gsi() (entries generated from vmm/layout.h).
+			 */
+			#include "prt.asl"
 			Name (_CRS, ResourceTemplate ()
 			{
 				WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode,
@@ -57,6 +63,19 @@ DefinitionBlock ("", "DSDT", 2, "KVMINI", "KVMINIVM", 1)
 					0xFEBFFFFF,	// Range Maximum
 					0x00000000,	// Translation Offset
 					0x3EC00000,	// Length
+					,, , AddressRangeMemory, TypeStatic)
+				/*
+				 * 64-bit BAR window above RAM: where it lies depends on the RAM size, so
+				 * acpi_build() finds this descriptor by these placeholder values (ACPI_MEM64_PLACEHOLDER_*
+				 * in acpi.c) and patches in the machine's window. Cacheable, not Prefetchable: Linux
+				 * would not place non-prefetchable BARs in a prefetchable window.
+				 */
+				QWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, Cacheable, ReadWrite,
+					0x0000000000000000,	// Granularity
+					0x0000DEAD00000000,	// Range Minimum (placeholder)
+					0x0000DEADFFFFFFFF,	// Range Maximum (placeholder)
+					0x0000000000000000,	// Translation Offset
+					0x0000000100000000,	// Length (placeholder)
 					,, , AddressRangeMemory, TypeStatic)
 			})
 		}

@@ -40,7 +40,8 @@ int boot_load(const struct guest_mem *m, const struct boot_images *im, struct bo
 	uint8_t *acpi = guest_mem_ptr(m, LAYOUT_ACPI_START, LAYOUT_ACPI_END - LAYOUT_ACPI_START);
 	if (!acpi)
 		return err_set(e, -EFAULT, "ACPI area is outside guest memory");
-	struct acpi_config acfg = {.ncpus = im->ncpus};
+	struct acpi_config acfg = {
+	    .ncpus = im->ncpus, .pci_mem64_base = im->pci_mem64_base, .pci_mem64_size = im->pci_mem64_size};
 	uint64_t rsdp = 0;
 	int r = acpi_build(acpi, LAYOUT_ACPI_END - LAYOUT_ACPI_START, LAYOUT_ACPI_START, &acfg, &rsdp);
 	if (r)

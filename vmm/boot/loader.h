@@ -21,6 +21,7 @@ struct boot_images {
 	size_t initrd_len;
 	const char *cmdline;
 	unsigned ncpus;
+	uint64_t pci_mem64_base, pci_mem64_size; /* the 64-bit PCI window ACPI offers the guest */
 };
 
 /* Returns 0 or a negative errno with a message naming the problem. */

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Disk image backends behind one interface, so that virtio-blk knows nothing
+ * about formats: raw today, qcow2 next. All calls may come from several I/O
+ * threads at once; a backend serialises what it must.
+ */
+#ifndef KVMINI_DEVICES_DISK_DISK_H
+#define KVMINI_DEVICES_DISK_DISK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "common/err.h"
+
+#define DISK_SECTOR	512
+#define DISK_SERIAL_MAX 20 /* VIRTIO_BLK_ID_BYTES */
+
+enum disk_format { DISK_FORMAT_AUTO = 0, DISK_FORMAT_RAW, DISK_FORMAT_QCOW2 };
+enum disk_cache { DISK_CACHE_WRITEBACK = 0, DISK_CACHE_NONE };
+
+struct disk_config {
+	const char *path;
+	enum disk_format format;
+	bool readonly;
+	enum disk_cache cache;
+	const char *serial; /* NULL: none; at most DISK_SERIAL_MAX bytes */
+};
+
+struct disk;
+
+struct disk_ops {
+	/*
+	 * Transfer the whole vector at byte offset off (a multiple of 512, and
+	 * off + total length <= size: callers check; raw checks again and
+	 * returns -EINVAL). Any iovec alignment works. 0 or -errno.
+	 */
+	int (*preadv)(struct disk *d, const struct iovec *iov, int iovcnt, uint64_t off);
+	int (*pwritev)(struct disk *d, const struct iovec *iov, int iovcnt, uint64_t off);
+	/* Everything written before the call is on stable storage when it returns 0. */
+	int (*flush)(struct disk *d);
+	/* Deallocate [off, off + len) (reads then return zeroes). -EOPNOTSUPP when impossible. */
+	int (*discard)(struct disk *d, uint64_t off, uint64_t len);
+	/* Make [off, off + len) read as zeroes, deallocating when may_unmap allows. */
+	int (*write_zeroes)(struct disk *d, uint64_t off, uint64_t len, bool may_unmap);
+	void (*close)(struct disk *d);
+};
+
+struct disk {
+	const struct disk_ops *ops;
+	uint64_t size; /* virtual size in bytes, a multiple of 512 */
+	bool readonly; /* pwritev, discard and write_zeroes return -EROFS */
+	/*
+	 * Discard and unmapping write-zeroes work on this file. Raw: probed at
+	 * open by punching a hole past the end of a regular file (a no-op that
+	 * fails with EOPNOTSUPP where holes are unsupported); assumed for block
+	 * devices; false for read-only disks. discard may still return
+	 * -EOPNOTSUPP.
+	 */
+	bool can_discard;
+	/*
+	 * Logical block size the guest should use: always 512, also with
+	 * cache=none on a device with 4 KiB sectors, so that an image looks the
+	 * same whatever the cache mode (the backend reads-modifies-writes).
+	 */
+	uint32_t block_size;
+	/*
+	 * Buffer/offset alignment with which I/O goes straight to the file: 1
+	 * without O_DIRECT; with cache=none, the largest of the memory and
+	 * offset alignments O_DIRECT needs (usually 512 or 4096). Anything
+	 * else still works: the backend copies through an aligned buffer.
+	 */
+	uint32_t align;
+	char serial[DISK_SERIAL_MAX + 1]; /* "" for none */
+	char path[4096];		  /* for messages */
+};
+
+/*
+ * Opens an image: probes the format when c->format is AUTO, takes an OFD
+ * lock (exclusive for read-write, shared for read-only), checks the size.
+ * Returns 0 or -errno with one line in e naming the path and the problem
+ * ("PATH: is a directory", "PATH: size 1000 is not a multiple of 512",
+ * "PATH: in use by another process (locked)", ...). A file system without
+ * OFD locks (ENOLCK, EOPNOTSUPP, EINVAL) is used unlocked.
+ */
+int disk_open(const struct disk_config *c, struct disk **out, struct err *e);
+void disk_close(struct disk *d);
+
+#endif

@@ -1,0 +1,363 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtio-blk over the virtio-pci transport, driven the way a guest driver
+ * drives it: configuration cycles on 0xcf8/0xcfc, register accesses in the
+ * 64-bit window, rings in (anonymous, KVM-less) guest memory, a raw image in
+ * a temporary file. Checks the data path, the error statuses, and that a
+ * hostile driver ends in NEEDS_RESET instead of anything worse.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "devices/disk/disk.h"
+#include "devices/pci.h"
+#include "virtio/blk.h"
+#include "virtio/virtio.h"
+#include "vmm/memory.h"
+
+#define MiB	     (1ULL << 20)
+#define DEVFN	     PCI_DEVFN(1, 0)
+#define MEM64_START  0x100000000ULL
+#define MEM32_START  0xc0000000ULL
+#define QSIZE	     16
+#define DESC_GPA     0x10000ULL
+#define AVAIL_GPA    0x11000ULL
+#define USED_GPA     0x12000ULL
+#define HDR_GPA	     0x20000ULL
+#define DATA_GPA     0x30000ULL
+#define STATUS_GPA   0x40000ULL
+#define DISK_SECTORS 2048
+
+struct fx {
+	struct guest_mem mem;
+	struct pci_host *host;
+	struct disk *disk;
+	struct virtio_blk *blk;
+	char path[64];
+	uint64_t regs; /* BAR 4 address */
+	int intx;
+	uint16_t avail_idx, used_seen;
+};
+
+static void intx_set(void *opaque, unsigned gsi, int level)
+{
+	struct fx *f = opaque;
+	__atomic_store_n(&f->intx, level, __ATOMIC_SEQ_CST);
+}
+
+/* ---- configuration space ---- */
+
+static uint32_t cfg_read(struct fx *f, unsigned reg)
+{
+	uint8_t a[4] = {(uint8_t)reg, (uint8_t)(DEVFN), 0, 0x80}, d[4];
+	pci_host_addr_io(f->host, 0, a, 4, true);
+	pci_host_data_io(f->host, 0, d, 4, false);
+	return (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24;
+}
+
+static void cfg_write(struct fx *f, unsigned reg, uint32_t v)
+{
+	uint8_t a[4] = {(uint8_t)reg, (uint8_t)(DEVFN), 0, 0x80},
+		d[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+	pci_host_addr_io(f->host, 0, a, 4, true);
+	pci_host_data_io(f->host, 0, d, 4, true);
+}
+
+/* ---- BAR 4 registers (common config at 0, ISR at 0x1000, device config at 0x2000, notify at 0x3000) ---- */
+
+static uint64_t reg_read(struct fx *f, uint64_t off, uint32_t len)
+{
+	uint8_t d[8] = {0};
+	pci_host_mem64_window(f->host, f->regs + off - MEM64_START, d, len, false);
+	uint64_t v = 0;
+	for (uint32_t i = 0; i < len; i++)
+		v |= (uint64_t)d[i] << (8 * i);
+	return v;
+}
+
+static void reg_write(struct fx *f, uint64_t off, uint64_t v, uint32_t len)
+{
+	uint8_t d[8];
+	for (uint32_t i = 0; i < len; i++)
+		d[i] = (uint8_t)(v >> (8 * i));
+	pci_host_mem64_window(f->host, f->regs + off - MEM64_START, d, len, true);
+}
+
+static uint8_t status(struct fx *f)
+{
+	return (uint8_t)reg_read(f, 20, 1);
+}
+
+/* The driver's bring-up (virtio 1.2, 3.1.1) with queue 0 of QSIZE entries. */
+static void driver_init(struct fx *f, uint64_t want)
+{
+	reg_write(f, 20, 0, 1);
+	assert_int_equal(status(f), 0);
+	reg_write(f, 20, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER, 1);
+	reg_write(f, 0, 1, 4);
+	uint64_t offered = reg_read(f, 4, 4) << 32;
+	reg_write(f, 0, 0, 4);
+	offered |= reg_read(f, 4, 4);
+	assert_true(offered & VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	want &= offered;
+	reg_write(f, 8, 0, 4);
+	reg_write(f, 12, (uint32_t)want, 4);
+	reg_write(f, 8, 1, 4);
+	reg_write(f, 12, (uint32_t)(want >> 32), 4);
+	reg_write(f, 20, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK, 1);
+	assert_true(status(f) & VIRTIO_STATUS_FEATURES_OK);
+	reg_write(f, 22, 0, 2);
+	assert_int_equal(reg_read(f, 24, 2), 256);
+	reg_write(f, 24, QSIZE, 2);
+	reg_write(f, 32, DESC_GPA, 4); /* as Linux does: 64-bit registers in two halves */
+	reg_write(f, 36, 0, 4);
+	reg_write(f, 40, AVAIL_GPA, 8);
+	reg_write(f, 48, USED_GPA, 8);
+	reg_write(f, 28, 1, 2);
+	memset(f->mem.map + DESC_GPA, 0, 0x3000);
+	f->avail_idx = f->used_seen = 0;
+	reg_write(f, 20,
+		  VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+		      VIRTIO_STATUS_DRIVER_OK,
+		  1);
+	assert_true(status(f) & VIRTIO_STATUS_DRIVER_OK);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct err e = {0};
+	assert_non_null(f);
+	assert_int_equal(guest_mem_alloc(&f->mem, 16 * MiB, &e), 0);
+	struct pci_windows w = {0x1000,	    0xffff,	 MEM32_START,
+				0xfebfffff, MEM64_START, MEM64_START + (1ULL << 30) - 1};
+	f->host = pci_host_create(&w);
+	assert_non_null(f->host);
+	strcpy(f->path, "/tmp/kvmini-test-blk.XXXXXX");
+	int fd = mkstemp(f->path);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, DISK_SECTORS * 512), 0);
+	close(fd);
+	struct disk_config dc = {.path = f->path, .format = DISK_FORMAT_RAW, .serial = "SERIAL-1"};
+	assert_int_equal(disk_open(&dc, &f->disk, &e), 0);
+	struct virtio_pci_env env = {.host = f->host, .mem = &f->mem, .intx = {intx_set, f, 16}};
+	f->blk = virtio_blk_create(&env, DEVFN, f->disk, 1, "virtio-blk vda", &e);
+	assert_non_null(f->blk);
+	/* As firmware left it: BAR 4 placed, memory decoding on, bus mastering on. */
+	cfg_write(f, 0x04, 0x6);
+	f->regs = (cfg_read(f, 0x20) & ~0xfULL) | (uint64_t)cfg_read(f, 0x24) << 32;
+	assert_true(f->regs >= MEM64_START);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	virtio_blk_destroy(f->blk);
+	disk_close(f->disk);
+	pci_host_destroy(f->host);
+	guest_mem_free(&f->mem);
+	unlink(f->path);
+	free(f);
+	return 0;
+}
+
+/* ---- rings ---- */
+
+static void put_desc(struct fx *f, unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
+{
+	uint8_t *d = f->mem.map + DESC_GPA + 16 * i;
+	memcpy(d, &addr, 8);
+	memcpy(d + 8, &len, 4);
+	memcpy(d + 12, &flags, 2);
+	memcpy(d + 14, &next, 2);
+}
+
+static void submit(struct fx *f, uint16_t head)
+{
+	uint8_t *avail = f->mem.map + AVAIL_GPA;
+	memcpy(avail + 4 + 2 * (f->avail_idx % QSIZE), &head, 2);
+	f->avail_idx++;
+	__atomic_store_n((uint16_t *)(avail + 2), f->avail_idx, __ATOMIC_RELEASE);
+	reg_write(f, 0x3000, 0, 2); /* notify queue 0 (no ioeventfd here: this exits to the device) */
+}
+
+/* Waits for the next used entry; returns its written length, or -1 after 5 s. */
+static int64_t wait_used(struct fx *f)
+{
+	uint8_t *used = f->mem.map + USED_GPA;
+	for (int i = 0; i < 5000; i++) {
+		uint16_t idx = __atomic_load_n((uint16_t *)(used + 2), __ATOMIC_ACQUIRE);
+		if (idx != f->used_seen) {
+			uint32_t len;
+			memcpy(&len, used + 4 + 8 * (f->used_seen % QSIZE) + 4, 4);
+			f->used_seen++;
+			return len;
+		}
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	return -1;
+}
+
+static bool wait_status(struct fx *f, uint8_t bit)
+{
+	for (int i = 0; i < 5000 && !(status(f) & bit); i++) {
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	return status(f) & bit;
+}
+
+/* A request: header, one data buffer (out or in), status. Returns the used length. */
+static int64_t request(struct fx *f, uint32_t type, uint64_t sector, uint32_t data_len, bool data_in)
+{
+	uint8_t hdr[16] = {0};
+	memcpy(hdr, &type, 4);
+	memcpy(hdr + 8, &sector, 8);
+	memcpy(f->mem.map + HDR_GPA, hdr, 16);
+	f->mem.map[STATUS_GPA] = 0xee;
+	put_desc(f, 0, HDR_GPA, 16, 1, 1);
+	if (data_len) {
+		put_desc(f, 1, DATA_GPA, data_len, 1 | (data_in ? 2 : 0), 2);
+		put_desc(f, 2, STATUS_GPA, 1, 2, 0);
+	} else {
+		put_desc(f, 0, HDR_GPA, 16, 1, 2);
+		put_desc(f, 2, STATUS_GPA, 1, 2, 0);
+	}
+	submit(f, 0);
+	return wait_used(f);
+}
+
+static void test_identity(void **state)
+{
+	struct fx *f = *state;
+	assert_int_equal(cfg_read(f, 0x00), 0x10421af4); /* 1af4:1042, modern virtio-blk */
+	assert_int_equal(cfg_read(f, 0x2c) >> 16, 0x40);
+	/* Device configuration: capacity and seg_max. */
+	driver_init(f, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	assert_int_equal(reg_read(f, 0x2000, 8), DISK_SECTORS);
+	assert_int_equal(reg_read(f, 0x2000 + 12, 4), VIRTIO_BLK_SEG_MAX);
+}
+
+static void test_write_read_flush(void **state)
+{
+	struct fx *f = *state;
+	driver_init(f, VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_RING_EVENT_IDX));
+	for (int i = 0; i < 4096; i++)
+		f->mem.map[DATA_GPA + i] = (uint8_t)(i * 7 + 3);
+	assert_int_equal(request(f, 1, 8, 4096, false), 1);
+	assert_int_equal(f->mem.map[STATUS_GPA], 0);
+	memset(f->mem.map + DATA_GPA, 0, 4096);
+	assert_int_equal(request(f, 0, 8, 4096, true), 4097);
+	assert_int_equal(f->mem.map[STATUS_GPA], 0);
+	for (int i = 0; i < 4096; i++)
+		assert_int_equal(f->mem.map[DATA_GPA + i], (uint8_t)(i * 7 + 3));
+	assert_int_equal(request(f, 4, 0, 0, false), 1);
+	assert_int_equal(f->mem.map[STATUS_GPA], 0);
+	/* On the file itself, at sector 8. */
+	FILE *fp = fopen(f->path, "rb");
+	uint8_t buf[16];
+	assert_int_equal(fseek(fp, 8 * 512, SEEK_SET), 0);
+	assert_int_equal(fread(buf, 1, 16, fp), 16);
+	fclose(fp);
+	assert_int_equal(buf[5], (uint8_t)(5 * 7 + 3));
+	/* INTx (MSI-X is off): the ISR says "used buffer" and reading it lowers the line. */
+	assert_int_equal(f->intx, 1);
+	assert_int_equal(reg_read(f, 0x1000, 1) & 1, 1);
+	assert_int_equal(f->intx, 0);
+}
+
+static void test_get_id_and_errors(void **state)
+{
+	struct fx *f = *state;
+	driver_init(f, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	memset(f->mem.map + DATA_GPA, 0xaa, 20);
+	assert_int_equal(request(f, 8, 0, 20, true), 21);
+	assert_memory_equal(f->mem.map + DATA_GPA, "SERIAL-1\0\0\0\0", 12);
+	/* Beyond the end, straddling the end, not a multiple of 512, an unknown type. */
+	assert_int_equal(request(f, 0, DISK_SECTORS, 512, true), 1);
+	assert_int_equal(f->mem.map[STATUS_GPA], 1);
+	assert_int_equal(request(f, 1, DISK_SECTORS - 1, 1024, false), 1);
+	assert_int_equal(f->mem.map[STATUS_GPA], 1);
+	assert_int_equal(request(f, 0, UINT64_MAX / 256, 512, true), 1);
+	assert_int_equal(f->mem.map[STATUS_GPA], 1);
+	assert_int_equal(request(f, 0, 0, 100, true), 1);
+	assert_int_equal(f->mem.map[STATUS_GPA], 1);
+	assert_int_equal(request(f, 99, 0, 0, false), 1);
+	assert_int_equal(f->mem.map[STATUS_GPA], 2);
+	/* Still healthy. */
+	assert_false(status(f) & VIRTIO_STATUS_NEEDS_RESET);
+}
+
+static void test_hostile_chain_needs_reset(void **state)
+{
+	struct fx *f = *state;
+	driver_init(f, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	/* A descriptor pointing past the end of guest RAM. */
+	put_desc(f, 0, 16 * MiB - 8, 16, 0, 0);
+	submit(f, 0);
+	assert_true(wait_status(f, VIRTIO_STATUS_NEEDS_RESET));
+	/* A reset brings it back. */
+	driver_init(f, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	assert_false(status(f) & VIRTIO_STATUS_NEEDS_RESET);
+	assert_int_equal(request(f, 4, 0, 0, false), 1);
+	assert_int_equal(f->mem.map[STATUS_GPA], 0);
+	/* A loop. */
+	put_desc(f, 0, HDR_GPA, 16, 1, 1);
+	put_desc(f, 1, DATA_GPA, 512, 1, 0);
+	submit(f, 0);
+	assert_true(wait_status(f, VIRTIO_STATUS_NEEDS_RESET));
+}
+
+static void test_bad_features_refused(void **state)
+{
+	struct fx *f = *state;
+	reg_write(f, 20, 0, 1);
+	reg_write(f, 20, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER, 1);
+	/* No VERSION_1: a legacy driver, which we do not serve. */
+	reg_write(f, 8, 1, 4);
+	reg_write(f, 12, 0, 4);
+	reg_write(f, 20, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK, 1);
+	assert_false(status(f) & VIRTIO_STATUS_FEATURES_OK);
+	/* A bad ring (misaligned descriptor table) at DRIVER_OK. */
+	reg_write(f, 20, 0, 1);
+	reg_write(f, 20, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER, 1);
+	reg_write(f, 8, 1, 4);
+	reg_write(f, 12, 1, 4);
+	reg_write(f, 20, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK, 1);
+	reg_write(f, 22, 0, 2);
+	reg_write(f, 32, DESC_GPA + 3, 8);
+	reg_write(f, 40, AVAIL_GPA, 8);
+	reg_write(f, 48, USED_GPA, 8);
+	reg_write(f, 28, 1, 2);
+	reg_write(f, 20, 0xf, 1);
+	assert_true(status(f) & VIRTIO_STATUS_NEEDS_RESET);
+	/* Unknown registers and odd widths do nothing harmful. */
+	reg_write(f, 0x0fff, 0xff, 1);
+	reg_write(f, 0x3ffe, 0xffff, 2);
+	assert_int_equal(reg_read(f, 0x2000 + 4000, 4), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_identity, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_write_read_flush, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_get_id_and_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_hostile_chain_needs_reset, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_features_refused, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

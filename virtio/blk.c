@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtio-blk requests: a 16-byte header (type, reserved, sector) in the
+ * readable part, data, and a status byte at the very end of the writable
+ * part. Each queue has its own thread that sleeps on the queue's kick eventfd
+ * and serves requests synchronously, so stopping a queue (reset, teardown)
+ * is joining its thread: whatever it had in flight is done by then.
+ */
+#include "virtio/blk.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "virtio/iov.h"
+
+/* Feature bits (5.2.3). */
+#define VIRTIO_BLK_F_SEG_MAX	  2
+#define VIRTIO_BLK_F_RO		  5
+#define VIRTIO_BLK_F_BLK_SIZE	  6
+#define VIRTIO_BLK_F_FLUSH	  9
+#define VIRTIO_BLK_F_MQ		  12
+#define VIRTIO_BLK_F_DISCARD	  13
+#define VIRTIO_BLK_F_WRITE_ZEROES 14
+
+/* Request types and status values (5.2.6). */
+#define VIRTIO_BLK_T_IN		  0
+#define VIRTIO_BLK_T_OUT	  1
+#define VIRTIO_BLK_T_FLUSH	  4
+#define VIRTIO_BLK_T_GET_ID	  8
+#define VIRTIO_BLK_T_DISCARD	  11
+#define VIRTIO_BLK_T_WRITE_ZEROES 13
+#define VIRTIO_BLK_S_OK		  0
+#define VIRTIO_BLK_S_IOERR	  1
+#define VIRTIO_BLK_S_UNSUPP	  2
+#define VIRTIO_BLK_WZ_F_UNMAP	  1
+
+#define QUEUE_SIZE	  256
+#define MAX_RANGES	  32	   /* discard / write-zeroes segments per request */
+#define MAX_RANGE_SECTORS 0x3fffff /* per segment: just under 2 GiB */
+#define CONFIG_SIZE	  60	   /* struct virtio_blk_config up to write_zeroes_may_unmap + padding */
+#define MAX_QUEUES	  64
+#define HDR_SIZE	  16
+
+struct blk_queue {
+	struct virtio_blk *b;
+	unsigned index;
+	pthread_t thread;
+	bool running;
+};
+
+struct virtio_blk {
+	struct virtio_pci *t;
+	struct disk *disk;
+	char name[64];
+	unsigned nqueues;
+	int stop_fd; /* readable: every queue thread returns */
+	struct blk_queue q[MAX_QUEUES];
+	uint8_t config[CONFIG_SIZE];
+};
+
+static void put_le(uint8_t *p, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+	for (unsigned i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+/* Whether [sector, sector + bytes/512) lies on the disk. */
+static bool in_range(const struct disk *d, uint64_t sector, uint64_t bytes, uint64_t *off)
+{
+	if (sector > d->size / DISK_SECTOR)
+		return false;
+	*off = sector * DISK_SECTOR;
+	return bytes <= d->size - *off;
+}
+
+/* Discard and write-zeroes: a list of {le64 sector, le32 num_sectors, le32 flags} after the header. */
+static uint8_t do_ranges(struct virtio_blk *b, uint32_t type, const struct iovec *out, unsigned nout,
+			 uint64_t out_len)
+{
+	uint64_t body = out_len - HDR_SIZE;
+	if (body == 0 || body % 16 || body / 16 > MAX_RANGES)
+		return VIRTIO_BLK_S_UNSUPP;
+	for (uint64_t i = 0; i < body / 16; i++) {
+		uint8_t seg[16];
+		iov_to_buf(out, nout, HDR_SIZE + i * 16, seg, sizeof(seg));
+		uint64_t sector = get_le(seg, 8), off;
+		uint32_t n = (uint32_t)get_le(seg + 8, 4), flags = (uint32_t)get_le(seg + 12, 4);
+		if (n > MAX_RANGE_SECTORS || !in_range(b->disk, sector, (uint64_t)n * DISK_SECTOR, &off))
+			return VIRTIO_BLK_S_IOERR;
+		if (type == VIRTIO_BLK_T_DISCARD ? flags != 0 : (flags & ~(uint32_t)VIRTIO_BLK_WZ_F_UNMAP))
+			return VIRTIO_BLK_S_UNSUPP;
+		int r = type == VIRTIO_BLK_T_DISCARD
+			    ? b->disk->ops->discard(b->disk, off, (uint64_t)n * DISK_SECTOR)
+			    : b->disk->ops->write_zeroes(b->disk, off, (uint64_t)n * DISK_SECTOR,
+							 flags & VIRTIO_BLK_WZ_F_UNMAP);
+		if (r == -EOPNOTSUPP && type == VIRTIO_BLK_T_DISCARD)
+			return VIRTIO_BLK_S_UNSUPP;
+		if (r)
+			return VIRTIO_BLK_S_IOERR;
+	}
+	return VIRTIO_BLK_S_OK;
+}
+
+/* Serves one request; returns the status and sets *data_in to the bytes written before the status. */
+static uint8_t serve(struct virtio_blk *b, const struct iovec *iov, const struct virtq_chain *c,
+		     uint32_t *data_in)
+{
+	const struct iovec *out = iov, *in = iov + c->nout;
+	uint8_t hdr[HDR_SIZE];
+	struct iovec data[VIRTIO_BLK_SEG_MAX];
+	struct disk *d = b->disk;
+	uint64_t off;
+	int n, r;
+
+	*data_in = 0;
+	if (c->out_len < HDR_SIZE)
+		return VIRTIO_BLK_S_IOERR;
+	iov_to_buf(out, c->nout, 0, hdr, HDR_SIZE);
+	uint32_t type = (uint32_t)get_le(hdr, 4);
+	uint64_t sector = get_le(hdr + 8, 8);
+	uint64_t in_data = c->in_len - 1; /* the status byte is the last writable byte */
+
+	switch (type) {
+	case VIRTIO_BLK_T_IN:
+		if (in_data % DISK_SECTOR || !in_range(d, sector, in_data, &off))
+			return VIRTIO_BLK_S_IOERR;
+		n = iov_slice(in, c->nin, 0, in_data, data, VIRTIO_BLK_SEG_MAX);
+		if (n < 0)
+			return VIRTIO_BLK_S_IOERR;
+		r = n ? d->ops->preadv(d, data, n, off) : 0;
+		if (r)
+			return VIRTIO_BLK_S_IOERR;
+		*data_in = (uint32_t)in_data;
+		return VIRTIO_BLK_S_OK;
+	case VIRTIO_BLK_T_OUT: {
+		uint64_t len = c->out_len - HDR_SIZE;
+		if (d->readonly || len % DISK_SECTOR || !in_range(d, sector, len, &off))
+			return VIRTIO_BLK_S_IOERR;
+		n = iov_slice(out, c->nout, HDR_SIZE, len, data, VIRTIO_BLK_SEG_MAX);
+		if (n < 0)
+			return VIRTIO_BLK_S_IOERR;
+		return (n ? d->ops->pwritev(d, data, n, off) : 0) ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+	}
+	case VIRTIO_BLK_T_FLUSH:
+		if (d->readonly)
+			return VIRTIO_BLK_S_OK; /* nothing of ours to make durable */
+		return d->ops->flush(d) ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+	case VIRTIO_BLK_T_GET_ID: {
+		/* Up to 20 bytes, NUL-padded when shorter (5.2.6.1). */
+		char id[DISK_SERIAL_MAX] = {0};
+		memcpy(id, d->serial, strnlen(d->serial, DISK_SERIAL_MAX));
+		*data_in =
+		    (uint32_t)iov_from_buf(in, c->nin, 0, id, in_data < sizeof(id) ? in_data : sizeof(id));
+		return VIRTIO_BLK_S_OK;
+	}
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		if (d->readonly)
+			return VIRTIO_BLK_S_IOERR;
+		if (type == VIRTIO_BLK_T_DISCARD && !d->can_discard)
+			return VIRTIO_BLK_S_UNSUPP;
+		return do_ranges(b, type, out, c->nout, c->out_len);
+	default:
+		return VIRTIO_BLK_S_UNSUPP;
+	}
+}
+
+/* Drains the avail ring once; false when the driver broke it (the device then needs a reset). */
+static bool drain(struct virtio_blk *b, unsigned qi)
+{
+	struct virtq *q = virtio_pci_queue(b->t, qi);
+	struct iovec iov[VIRTIO_BLK_SEG_MAX + 2];
+	struct virtq_chain c;
+	int r;
+
+	if (!q)
+		return true;
+	do {
+		virtq_set_notify(q, false);
+		while ((r = virtq_pop(q, iov, VIRTIO_BLK_SEG_MAX + 2, &c)) == 1) {
+			if (c.nin == 0 || c.in_len == 0) {
+				virtio_pci_needs_reset(b->t, "a request without a status byte");
+				return false;
+			}
+			uint32_t data_in;
+			uint8_t status = serve(b, iov, &c, &data_in);
+			iov_from_buf(iov + c.nout, c.nin, c.in_len - 1, &status, 1);
+			virtq_push(q, c.head, data_in + 1);
+			virtio_pci_notify(b->t, qi);
+		}
+		if (r < 0) {
+			/* -E2BIG too: we told the driver SEG_MAX, so a longer chain is its fault. */
+			virtio_pci_needs_reset(b->t, r == -E2BIG ? "a request with more segments than seg_max"
+								 : "a malformed descriptor chain");
+			return false;
+		}
+		virtq_set_notify(q, true);
+	} while (virtq_has_work(q));
+	return true;
+}
+
+static void *queue_thread(void *arg)
+{
+	struct blk_queue *bq = arg;
+	struct virtio_blk *b = bq->b;
+	struct pollfd p[2] = {{.fd = b->stop_fd, .events = POLLIN},
+			      {.fd = virtio_pci_kick_fd(b->t, bq->index), .events = POLLIN}};
+	bool broken = false;
+
+	for (;;) {
+		if (poll(p, broken ? 1 : 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[0].revents)
+			break;
+		if (p[1].revents & POLLIN) {
+			uint64_t v;
+			if (read(p[1].fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				break;
+			if (!drain(b, bq->index))
+				broken = true; /* wait for the reset */
+		}
+	}
+	return NULL;
+}
+
+static void blk_stop(void *opaque)
+{
+	struct virtio_blk *b = opaque;
+	uint64_t one = 1;
+	if (write(b->stop_fd, &one, sizeof(one)) < 0)
+		perror("kvmini: virtio-blk stop");
+	for (unsigned i = 0; i < b->nqueues; i++) {
+		if (b->q[i].running)
+			pthread_join(b->q[i].thread, NULL);
+		b->q[i].running = false;
+	}
+	uint64_t v;
+	while (read(b->stop_fd, &v, sizeof(v)) == sizeof(v))
+		;
+}
+
+static int blk_start(void *opaque)
+{
+	struct virtio_blk *b = opaque;
+	for (unsigned i = 0; i < b->nqueues; i++) {
+		int r = pthread_create(&b->q[i].thread, NULL, queue_thread, &b->q[i]);
+		if (r) {
+			fprintf(stderr, "kvmini: %s: cannot start an I/O thread: %s\n", b->name, strerror(r));
+			blk_stop(b);
+			return -r;
+		}
+		b->q[i].running = true;
+		/* Requests the driver queued before DRIVER_OK, or whose kick we consumed at reset. */
+		uint64_t one = 1;
+		if (write(virtio_pci_kick_fd(b->t, i), &one, sizeof(one)) < 0)
+			perror("kvmini: virtio-blk kick");
+	}
+	return 0;
+}
+
+static void blk_config_read(void *opaque, uint32_t off, uint8_t *data, uint32_t len)
+{
+	struct virtio_blk *b = opaque;
+	memcpy(data, b->config + off, len);
+}
+
+static const struct virtio_device_ops blk_ops = {
+    .config_read = blk_config_read,
+    .start = blk_start,
+    .stop = blk_stop,
+};
+
+static void fill_config(struct virtio_blk *b)
+{
+	const struct disk *d = b->disk;
+	uint8_t *c = b->config;
+	put_le(c + 0, d->size / DISK_SECTOR, 8);	/* capacity */
+	put_le(c + 12, VIRTIO_BLK_SEG_MAX, 4);		/* seg_max */
+	put_le(c + 20, d->block_size, 4);		/* blk_size */
+	put_le(c + 34, b->nqueues, 2);			/* num_queues */
+	put_le(c + 36, MAX_RANGE_SECTORS, 4);		/* max_discard_sectors */
+	put_le(c + 40, MAX_RANGES, 4);			/* max_discard_seg */
+	put_le(c + 44, d->block_size / DISK_SECTOR, 4); /* discard_sector_alignment */
+	put_le(c + 48, MAX_RANGE_SECTORS, 4);		/* max_write_zeroes_sectors */
+	put_le(c + 52, MAX_RANGES, 4);			/* max_write_zeroes_seg */
+	c[56] = d->can_discard;				/* write_zeroes_may_unmap */
+}
+
+struct virtio_blk *virtio_blk_create(const struct virtio_pci_env *env, unsigned devfn, struct disk *disk,
+				     unsigned nqueues, const char *name, struct err *e)
+{
+	if (nqueues < 1 || nqueues > MAX_QUEUES) {
+		err_set(e, -EINVAL, "%s: %u queues (1..%d)", name, nqueues, MAX_QUEUES);
+		return NULL;
+	}
+	struct virtio_blk *b = calloc(1, sizeof(*b));
+	if (!b) {
+		err_set(e, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	b->disk = disk;
+	b->nqueues = nqueues;
+	snprintf(b->name, sizeof(b->name), "%s", name);
+	for (unsigned i = 0; i < nqueues; i++)
+		b->q[i] = (struct blk_queue){.b = b, .index = i};
+	b->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (b->stop_fd < 0) {
+		err_set(e, -errno, "%s: eventfd: %s", name, strerror(errno));
+		free(b);
+		return NULL;
+	}
+	fill_config(b);
+
+	uint64_t f = VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX) | VIRTIO_BIT(VIRTIO_BLK_F_BLK_SIZE) |
+		     VIRTIO_BIT(VIRTIO_BLK_F_FLUSH);
+	if (nqueues > 1)
+		f |= VIRTIO_BIT(VIRTIO_BLK_F_MQ);
+	if (disk->readonly)
+		f |= VIRTIO_BIT(VIRTIO_BLK_F_RO);
+	else {
+		f |= VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES);
+		if (disk->can_discard)
+			f |= VIRTIO_BIT(VIRTIO_BLK_F_DISCARD);
+	}
+	struct virtio_device_desc desc = {
+	    .name = b->name,
+	    .device_id = VIRTIO_ID_BLOCK,
+	    .features = f,
+	    .num_queues = nqueues,
+	    .max_queue_size = QUEUE_SIZE,
+	    .config_size = CONFIG_SIZE,
+	    .ops = &blk_ops,
+	    .opaque = b,
+	};
+	b->t = virtio_pci_create(env, devfn, &desc, e);
+	if (!b->t) {
+		close(b->stop_fd);
+		free(b);
+		return NULL;
+	}
+	return b;
+}
+
+void virtio_blk_destroy(struct virtio_blk *b)
+{
+	if (!b)
+		return;
+	virtio_pci_destroy(b->t); /* stops the queues first */
+	close(b->stop_fd);
+	free(b);
+}

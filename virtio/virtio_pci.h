@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The virtio-pci modern transport (virtio 1.2, 4.1): a PCI function with the
+ * common, notify, ISR, device-config and PCI-config-access capabilities, all
+ * in one 64-bit memory BAR, and MSI-X (one vector per queue plus one for
+ * configuration changes) in a second BAR; INTx when the driver uses no MSI-X.
+ *
+ * Driver notifications land in one eventfd per queue: through KVM ioeventfds
+ * on the notify addresses when the VM offers them, or written by our own
+ * MMIO handler otherwise, so a device's I/O thread only ever polls eventfds.
+ * Interrupts go out through MSI-X irqfds.
+ */
+#ifndef KVMINI_VIRTIO_VIRTIO_PCI_H
+#define KVMINI_VIRTIO_VIRTIO_PCI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "devices/irq.h"
+#include "devices/pci.h"
+#include "virtio/virtio.h"
+#include "virtio/virtqueue.h"
+
+/* KVM ioeventfds: assign (or deassign) fd to guest writes of len bytes at MMIO address addr. */
+struct ioevent_ops {
+	int (*set)(void *opaque, uint64_t addr, uint32_t len, int fd, bool assign);
+	void *opaque;
+};
+
+struct virtio_pci_env {
+	struct pci_host *host;
+	const struct guest_mem *mem;
+	const struct msi_controller *msi;  /* NULL: INTx only */
+	struct irq_line intx;		   /* .gsi from pci_host_intx_gsi() */
+	const struct ioevent_ops *ioevent; /* NULL: notifications exit to us */
+};
+
+struct virtio_pci;
+
+/* Creates the function at devfn and places its BARs. NULL with e set on failure. */
+struct virtio_pci *virtio_pci_create(const struct virtio_pci_env *env, unsigned devfn,
+				     const struct virtio_device_desc *desc, struct err *e);
+/* Stops the device (if started), unplugs and frees. */
+void virtio_pci_destroy(struct virtio_pci *t);
+
+/* ---- for the device, from its own threads, between start() and stop() ---- */
+/* Negotiated features. */
+uint64_t virtio_pci_features(const struct virtio_pci *t);
+/* Queue q (NULL when q is not a queue or the driver did not enable it). */
+struct virtq *virtio_pci_queue(struct virtio_pci *t, unsigned q);
+/* The eventfd that becomes readable when the driver notifies queue q. */
+int virtio_pci_kick_fd(const struct virtio_pci *t, unsigned q);
+/* After pushing used buffers on queue q: interrupts the driver if it wants one. */
+void virtio_pci_notify(struct virtio_pci *t, unsigned q);
+/* The driver broke the protocol: NEEDS_RESET and a configuration interrupt. */
+void virtio_pci_needs_reset(struct virtio_pci *t, const char *why);
+/* Device configuration changed: bump config_generation and interrupt the driver. */
+void virtio_pci_config_changed(struct virtio_pci *t);
+
+#endif
