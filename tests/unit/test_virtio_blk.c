@@ -29,13 +29,13 @@
 #define DEVFN	     PCI_DEVFN(1, 0)
 #define MEM64_START  0x100000000ULL
 #define MEM32_START  0xc0000000ULL
-#define QSIZE	     16
+#define QSIZE	     64
 #define DESC_GPA     0x10000ULL
 #define AVAIL_GPA    0x11000ULL
 #define USED_GPA     0x12000ULL
 #define HDR_GPA	     0x20000ULL
 #define DATA_GPA     0x30000ULL
-#define STATUS_GPA   0x40000ULL
+#define STATUS_GPA   0x60000ULL
 #define DISK_SECTORS 2048
 
 struct fx {
@@ -279,6 +279,54 @@ static void test_write_read_flush(void **state)
 	assert_int_equal(f->intx, 0);
 }
 
+/* Puts request i (descriptors 3i..3i+2) on the avail ring without notifying. */
+static void queue_rw(struct fx *f, unsigned i, uint32_t type, uint64_t sector)
+{
+	uint8_t hdr[16] = {0};
+	memcpy(hdr, &type, 4);
+	memcpy(hdr + 8, &sector, 8);
+	memcpy(f->mem.map + HDR_GPA + 16 * i, hdr, 16);
+	f->mem.map[STATUS_GPA + i] = 0xee;
+	put_desc(f, 3 * i, HDR_GPA + 16 * i, 16, 1, (uint16_t)(3 * i + 1));
+	put_desc(f, 3 * i + 1, DATA_GPA + 4096 * i, 4096, 1 | (type == 0 ? 2 : 0), (uint16_t)(3 * i + 2));
+	put_desc(f, 3 * i + 2, STATUS_GPA + i, 1, 2, 0);
+	uint8_t *avail = f->mem.map + AVAIL_GPA;
+	uint16_t head = (uint16_t)(3 * i);
+	memcpy(avail + 4 + 2 * (f->avail_idx % QSIZE), &head, 2);
+	f->avail_idx++;
+}
+
+/* Many requests at once go out to the worker threads and all come back, in any order. */
+static void test_many_in_flight(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 20 };
+	driver_init(f, VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_RING_EVENT_IDX));
+	for (int round = 0; round < 2; round++) {
+		for (unsigned i = 0; i < N; i++) {
+			if (round == 0)
+				memset(f->mem.map + DATA_GPA + 4096 * i, (int)(i + 1), 4096);
+			else
+				memset(f->mem.map + DATA_GPA + 4096 * i, 0, 4096);
+			queue_rw(f, i, round == 0 ? 1 : 0, 8 * i);
+		}
+		__atomic_store_n((uint16_t *)(f->mem.map + AVAIL_GPA + 2), f->avail_idx, __ATOMIC_RELEASE);
+		reg_write(f, 0x3000, 0, 2);
+		for (unsigned i = 0; i < N; i++)
+			assert_int_equal(wait_used(f), round == 0 ? 1 : 4097);
+		for (unsigned i = 0; i < N; i++) {
+			assert_int_equal(f->mem.map[STATUS_GPA + i], 0);
+			if (round == 1) {
+				assert_int_equal(f->mem.map[DATA_GPA + 4096 * i], i + 1);
+				assert_int_equal(f->mem.map[DATA_GPA + 4096 * i + 4095], i + 1);
+			}
+		}
+	}
+	/* A reset while idle, then the device still works. */
+	driver_init(f, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	assert_int_equal(request(f, 4, 0, 0, false), 1);
+}
+
 static void test_get_id_and_errors(void **state)
 {
 	struct fx *f = *state;
@@ -356,6 +404,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_identity, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_write_read_flush, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_get_id_and_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_many_in_flight, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hostile_chain_needs_reset, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_features_refused, setup, teardown),
 	};
