@@ -111,12 +111,16 @@ clean:
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_DIR := $(BUILD)/fuzz
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(FUZZ_SRCS))
-FUZZ_FLAGS := -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -g -O1
+# The library objects get the sanitizers too (only the link adds libFuzzer's main); UB aborts, so
+# that libFuzzer sees it as a crash.
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g -O1
+FUZZ_FLAGS := -fsanitize=fuzzer $(FUZZ_SAN)
 FUZZ_LIB_OBJS := $(call objs,$(FUZZ_DIR),$(LIB_SRCS) $(ASM_SRCS))
 FUZZ_SECONDS ?= 20
-$(FUZZ_DIR)/obj/%.o: %.c
+# Also rebuilt when the Makefile changes: objects built without the sanitizers must not linger.
+$(FUZZ_DIR)/obj/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
-	clang $(CPPFLAGS_ALL) $(filter-out -fsanitize=fuzzer%,$(FUZZ_FLAGS)) -fsanitize=fuzzer-no-link $(WARN) -MMD -MP -c $< -o $@
+	clang $(CPPFLAGS_ALL) $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(WARN) -MMD -MP -c $< -o $@
 $(FUZZ_DIR)/obj/%.o: %.S $(DSDT_AML)
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS_ALL) -DDSDT_AML_PATH='"$(DSDT_AML)"' -c $< -o $@
@@ -127,4 +131,6 @@ fuzz: $(FUZZ_BINS)
 fuzz-run: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do n=$${f##*/fuzz_}; mkdir -p $(FUZZ_DIR)/corpus/$$n; \
 	  echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $(FUZZ_DIR)/corpus/$$n tests/fuzz/corpus/$$n 2>&1 | tail -3 || exit 1; done
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 -artifact_prefix=$(FUZZ_DIR)/$$n- \
+	    $(FUZZ_DIR)/corpus/$$n tests/fuzz/corpus/$$n >$(FUZZ_DIR)/$$n.log 2>&1; r=$$?; \
+	  tail -3 $(FUZZ_DIR)/$$n.log; [ $$r -eq 0 ] || { echo "fuzz: $$n failed ($(FUZZ_DIR)/$$n.log)"; exit 1; }; done

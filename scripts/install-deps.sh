@@ -12,6 +12,8 @@ PACKAGES=(
 	clang libclang-rt-14-dev clang-format
 	# tests: guests, the nested harness, initramfs, kernel unpacking
 	qemu-system-x86 busybox-static cpio xz-utils zstd kmod util-linux procps
+	# disk tests: mkfs.ext4, e2fsck and debugfs on images; coreutils (truncate, sha256sum, stat)
+	e2fsprogs coreutils
 )
 
 missing=()

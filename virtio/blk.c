@@ -212,7 +212,6 @@ static void complete(struct blk_req *req, uint8_t status, uint32_t data_in)
 {
 	struct blk_queue *bq = req->bq;
 	struct virtio_blk *b = bq->b;
-	bool kick = false;
 
 	iov_from_buf(req->iov + req->c.nout, req->c.nin, req->c.in_len - 1, &status, 1);
 	pthread_mutex_lock(&bq->lock);
@@ -223,15 +222,18 @@ static void complete(struct blk_req *req, uint8_t status, uint32_t data_in)
 	bq->free = req;
 	if (--bq->inflight == 0)
 		pthread_cond_broadcast(&bq->idle);
-	kick = bq->starved;
-	bq->starved = false;
-	pthread_mutex_unlock(&bq->lock);
-	if (kick) {
-		/* The queue thread left requests on the ring when it ran out of blk_reqs. */
+	if (bq->starved) {
+		/*
+		 * The queue thread left requests on the ring when it ran out of blk_reqs.
+		 * Kick it before unlocking: once inflight is 0 and the lock is free,
+		 * blk_stop() may return and teardown free the transport and its kick fds.
+		 */
 		uint64_t one = 1;
+		bq->starved = false;
 		if (write(virtio_pci_kick_fd(b->t, bq->index), &one, sizeof(one)) < 0)
 			perror("kvmini: virtio-blk kick");
 	}
+	pthread_mutex_unlock(&bq->lock);
 }
 
 static void serve_and_complete(struct blk_req *req)

@@ -1,9 +1,11 @@
 #!/bin/bash
 # build-initrd.sh OUT.cpio.gz: the busybox initramfs for kvmini's test guests (L2).
 #
-# Contents: /bin/busybox (static; applet links are made at boot), the modules listed below
-# taken from the kernel that fetch-kernel.sh caches (flat in /lib/modules, loaded in that
-# order), every tests/integration/guest/*.sh as /tests/NAME.sh, and /init:
+# Contents: /bin/busybox (static; applet links are made at boot), /bin/kvmini-blkio (a small
+# static helper for what busybox cannot do: write-zeroes requests and random O_DIRECT I/O; built
+# from blkio_source below with ${CC:-cc} -static, left out with a warning when that fails), the
+# modules listed below taken from the kernel that fetch-kernel.sh caches (flat in /lib/modules,
+# loaded in that order), every tests/integration/guest/*.sh as /tests/NAME.sh, and /init:
 #   - prints KVMINI-INIT-START first (boot-time marker), mounts proc, sys, devtmpfs, loads modules;
 #   - kernel command line has kvmini.test=NAME: runs /tests/NAME.sh, then `poweroff -f`;
 #   - otherwise prints KVMINI-SHELL and runs an interactive shell on the console; `poweroff -f`
@@ -35,6 +37,135 @@ fi
 guest_tests=()
 while IFS= read -r f; do guest_tests+=("$f"); done < <(find "$root/tests/integration/guest" -maxdepth 1 -name '*.sh' 2>/dev/null | sort)
 
+# The guest helper /bin/kvmini-blkio (this script is part of the cache key, so is its source).
+blkio_source() {
+	cat <<'BLKIO_SOURCE'
+/* kvmini-blkio: block I/O the test guests' busybox cannot do. Built into the test initramfs
+ * by tests/guest/build-initrd.sh (static). Usage:
+ *   kvmini-blkio zero DEV OFF LEN    fallocate(ZERO_RANGE|KEEP_SIZE): WRITE_ZEROES without unmap
+ *                                    (the kernel falls back to writing zeroes without the feature)
+ *   kvmini-blkio punch DEV OFF LEN   fallocate(PUNCH_HOLE|KEEP_SIZE): WRITE_ZEROES that may unmap,
+ *                                    no fallback (fails with EOPNOTSUPP without the feature)
+ *   kvmini-blkio read|write DEV BS COUNT JOBS: COUNT random BS-aligned O_DIRECT transfers over
+ *                                    the whole device by JOBS processes (JOBS requests in flight);
+ *                                    prints "ops=N secs=S iops=I mbps=M"
+ * OFF, LEN, BS: bytes, with an optional k, M or G suffix. Exit 0, or 1 with a message on stderr.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t num(const char *s)
+{
+	char *end;
+	uint64_t v = strtoull(s, &end, 0);
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'M': v <<= 20; end++; break;
+	case 'G': v <<= 30; end++; break;
+	}
+	if (*end || end == s) {
+		fprintf(stderr, "kvmini-blkio: not a number: %s\n", s);
+		exit(2);
+	}
+	return v;
+}
+
+static int die(const char *what, const char *dev)
+{
+	fprintf(stderr, "kvmini-blkio: %s %s: %s\n", what, dev, strerror(errno));
+	return 1;
+}
+
+static double now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static int job(const char *dev, int wr, uint64_t bs, uint64_t count, uint64_t seed)
+{
+	int fd = open(dev, (wr ? O_RDWR : O_RDONLY) | O_DIRECT);
+	uint64_t size, blocks, x = seed, i;
+	void *buf;
+	if (fd < 0)
+		return die("open", dev);
+	if (ioctl(fd, BLKGETSIZE64, &size) < 0) /* a regular file */
+		size = (uint64_t)lseek(fd, 0, SEEK_END);
+	blocks = size / bs;
+	if (!blocks || posix_memalign(&buf, 4096, bs))
+		return 1;
+	for (i = 0; i < bs; i++)
+		((unsigned char *)buf)[i] = (unsigned char)(i * 131 + seed);
+	for (i = 0; i < count; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		off_t off = (off_t)((x % blocks) * bs);
+		ssize_t n = wr ? pwrite(fd, buf, bs, off) : pread(fd, buf, bs, off);
+		if (n != (ssize_t)bs) {
+			if (n >= 0)
+				errno = EIO;
+			return die(wr ? "pwrite" : "pread", dev);
+		}
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 5 && (!strcmp(argv[1], "zero") || !strcmp(argv[1], "punch"))) {
+		int fd = open(argv[2], O_WRONLY);
+		int mode = FALLOC_FL_KEEP_SIZE | (argv[1][0] == 'z' ? FALLOC_FL_ZERO_RANGE : FALLOC_FL_PUNCH_HOLE);
+		if (fd < 0)
+			return die("open", argv[2]);
+		if (fallocate(fd, mode, (off_t)num(argv[3]), (off_t)num(argv[4])) < 0)
+			return die(argv[1], argv[2]);
+		return 0;
+	}
+	if (argc == 6 && (!strcmp(argv[1], "read") || !strcmp(argv[1], "write"))) {
+		int wr = argv[1][0] == 'w', fails = 0;
+		uint64_t bs = num(argv[3]), count = num(argv[4]), jobs = num(argv[5]), j;
+		double t0, secs;
+		if (!bs || bs % 512 || !jobs || jobs > 256) {
+			fprintf(stderr, "kvmini-blkio: bad BS or JOBS\n");
+			return 2;
+		}
+		t0 = now();
+		for (j = 0; j < jobs; j++) {
+			pid_t p = fork();
+			if (p == 0)
+				_exit(job(argv[2], wr, bs, count / jobs + (j < count % jobs), 0x9E3779B97F4A7C15ull ^ (j + 1)));
+			if (p < 0)
+				return die("fork", argv[2]);
+		}
+		for (j = 0; j < jobs; j++) {
+			int st;
+			if (wait(&st) < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
+				fails++;
+		}
+		secs = now() - t0;
+		if (fails)
+			return 1;
+		printf("ops=%llu secs=%.3f iops=%.0f mbps=%.1f\n", (unsigned long long)count, secs,
+		       count / secs, count * bs / secs / 1e6);
+		return 0;
+	}
+	fprintf(stderr, "usage: kvmini-blkio zero|punch DEV OFF LEN | read|write DEV BS COUNT JOBS\n");
+	return 2;
+}
+BLKIO_SOURCE
+}
+
 # The cache key covers everything that goes into the archive.
 key=$({
 	sha256sum "${BASH_SOURCE[0]}" "$busybox" | cut -d' ' -f1
@@ -54,6 +185,13 @@ if [ ! -f "$cached" ]; then
 	r=$work/root
 	mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,root,lib/modules,tests,etc}
 	cp "$busybox" "$r/bin/busybox"
+	mkdir -p "$r/mnt"
+	blkio_source >"$work/kvmini-blkio.c"
+	if ! "${CC:-cc}" -static -O2 -o "$r/bin/kvmini-blkio" "$work/kvmini-blkio.c" >"$work/cc.log" 2>&1; then
+		say "warning: could not build the guest helper kvmini-blkio (static C; needs gcc and libc6-dev): left out"
+		sed 's/^/    /' "$work/cc.log" | head -n 5 >&2
+		rm -f "$r/bin/kvmini-blkio"
+	fi
 	loaded=()
 	for m in $MODULES; do
 		f=$(find "$kdir/modules/kernel" \( -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" -o -name "$m.ko.gz" \) | head -1)

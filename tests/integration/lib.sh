@@ -24,9 +24,16 @@ KV_SHOWN=""    # runs whose tail has been shown already
 # Every run is a background `timeout` process (so that a signal to this test is handled at
 # once): stop them all when the test ends or is stopped.
 KV_PIDS=()
+KV_MOUNTS=() # mount points to unmount at the end (kv_loop_ext4), after the runs stopped
 kv_cleanup() {
-	local p
+	local p i
 	for p in "${KV_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	if [ ${#KV_MOUNTS[@]} -gt 0 ]; then
+		for p in "${KV_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+		for ((i = ${#KV_MOUNTS[@]} - 1; i >= 0; i--)); do
+			umount "${KV_MOUNTS[i]}" 2>/dev/null || umount -l "${KV_MOUNTS[i]}" 2>/dev/null
+		done
+	fi
 	return 0
 }
 trap kv_cleanup EXIT
@@ -189,4 +196,148 @@ check_basic() {
 	check_range "$name: KVMINI-DATE (guest clock vs host's $now)" $((now - 300)) $((now + 300)) "$(kv_field "$name" KVMINI-DATE)"
 	check_no_out "$name" KVMINI-DMESG-BAD
 	check_out "$name" "reboot: Power down"
+}
+
+# --- disks (t_blk_*.sh) ---------------------------------------------------------------------
+# The guest side (tests/integration/guest/blk_*.sh) prints KVMINI-BLK-KEY=value lines, read with
+# kv_field NAME KVMINI-BLK-KEY; per disk: KVMINI-BLK-vda-SIZE (512-byte sectors), -SERIAL, -RO,
+# -QUEUES (entries of /sys/block/vda/mq), -CACHE (queue/write_cache), -DISCARD-MAX, -WZ-MAX.
+
+# kv_need_disks: ends the test at once (a failure) when kvmini has no --disk option.
+kv_need_disks() {
+	if ! "$KVMINI" run --help 2>&1 | grep -q -- '--disk'; then
+		kv_fail "kvmini has no --disk option ('$KVMINI run --help' does not mention it): virtio-blk is not built in yet"
+		kv_finish
+	fi
+}
+
+# kv_tool NAME: the path of an e2fsprogs/util-linux tool (debugfs, mkfs.ext4, e2fsck, losetup),
+# also when PATH lacks the sbin directories; fails the test when it is missing.
+kv_tool() {
+	local p
+	p=$(PATH=$PATH:/usr/sbin:/sbin command -v "$1") || {
+		kv_fail "$1 is not installed (scripts/install-deps.sh: e2fsprogs, util-linux)"
+		return 1
+	}
+	echo "$p"
+}
+
+# kv_sha FILE [SKIP_MIB COUNT_MIB]: sha256 of FILE, or of COUNT_MIB MiB at SKIP_MIB MiB.
+kv_sha() {
+	if [ $# -ge 3 ]; then
+		dd if="$1" bs=1M skip="$2" count="$3" iflag=fullblock status=none | sha256sum | cut -d' ' -f1
+	else
+		sha256sum <"$1" | cut -d' ' -f1
+	fi
+}
+# kv_zero_sha MIB: sha256 of MIB MiB of zeroes.
+kv_zero_sha() { head -c "$(($1 << 20))" /dev/zero | sha256sum | cut -d' ' -f1; }
+
+# kv_image_hash IMG PATH: sha256 of the file PATH inside the ext2/3/4 file system in IMG (read
+# with debugfs, no mount); prints nothing when debugfs cannot dump it.
+kv_image_hash() {
+	local debugfs out=$T/image-hash.$$.out
+	debugfs=$(kv_tool debugfs) || return 1
+	rm -f "$out"
+	# debugfs exits 0 whatever happens: only its messages tell.
+	"$debugfs" -R "dump $2 $out" "$1" >"$T/image-hash.log" 2>&1
+	if [ -f "$out" ] && ! grep -v '^debugfs [0-9]' "$T/image-hash.log" | grep -q .; then
+		kv_sha "$out"
+	else
+		sed 's/^/  debugfs: /' "$T/image-hash.log" | grep -v '^  debugfs: debugfs [0-9]' >&2
+	fi
+	rm -f "$out"
+}
+
+# kv_alloc_kib FILE: KiB of storage allocated to FILE (what du shows; less than its size when sparse).
+kv_alloc_kib() { echo $(($(stat -c '%b * %B' "$1") / 1024)); }
+
+# kv_data_map FILE: FILE's data ranges (SEEK_DATA/SEEK_HOLE) as "START-END" in KiB, one per
+# line; holes are left out. Every byte counts as data where the file system has no holes.
+kv_data_map() {
+	perl -e 'use Fcntl qw(SEEK_END); open(my $f, "<", $ARGV[0]) or die "$ARGV[0]: $!\n";
+		my $size = sysseek($f, 0, SEEK_END); my $pos = 0;
+		while ($pos < $size) {
+			my $d = sysseek($f, $pos, 3); last unless defined $d; # SEEK_DATA
+			my $h = sysseek($f, $d, 4); $h = $size unless defined $h; # SEEK_HOLE
+			printf "%d-%d\n", $d / 1024, $h / 1024; $pos = $h;
+		}' "$1"
+}
+
+# kv_can_punch DIR: hole punching works for files in DIR (tmpfs, ext4, xfs: yes; 9p: no).
+kv_can_punch() {
+	local f=$1/.kv-punch-probe ok=1
+	head -c 65536 /dev/urandom >"$f" 2>/dev/null || return 1
+	fallocate --punch-hole --offset 0 --length 65536 "$f" 2>/dev/null || ok=0
+	[ "$ok" = 1 ] && [ "$(stat -c %b "$f")" -lt 128 ] || ok=0
+	rm -f "$f"
+	[ "$ok" = 1 ]
+}
+# kv_can_odirect DIR: files in DIR can be opened with O_DIRECT (tmpfs and 9p: no).
+kv_can_odirect() {
+	local f=$1/.kv-odirect-probe ok=0
+	dd if=/dev/zero of="$f" bs=4096 count=1 oflag=direct status=none 2>/dev/null && ok=1
+	rm -f "$f"
+	[ "$ok" = 1 ]
+}
+
+# kv_loop_ext4 DIR MIB: a fresh ext4 file system of MIB MiB in a file, loop-mounted on DIR
+# (needs root and the loop module: inside the nested L1 for O_DIRECT, which its tmpfs and 9p
+# lack). Unmounted when the test ends. Returns non-zero when that is not possible.
+kv_loop_ext4() {
+	local dir=$1 mib=$2 mkfs
+	mkfs=$(kv_tool mkfs.ext4) || return 1
+	mkdir -p "$dir" && truncate -s "${mib}M" "$dir.img" && "$mkfs" -q -F "$dir.img" >/dev/null 2>&1 || return 1
+	mount -o loop "$dir.img" "$dir" || return 1
+	KV_MOUNTS+=("$dir")
+}
+
+# kv_odirect_dir: prints a directory for images that kvmini opens with cache=none (O_DIRECT):
+# $T when its file system supports O_DIRECT, else, inside the nested L1 (KVMINI_NESTED=1),
+# an ext4 file system loop-mounted under $T. Fails (with KV_WHY set) when neither works.
+kv_odirect_dir() {
+	KV_WHY=
+	if kv_can_odirect "$T"; then
+		echo "$T"
+	elif [ -n "${KVMINI_NESTED:-}" ]; then
+		if kv_loop_ext4 "$T/odirect" 256 >/dev/null && kv_can_odirect "$T/odirect"; then
+			echo "$T/odirect"
+		else
+			KV_WHY="could not loop-mount an ext4 file system for O_DIRECT under $T"
+			return 1
+		fi
+	else
+		KV_WHY="$T ($(stat -f -c %T "$T")) does not support O_DIRECT (set TMPDIR to a directory on ext4 or xfs)"
+		return 1
+	fi
+}
+
+# kv_hold_start NAME TIMEOUT KVMINI-ARGS...: kv_start with console input from a fifo held open on
+# fd 3, for guests that wait (blk_lib.sh's hold) until kv_release sends them a line.
+kv_hold_start() {
+	local name=$1
+	trap "" PIPE # a write to the fifo after kvmini died must not kill the test
+	rm -f "$T/$name.in"
+	mkfifo "$T/$name.in"
+	KV_STDIN=$T/$name.in kv_start "$@"
+	exec 3>"$T/$name.in"
+}
+# kv_release: sends the held guest its line and closes its console input.
+kv_release() {
+	echo go >&3 2>/dev/null
+	exec 3>&-
+}
+
+# kv_vmm_pid: the VMM process of the latest kv_start (the child of its `timeout` process).
+kv_vmm_pid() { pgrep -P "$KV_PID" | head -n 1; }
+
+# kv_fd_flags PID FILE: the open flags (octal, from /proc/PID/fdinfo) of each descriptor of
+# process PID open on FILE, one per line.
+kv_fd_flags() {
+	local fd want
+	want=$(realpath "$2")
+	for fd in /proc/"$1"/fd/*; do
+		[ "$(readlink "$fd" 2>/dev/null)" = "$want" ] || continue
+		sed -n 's/^flags:[[:space:]]*//p' "/proc/$1/fdinfo/${fd##*/}"
+	done
 }

@@ -11,6 +11,7 @@
 # more (KVMINI_TEST_RETRIES, default 1 there, 0 elsewhere): the emulated SVM now and then hangs
 # or resets a guest by itself. The failed attempt is printed as a RETRY line and its logs kept. Prints PASS/FAIL/SKIP per test and ends with
 #   integration: N passed, N failed
+# (KVMINI_SUITE_LABEL replaces "integration": run.sh adds the power-cut test to the count.)
 set -uo pipefail
 
 [ $# -ge 1 ] || { echo "usage: $0 BUILD_DIR [t_NAME...]" >&2; exit 2; }
@@ -108,5 +109,5 @@ for t in "${tests[@]}"; do
 	rm -rf "$KVMINI_TEST_TMP"
 done
 [ "$skip" = 0 ] || echo "integration: $skip skipped"
-echo "integration: $pass passed, $fail failed"
+echo "${KVMINI_SUITE_LABEL:-integration}: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -1,5 +1,6 @@
 #!/bin/bash
-# nested-run.sh [--timeout S] [--mem MiB] [--cpus N] [--rw DIR]... [--] COMMAND [ARGS...]
+# nested-run.sh [--timeout S] [--mem MiB] [--cpus N] [--rw DIR]... [--disk FILE]... [--power-cut]
+#               [--] COMMAND [ARGS...]
 #
 # Runs COMMAND where /dev/kvm exists although this machine has none: inside an L1 guest that QEMU
 # emulates in software (TCG) with an AMD SVM CPU (qemu64,+svm,+npt), so that L1's stock Debian
@@ -14,10 +15,20 @@
 # stdout, live. With a terminal on stdin and stdout, COMMAND gets the terminal (Ctrl-C goes to
 # COMMAND); otherwise its stdin is /dev/null.
 #
-# Exit status: COMMAND's; 124 when --timeout (default 600 s) ran out; 125 when L1 did not start,
-# died before COMMAND finished, or wedged: L1's kernel reports "BUG: soft lockup", or L1's
-# heartbeat (a line every 5 s on its second serial port) stops for 60 s. Both mean vCPUs stuck in
-# a guest for good, which QEMU's emulated SVM does now and then; L1 is then stopped at once.
+# --disk FILE (repeatable): FILE (a raw image or block device here) becomes a virtio disk of L1,
+# /dev/vda, /dev/vdb, ... in order (QEMU -drive format=raw,if=virtio,cache=writeback: what L1
+# writes and flushes lands in this machine's page cache, which survives QEMU being killed). L1
+# does not mount it: COMMAND does.
+# --power-cut: when COMMAND prints the line KVMINI-POWER-CUT (alone on its line), QEMU is killed
+# at once with SIGKILL, mid-flight: whatever L1 had not written to its disks (its dirty page
+# cache) is lost, as in a power cut; nested-run.sh then exits 121. Without --power-cut the line
+# is just output. COMMAND should print it and then wait (e.g. sleep) rather than go on.
+#
+# Exit status: COMMAND's; 121 after a --power-cut kill; 124 when --timeout (default 600 s) ran
+# out; 125 when L1 did not start, died before COMMAND finished, or wedged: L1's kernel reports
+# "BUG: soft lockup", or L1's heartbeat (a line every 5 s on its second serial port) stops for
+# 60 s. Both mean vCPUs stuck in a guest for good, which QEMU's emulated SVM does now and then;
+# L1 is then stopped at once.
 # Defaults: --mem $KVMINI_NESTED_MEM or 4096, --cpus $KVMINI_NESTED_CPUS or 1 (one L1 vCPU is
 # far more reliable than two, and no slower: see the comment at cpus= below). The kernel comes from
 # tests/guest/fetch-kernel.sh; L1's initramfs is cached in ~/.cache/kvmini/nested/.
@@ -40,7 +51,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 project=$(cd "$here/../.." && pwd)
 cache=${KVMINI_CACHE:-$HOME/.cache/kvmini}/nested
 say() { echo "nested-run: $*" >&2; }
-usage() { sed -n '2,3p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}/usage: /' >&2; exit 2; }
+usage() { sed -n '2,3p' "${BASH_SOURCE[0]}" | sed '1s/^# /usage: /; 2s/^#/      /' >&2; exit 2; }
 
 tmo=600 check_kvm=0
 mem=${KVMINI_NESTED_MEM:-4096}
@@ -49,12 +60,19 @@ mem=${KVMINI_NESTED_MEM:-4096}
 # with one, 18 of 18 boots and full suite runs passed, just as fast (guests' vCPUs share it).
 cpus=${KVMINI_NESTED_CPUS:-1}
 rw=("$project" /tmp)
+disks=() powercut=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--timeout) tmo=$2; shift 2 ;;
 	--mem) mem=$2; shift 2 ;;
 	--cpus) cpus=$2; shift 2 ;;
 	--rw) rw+=("$(realpath "$2")"); shift 2 ;;
+	--disk)
+		[ -f "$2" ] || [ -b "$2" ] || { say "--disk $2: no such file or block device"; exit 2; }
+		disks+=("$(realpath "$2")")
+		shift 2
+		;;
+	--power-cut) powercut=1; shift ;;
 	--check-kvm) check_kvm=1; shift ;;
 	--) shift; break ;;
 	-h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -117,7 +135,7 @@ busybox=${KVMINI_BUSYBOX:-/bin/busybox}
 
 # Modules for L1, in load order (dependencies first).
 L1_MODULES="irqbypass kvm ccp kvm-amd virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev
-virtio_pci 9pnet 9pnet_virtio netfs fscache 9p loop crc16 crc32c_generic libcrc32c mbcache jbd2 ext4
+virtio_pci virtio_blk 9pnet 9pnet_virtio netfs fscache 9p loop crc16 crc32c_generic libcrc32c mbcache jbd2 ext4
 tun macvlan tap macvtap veth llc stp bridge garp mrp 8021q vhost_iotlb vhost vhost_net vsock
 vmw_vsock_virtio_transport_common vhost_vsock"
 
@@ -290,10 +308,10 @@ fi
 # lies between READY and EXIT, live (partial lines too), without \r; keep the rest for errors.
 # shellcheck disable=SC2016
 filter='
-use strict; my ($tok, $rcfile, $logfile, $pidfile, $lockfile) = @ARGV; $| = 1;
+use strict; my ($tok, $rcfile, $logfile, $pidfile, $lockfile, $cutfile) = @ARGV; $| = 1;
 open(my $log, ">", $logfile) or die; my $logged = 0;
 my ($ready, $exit) = ("KVMINI-L1-READY-$tok\n", "KVMINI-L1-EXIT-$tok=");
-my ($started, $done, $buf, $chunk, $scan) = (0, 0, "", "", "");
+my ($started, $done, $buf, $chunk, $scan, $inside) = (0, 0, "", "", "", 0);
 while (sysread(STDIN, $chunk, 65536)) {
   next if $done;
   $chunk =~ tr/\r//d; $buf .= $chunk; $scan .= $chunk;
@@ -301,6 +319,13 @@ while (sysread(STDIN, $chunk, 65536)) {
   # an L2 guest for good (a flake of the emulated SVM); this L1 boot is lost, stop it now.
   while ($scan =~ s/^([^\n]*)\n//) {
     my $line = $1;
+    $inside = 1 if $line eq "KVMINI-L1-READY-$tok";
+    # --power-cut: COMMAND asks for L1 to be killed now (SIGKILL: no flush, no shutdown).
+    if ($cutfile ne "" && $inside && $line eq "KVMINI-POWER-CUT") {
+      if (open(my $p, "<", $pidfile)) { my $pid = <$p>; kill("KILL", $1) if $pid =~ /(\d+)/; }
+      if (open(my $c, ">", $cutfile)) { print $c "$line\n"; close $c; }
+      next;
+    }
     next unless $line =~ /^\[\s*[\d.]+\] watchdog: BUG: soft lockup - CPU#\d+ stuck/;
     if (open(my $l, ">", $lockfile)) { print $l "$line\n"; close $l; }
     if (open(my $p, "<", $pidfile)) { my $pid = <$p>; kill("TERM", $1) if $pid =~ /(\d+)/; }
@@ -335,6 +360,14 @@ while (sysread(STDIN, $chunk, 65536)) {
 print $buf if $started && !$done;
 '
 
+# --disk: virtio disks of L1 (commas in a QEMU option value are doubled).
+drives=()
+for d in "${disks[@]}"; do
+	drives+=(-drive "file=${d//,/,,},format=raw,if=virtio,cache=writeback")
+done
+cutfile=
+[ "$powercut" = 0 ] || cutfile=$run/powercut
+
 rcfile=$run/rc
 l1log=$run/l1.log
 exec 3<&0
@@ -345,11 +378,11 @@ set +e
 		-kernel "$kdir/vmlinuz" -initrd "$run/initrd.cpio.gz" \
 		-append "console=ttyS0 quiet loglevel=1 panic=-1 ${KVMINI_NESTED_L1_CMDLINE:-}" \
 		-virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap \
-		"${shares[@]}" -nodefaults -no-user-config -display none -no-reboot \
+		"${shares[@]}" "${drives[@]}" -nodefaults -no-user-config -display none -no-reboot \
 		"${serial[@]}" -chardev "file,id=hb,path=$run/heartbeat" -serial chardev:hb \
 		-pidfile "$run/qemu.pid" <&3 2>"$run/qemu.err"
 	echo $? >"$run/qemu.rc"
-) | perl -e "$filter" "$token" "$rcfile" "$l1log" "$run/qemu.pid" "$run/softlockup" &
+) 2>>"$run/shell.err" | perl -e "$filter" "$token" "$rcfile" "$l1log" "$run/qemu.pid" "$run/softlockup" "$cutfile" &
 qpid=$!
 watchdog &
 wdpid=$!
@@ -360,6 +393,10 @@ set -e
 exec 3<&-
 qrc=$(cat "$run/qemu.rc" 2>/dev/null || echo 125)
 if [ -n "${KVMINI_NESTED_DEBUG:-}" ]; then cp "$l1log" /tmp/kvmini-nested-last.log 2>/dev/null || true; fi
+if [ -n "$cutfile" ] && [ -f "$cutfile" ]; then
+	say "power cut: the command printed KVMINI-POWER-CUT, QEMU (L1) was killed with SIGKILL (qemu exit $qrc)"
+	exit 121
+fi
 if [ -f "$rcfile" ]; then
 	exit "$(cat "$rcfile")"
 fi

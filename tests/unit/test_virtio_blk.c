@@ -133,6 +133,8 @@ static void driver_init(struct fx *f, uint64_t want)
 	assert_true(status(f) & VIRTIO_STATUS_DRIVER_OK);
 }
 
+static bool setup_readonly;
+
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
@@ -148,7 +150,8 @@ static int setup(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(ftruncate(fd, DISK_SECTORS * 512), 0);
 	close(fd);
-	struct disk_config dc = {.path = f->path, .format = DISK_FORMAT_RAW, .serial = "SERIAL-1"};
+	struct disk_config dc = {
+	    .path = f->path, .format = DISK_FORMAT_RAW, .serial = "SERIAL-1", .readonly = setup_readonly};
 	assert_int_equal(disk_open(&dc, &f->disk, &e), 0);
 	struct virtio_pci_env env = {.host = f->host, .mem = &f->mem, .intx = {intx_set, f, 16}};
 	f->blk = virtio_blk_create(&env, DEVFN, f->disk, 1, "virtio-blk vda", &e);
@@ -159,6 +162,14 @@ static int setup(void **state)
 	assert_true(f->regs >= MEM64_START);
 	*state = f;
 	return 0;
+}
+
+static int setup_ro(void **state)
+{
+	setup_readonly = true;
+	int r = setup(state);
+	setup_readonly = false;
+	return r;
 }
 
 static int teardown(void **state)
@@ -327,6 +338,25 @@ static void test_many_in_flight(void **state)
 	assert_int_equal(request(f, 4, 0, 0, false), 1);
 }
 
+/* A read-only disk: the device says RO, and write requests that reach it anyway fail. */
+static void test_readonly(void **state)
+{
+	struct fx *f = *state;
+	driver_init(f, VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(5) /* VIRTIO_BLK_F_RO */);
+	reg_write(f, 8, 0, 4);
+	assert_true(reg_read(f, 12, 4) & VIRTIO_BIT(5));
+	memset(f->mem.map + DATA_GPA, 0x5a, 4096);
+	assert_int_equal(request(f, 1, 0, 4096, false), 1);
+	assert_int_equal(f->mem.map[STATUS_GPA], 1); /* IOERR */
+	uint8_t zero[16] = {0}, seg[16] = {0};
+	seg[8] = 8; /* one discard segment: sector 0, 8 sectors */
+	memcpy(f->mem.map + DATA_GPA, seg, 16);
+	assert_int_equal(request(f, 11, 0, 16, false), 1);
+	assert_int_not_equal(f->mem.map[STATUS_GPA], 0);
+	assert_int_equal(request(f, 0, 0, 4096, true), 4097);
+	assert_memory_equal(f->mem.map + DATA_GPA, zero, sizeof(zero)); /* the file is still all zeroes */
+}
+
 static void test_get_id_and_errors(void **state)
 {
 	struct fx *f = *state;
@@ -405,6 +435,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_write_read_flush, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_get_id_and_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_many_in_flight, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_readonly, setup_ro, teardown),
 	    cmocka_unit_test_setup_teardown(test_hostile_chain_needs_reset, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_features_refused, setup, teardown),
 	};
