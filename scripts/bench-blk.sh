@@ -4,7 +4,7 @@
 # 2 vCPUs, 512 MiB, the same 512 MiB raw image on tmpfs with the host's page cache in front
 # (cache=writeback for both: tmpfs under the nested host's 6.1 kernel has no O_DIRECT). The guest
 # (tests/integration/guest/bench_blk.sh) runs O_DIRECT dd: 1 MiB sequential write and read, 4 KiB
-# reads and writes at queue depth 1. Runs alternate kvmini, QEMU, kvmini, ...; prints medians
+# reads and writes at queue depth 1, random 4 KiB reads at depth 1 and 32 and writes at 1. Runs alternate kvmini, QEMU, kvmini, ...; prints medians
 # (MB/s and IOPS) side by side with the kvmini/QEMU ratio. Without a usable /dev/kvm everything
 # runs inside ONE nested boot: the figures are emulated, compare ratios only. Not part of make check.
 set -euo pipefail
@@ -56,7 +56,7 @@ cmd[qemu]="$(printf '%q ' qemu-system-x86_64 -accel kvm -cpu host -M pc -smp 2 -
 	-append "$cmdline" -drive "file=$img,format=raw,if=none,id=d0,cache=writeback,aio=threads" \
 	-device virtio-blk-pci,drive=d0)"
 names=(kvmini qemu)
-tests=(seqwrite-1M seqread-1M read-4k-qd1 write-4k-qd1)
+tests=(seqwrite-1M seqread-1M read-4k-qd1 write-4k-qd1 randread-4k-qd1 randread-4k-qd32 randwrite-4k-qd1)
 declare -A vals=()
 
 measure() { # NAME RUN
