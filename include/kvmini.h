@@ -26,7 +26,7 @@ extern "C" {
 enum kvmini_disk_format {
 	KVMINI_DISK_FORMAT_AUTO = 0, /* probe the image's first bytes */
 	KVMINI_DISK_FORMAT_RAW,
-	KVMINI_DISK_FORMAT_QCOW2, /* not supported yet: kvmini_vm_create() fails */
+	KVMINI_DISK_FORMAT_QCOW2,
 };
 
 /*
@@ -39,6 +39,8 @@ struct kvmini_disk {
 	bool readonly;				 /* open read-only; the guest sees a read-only disk */
 	bool cache_none;			 /* O_DIRECT: bypass the host page cache */
 	char serial[KVMINI_DISK_SERIAL_MAX + 1]; /* "" for none */
+	bool no_backing;			 /* qcow2: ignore the backing file (reads as zeroes) */
+	uint64_t cache_size; /* qcow2 metadata cache in bytes; 0: the default (see --help) */
 };
 
 struct kvmini_config {

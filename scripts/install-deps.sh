@@ -8,12 +8,16 @@ set -euo pipefail
 PACKAGES=(
 	# build
 	build-essential gcc make pkg-config libcmocka-dev libfdt-dev libcap-ng-dev acpica-tools
+	# qcow2: deflate and zstd compressed clusters
+	zlib1g-dev libzstd-dev
 	# sanitizers, fuzzing, formatting
 	clang libclang-rt-14-dev clang-format
 	# tests: guests, the nested harness, initramfs, kernel unpacking
 	qemu-system-x86 busybox-static cpio xz-utils zstd kmod util-linux procps
 	# disk tests: mkfs.ext4, e2fsck and debugfs on images; coreutils (truncate, sha256sum, stat)
 	e2fsprogs coreutils
+	# qcow2 tests: qemu-img is the reference that makes, checks and compares images
+	qemu-utils
 )
 
 missing=()

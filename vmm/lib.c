@@ -266,6 +266,8 @@ static int open_disks(struct kvmini_vm *k, const struct kvmini_config *cfg, stru
 		    .readonly = d->readonly,
 		    .cache = d->cache_none ? DISK_CACHE_NONE : DISK_CACHE_WRITEBACK,
 		    .serial = d->serial[0] ? d->serial : NULL,
+		    .no_backing = d->no_backing,
+		    .cache_size = d->cache_size,
 		};
 		struct err de = {{0}};
 		int r = disk_open(&dc, &k->disks[i], &de);

@@ -133,8 +133,9 @@ static uint64_t host_ram_bytes(void)
 }
 
 /* The keys of --disk. */
-enum disk_key { DK_PATH, DK_FORMAT, DK_READONLY, DK_CACHE, DK_SERIAL, DK_COUNT };
-static const char *const disk_keys[DK_COUNT] = {"path", "format", "readonly", "cache", "serial"};
+enum disk_key { DK_PATH, DK_FORMAT, DK_READONLY, DK_CACHE, DK_SERIAL, DK_BACKING, DK_CACHE_SIZE, DK_COUNT };
+static const char *const disk_keys[DK_COUNT] = {"path",	  "format",  "readonly",  "cache",
+						"serial", "backing", "cache-size"};
 
 static int disk_value(struct kvmini_disk *d, enum disk_key k, const char *v, size_t len, struct err *e)
 {
@@ -175,6 +176,21 @@ static int disk_value(struct kvmini_disk *d, enum disk_key k, const char *v, siz
 				       KVMINI_DISK_SERIAL_MAX);
 		memcpy(d->serial, v, len + 1);
 		return 0;
+	case DK_BACKING:
+		if (strcmp(v, "on") && strcmp(v, "off"))
+			return err_set(e, -EINVAL, "--disk: invalid backing '%s': expected on or off", v);
+		d->no_backing = !strcmp(v, "off");
+		return 0;
+	case DK_CACHE_SIZE: {
+		uint64_t n;
+		if (options_parse_size(v, &n) || n > (1ULL << 40))
+			return err_set(e, -EINVAL,
+				       "--disk: invalid cache-size '%s': expected a size such as 4M (K, M or "
+				       "G suffix; a bare number is MiB)",
+				       v);
+		d->cache_size = n;
+		return 0;
+	}
 	case DK_COUNT:
 		break;
 	}
@@ -210,11 +226,10 @@ static int parse_disk(struct kvmini_config *cfg, const char *spec, struct err *e
 			if (strlen(disk_keys[i]) == klen && !memcmp(disk_keys[i], p, klen))
 				k = (enum disk_key)i;
 		if (k == DK_COUNT)
-			return err_set(
-			    e, -EINVAL,
-			    "--disk: unknown key '%.*s' (expected path, format, readonly, cache or "
-			    "serial)",
-			    (int)klen, p);
+			return err_set(e, -EINVAL,
+				       "--disk: unknown key '%.*s' (expected path, format, readonly, cache, "
+				       "serial, backing or cache-size)",
+				       (int)klen, p);
 		if (seen[k])
 			return err_set(e, -EINVAL, "--disk: key '%s' given more than once", disk_keys[k]);
 		seen[k] = true;
@@ -411,12 +426,17 @@ const char *options_run_usage(void)
 	       "                      a virtio-blk disk; repeat for more (at most " STR(KVMINI_MAX_DISKS) "), which\n"
 	       "                      the guest sees as vda, vdb, ... in this order. PATH is an\n"
 	       "                      image file or a block device, locked while in use. Keys:\n"
-	       "                        format=raw|qcow2      default: probed (qcow2 images are\n"
-	       "                                              not supported yet)\n"
+	       "                        format=raw|qcow2      default: probed from the image's\n"
+	       "                                              first bytes\n"
 	       "                        readonly=on|off       default: off\n"
 	       "                        cache=none|writeback  none bypasses the host's page cache\n"
 	       "                                              (O_DIRECT); default: writeback\n"
 	       "                        serial=STR            up to 20 printable characters\n"
+	       "                        backing=on|off        qcow2: off ignores the backing file\n"
+	       "                                              (unallocated clusters read as zeroes)\n"
+	       "                        cache-size=SIZE       qcow2 metadata cache (L2 tables and\n"
+	       "                                              refcount blocks); default: enough to\n"
+	       "                                              map the whole disk, at most 32M\n"
 	       "                      A comma inside a value is written \",,\".\n"
 	       "  --no-reboot         end when the guest reboots instead of restarting it\n"
 	       "  --kvm-device PATH   KVM device to open (default: /dev/kvm)\n"

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "devices/disk/qcow2.h"
 #include "devices/disk/raw.h"
 
 static const uint8_t qcow2_magic[4] = {'Q', 'F', 'I', 0xfb};
@@ -160,7 +161,12 @@ static int probe_format(int fd, uint32_t align, const char *path, enum disk_form
 	return r;
 }
 
-int disk_open(const struct disk_config *c, struct disk **out, struct err *e)
+/*
+ * Opens c's image as the depth'th layer of a chain whose upper files are
+ * devs/inos[0..depth) (loop detection).
+ */
+static int open_layer(const struct disk_config *c, int depth, const dev_t *devs, const ino_t *inos,
+		      struct disk **out, struct err *e)
 {
 	*out = NULL;
 	if (!c->path || !*c->path)
@@ -173,6 +179,9 @@ int disk_open(const struct disk_config *c, struct disk **out, struct err *e)
 			       DISK_SERIAL_MAX);
 	if (c->format > DISK_FORMAT_QCOW2 || c->cache > DISK_CACHE_NONE)
 		return err_set(e, -EINVAL, "%s: invalid format or cache mode", c->path);
+	if (depth > QCOW2_MAX_BACKING_DEPTH)
+		return err_set(e, -ELOOP, "%s: backing chain is deeper than %d images", c->path,
+			       QCOW2_MAX_BACKING_DEPTH);
 
 	int fd = -1, r;
 	if ((r = open_image(c, &fd, e)))
@@ -184,6 +193,11 @@ int disk_open(const struct disk_config *c, struct disk **out, struct err *e)
 	enum disk_format fmt = c->format;
 	if ((r = check_type(fd, c->path, &st, e)))
 		goto fail;
+	for (int i = 0; i < depth; i++)
+		if (devs[i] == st.st_dev && inos[i] == st.st_ino) {
+			r = err_set(e, -ELOOP, "%s: backing chain loops back to this image", c->path);
+			goto fail;
+		}
 	int fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
 		r = err_set(e, -errno, "%s: fcntl: %s", c->path, strerror(errno));
@@ -195,18 +209,52 @@ int disk_open(const struct disk_config *c, struct disk **out, struct err *e)
 		goto fail;
 	if (direct)
 		dio_align(fd, S_ISBLK(st.st_mode), size, &mem_align, &off_align);
-	if (fmt == DISK_FORMAT_AUTO &&
-	    (r = probe_format(fd, mem_align > off_align ? mem_align : off_align, c->path, &fmt, e)))
+	bool probed = fmt == DISK_FORMAT_AUTO;
+	if (probed && (r = probe_format(fd, mem_align > off_align ? mem_align : off_align, c->path, &fmt, e)))
 		goto fail;
 
-	switch (fmt) {
-	case DISK_FORMAT_QCOW2:
-		/* The qcow2 backend slots in here: it checks the header and takes the virtual size from it.
-		 */
-		r = err_set(e, -ENOTSUP, "%s: qcow2 images are not supported yet", c->path);
-		goto fail;
-	case DISK_FORMAT_AUTO:
-	case DISK_FORMAT_RAW: {
+	struct raw_params p = {
+	    .fd = fd,
+	    .size = size,
+	    .readonly = c->readonly,
+	    .blkdev = S_ISBLK(st.st_mode),
+	    .aligned_io = direct,
+	    .mem_align = mem_align,
+	    .off_align = off_align,
+	    .guard_magic = probed && fmt == DISK_FORMAT_RAW,
+	};
+	if (fmt == DISK_FORMAT_QCOW2) {
+		/* The file layer under qcow2 spans any offset: qcow2 checks its own ranges. */
+		struct disk *file;
+		p.size = 1ull << 62;
+		p.guard_magic = false;
+		if ((r = raw_open(&p, c->path, &file, e)))
+			goto fail;
+		dev_t cdevs[QCOW2_MAX_BACKING_DEPTH + 1];
+		ino_t cinos[QCOW2_MAX_BACKING_DEPTH + 1];
+		for (int i = 0; i < depth; i++) {
+			cdevs[i] = devs[i];
+			cinos[i] = inos[i];
+		}
+		cdevs[depth] = st.st_dev;
+		cinos[depth] = st.st_ino;
+		struct qcow2_open_params qp = {
+		    .file = file,
+		    .fd = fd,
+		    .direct = direct,
+		    .readonly = c->readonly,
+		    .no_backing = c->no_backing,
+		    .cache_size = c->cache_size,
+		    .file_size = size,
+		    .depth = depth,
+		    .chain_dev = cdevs,
+		    .chain_ino = cinos,
+		};
+		if ((r = qcow2_open(&qp, c->path, out, e))) {
+			file->ops->close(file); /* and fd with it */
+			return r;
+		}
+	} else {
 		if (size == 0) {
 			r = err_set(e, -EINVAL, "%s: is empty (size 0)", c->path);
 			goto fail;
@@ -223,19 +271,8 @@ int disk_open(const struct disk_config *c, struct disk **out, struct err *e)
 			    c->path, (unsigned long long)size, off_align);
 			goto fail;
 		}
-		struct raw_params p = {
-		    .fd = fd,
-		    .size = size,
-		    .readonly = c->readonly,
-		    .blkdev = S_ISBLK(st.st_mode),
-		    .aligned_io = direct,
-		    .mem_align = mem_align,
-		    .off_align = off_align,
-		};
 		if ((r = raw_open(&p, c->path, out, e)))
 			goto fail;
-		break;
-	}
 	}
 	struct disk *d = *out;
 	snprintf(d->path, sizeof(d->path), "%s", c->path);
@@ -244,6 +281,23 @@ int disk_open(const struct disk_config *c, struct disk **out, struct err *e)
 fail:
 	close(fd);
 	return r;
+}
+
+int disk_open(const struct disk_config *c, struct disk **out, struct err *e)
+{
+	return open_layer(c, 0, NULL, NULL, out, e);
+}
+
+int disk_open_backing(const char *path, enum disk_format fmt, bool direct, int depth, const dev_t *devs,
+		      const ino_t *inos, struct disk **out, struct err *e)
+{
+	struct disk_config c = {
+	    .path = path,
+	    .format = fmt,
+	    .readonly = true,
+	    .cache = direct ? DISK_CACHE_NONE : DISK_CACHE_WRITEBACK,
+	};
+	return open_layer(&c, depth, devs, inos, out, e);
 }
 
 void disk_close(struct disk *d)

@@ -24,7 +24,9 @@ struct disk_config {
 	enum disk_format format;
 	bool readonly;
 	enum disk_cache cache;
-	const char *serial; /* NULL: none; at most DISK_SERIAL_MAX bytes */
+	const char *serial;  /* NULL: none; at most DISK_SERIAL_MAX bytes */
+	bool no_backing;     /* qcow2 backing=off: unallocated clusters read as zeroes */
+	uint64_t cache_size; /* qcow2 metadata cache (L2 tables + refcount blocks); 0: default */
 };
 
 struct disk;

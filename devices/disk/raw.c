@@ -27,7 +27,8 @@ struct raw_disk {
 	int fd;
 	bool aligned_io;
 	uint32_t mem_align, off_align;
-	bool rmw; /* aligned_io with off_align > 512: rmw_lock is used */
+	bool guard_magic; /* raw_params.guard_magic */
+	bool rmw;	  /* aligned_io with off_align > 512: rmw_lock is used */
 	pthread_rwlock_t rmw_lock;
 };
 
@@ -237,6 +238,39 @@ static int raw_preadv(struct disk *d, const struct iovec *iov, int iovcnt, uint6
 	return bounce_rw(r, iov, iovcnt, off, total, false);
 }
 
+/* Magic numbers of image formats (at offset 0) that a probe would take for a non-raw image. */
+static const struct {
+	const char *magic;
+	size_t len;
+} image_magics[] = {
+    {"QFI\xfb", 4},	       /* qcow, qcow2 */
+    {"QED\0", 4},	       /* qed */
+    {"KDMV", 4},	       /* vmdk */
+    {"COWD", 4},	       /* vmdk3 */
+    {"# Disk Descriptor", 17}, /* vmdk text descriptor */
+    {"vhdxfile", 8},	       /* vhdx */
+    {"conectix", 8},	       /* vpc */
+    {"LUKS\xba\xbe", 6},       /* luks */
+    {"<<< ", 4},	       /* vdi: "<<< Oracle VM VirtualBox Disk Image >>>" and others */
+};
+
+static bool writes_image_magic(const struct iovec *iov, int iovcnt, uint64_t off)
+{
+	if (off != 0)
+		return false;
+	uint8_t head[32];
+	size_t n = 0;
+	for (int i = 0; i < iovcnt && n < sizeof(head); i++) {
+		size_t k = iov[i].iov_len < sizeof(head) - n ? iov[i].iov_len : sizeof(head) - n;
+		memcpy(head + n, iov[i].iov_base, k);
+		n += k;
+	}
+	for (size_t i = 0; i < sizeof(image_magics) / sizeof(image_magics[0]); i++)
+		if (n >= image_magics[i].len && !memcmp(head, image_magics[i].magic, image_magics[i].len))
+			return true;
+	return false;
+}
+
 static int raw_pwritev(struct disk *d, const struct iovec *iov, int iovcnt, uint64_t off)
 {
 	struct raw_disk *r = to_raw(d);
@@ -245,6 +279,8 @@ static int raw_pwritev(struct disk *d, const struct iovec *iov, int iovcnt, uint
 	size_t total = iov_total(iov, iovcnt);
 	if (iovcnt < 0 || !in_range(d, off, total))
 		return -EINVAL;
+	if (r->guard_magic && writes_image_magic(iov, iovcnt, off))
+		return -EPERM; /* the format was probed: the guest may not turn its disk into an image */
 	lock_range(r, off, total);
 	int ret = do_write(r, iov, iovcnt, off, total);
 	unlock_range(r);
@@ -360,6 +396,7 @@ int raw_open(const struct raw_params *p, const char *path, struct disk **out, st
 	}
 	r->fd = p->fd;
 	r->aligned_io = p->aligned_io;
+	r->guard_magic = p->guard_magic;
 	r->mem_align = p->aligned_io && p->mem_align ? p->mem_align : 1;
 	r->off_align = p->aligned_io && p->off_align > DISK_SECTOR ? p->off_align : DISK_SECTOR;
 	r->rmw = p->aligned_io && r->off_align > DISK_SECTOR;

@@ -26,6 +26,13 @@ struct raw_params {
 	bool aligned_io;
 	uint32_t mem_align;
 	uint32_t off_align;
+	/*
+	 * The format was probed as raw: refuse guest writes that would put a
+	 * known image format's magic into the first sector (the guest could
+	 * otherwise make the next probe see, say, a qcow2 whose backing file is
+	 * any host file).
+	 */
+	bool guard_magic;
 };
 
 /*

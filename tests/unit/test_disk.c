@@ -307,10 +307,12 @@ static void test_probe(void **state)
 		assert_true(fd >= 0);
 		assert_int_equal(pwrite(fd, "QFI\xfb\0\0\0\3", 8, 0), 8);
 		close(fd);
-		snprintf(want, sizeof(want), "%s: qcow2 images are not supported yet", q);
-		expect_open_fail(&(struct disk_config){.path = q}, -ENOTSUP, want);
-		expect_open_fail(&(struct disk_config){.path = q, .readonly = true}, -ENOTSUP, want);
-		expect_open_fail(&(struct disk_config){.path = q, .format = DISK_FORMAT_QCOW2}, -ENOTSUP,
+		/* Probed as qcow2, whose header checks then refuse it (cluster_bits 0). */
+		snprintf(want, sizeof(want),
+			 "%s: invalid qcow2 image: cluster size 2^0 (512 B to 2 MiB allowed)", q);
+		expect_open_fail(&(struct disk_config){.path = q}, -EINVAL, want);
+		expect_open_fail(&(struct disk_config){.path = q, .readonly = true}, -EINVAL, want);
+		expect_open_fail(&(struct disk_config){.path = q, .format = DISK_FORMAT_QCOW2}, -EINVAL,
 				 want);
 	}
 	/* format=raw is taken at its word: the guest sees the header bytes. */
@@ -325,7 +327,37 @@ static void test_probe(void **state)
 	disk_close(d);
 	/* The lock is released on that failure path too. */
 	assert_int_equal(open_disk(q, DISK_FORMAT_RAW, false, DISK_CACHE_WRITEBACK, &d, &e), 0);
+	/* An explicit raw image may get any first sector, an image magic included. */
+	assert_int_equal(d->ops->pwritev(d, &v, 1, 0), 0);
 	disk_close(d);
+
+	/*
+	 * A probed raw image may not: the next probe would take it for another
+	 * format (a qcow2 naming any host file as its backing file).
+	 */
+	const char *pr = tpath(1, "probed.raw");
+	make_file(pr, 65536, 0);
+	assert_int_equal(open_disk(pr, DISK_FORMAT_AUTO, false, DISK_CACHE_WRITEBACK, &d, &e), 0);
+	static const char *const magics[] = {"QFI\xfb", "QED", "KDMV", "vhdxfile", "conectix"};
+	for (size_t i = 0; i < sizeof(magics) / sizeof(magics[0]); i++) {
+		memset(buf, 0, sizeof(buf));
+		memcpy(buf, magics[i], strlen(magics[i]) + 1);
+		assert_int_equal(d->ops->pwritev(d, &v, 1, 0), -EPERM);
+		/* Anywhere else it is just data. */
+		assert_int_equal(d->ops->pwritev(d, &v, 1, 512), 0);
+	}
+	/* Split across iovecs too. */
+	struct iovec split[3] = {{buf, 2}, {buf + 2, 1}, {buf + 3, 509}};
+	memcpy(buf, "QFI\xfb", 4);
+	assert_int_equal(d->ops->pwritev(d, split, 3, 0), -EPERM);
+	memset(buf, 0xab, sizeof(buf));
+	assert_int_equal(d->ops->pwritev(d, &v, 1, 0), 0);
+	disk_close(d);
+	uint8_t head[4];
+	int hfd = open(pr, O_RDONLY);
+	assert_int_equal(pread(hfd, head, 4, 0), 4);
+	close(hfd);
+	assert_memory_equal(head, "\xab\xab\xab\xab", 4);
 
 	/* Close is not equal. */
 	const char *r = tpath(0, "almost.img");

@@ -474,8 +474,9 @@ static void test_disk_errors(void **state)
 {
 	FAIL("--disk: missing path=PATH", "--kernel", "k", "--disk", "readonly=on");
 	FAIL("--disk: missing path=PATH", "--kernel", "k", "--disk", "format=raw,serial=s");
-	FAIL("--disk: unknown key 'file' (expected path, format, readonly, cache or serial)", "--kernel", "k",
-	     "--disk", "file=/x");
+	FAIL("--disk: unknown key 'file' (expected path, format, readonly, cache, serial, backing or "
+	     "cache-size)",
+	     "--kernel", "k", "--disk", "file=/x");
 	FAIL("--disk: unknown key 'Path'", "--kernel", "k", "--disk", "Path=/x");
 	FAIL("--disk: unknown key 'if'", "--kernel", "k", "--disk", "path=/x,if=virtio");
 	FAIL("--disk: invalid format 'vmdk': expected raw or qcow2", "--kernel", "k", "--disk",
