@@ -261,7 +261,7 @@ static int load_snapshots(struct qcow2 *q, struct err *e)
 	q->snap_l1 = calloc(2ull * q->nb_snapshots, 8);
 	if (!q->snap_l1)
 		return err_set(e, -ENOMEM, "%s: out of memory", p);
-	uint64_t off = q->snap_offset;
+	uint64_t off = q->snap_offset, end = off;
 	for (uint32_t s = 0; s < q->nb_snapshots; s++) {
 		uint8_t h[40];
 		if (off + 40 > q->file_size || (r = qcow2_pread(q, h, 40, off)))
@@ -279,12 +279,13 @@ static int load_snapshots(struct qcow2 *q, struct err *e)
 			return r;
 		q->snap_l1[2 * s] = l1off;
 		q->snap_l1[2 * s + 1] = l1size;
+		end = off + len; /* the last entry's padding may be missing at the end of the file */
 		off += (len + 7) & ~7ull;
 		if (off - q->snap_offset > (64u << 20))
 			return err_set(e, -EFBIG,
 				       "%s: invalid qcow2 image: snapshot table larger than 64 MiB", p);
 	}
-	q->snap_size = off - q->snap_offset;
+	q->snap_size = end - q->snap_offset;
 	if (q->snap_offset + q->snap_size > q->file_size)
 		return err_set(e, -EINVAL, "%s: invalid qcow2 image: snapshot table is truncated", p);
 	return meta_range(q, q->snap_offset, q->snap_size, e);
