@@ -249,7 +249,7 @@ static int alloc_write(struct qcow2 *q, const struct iovec *iov, int iovcnt, uin
 	uint64_t oldoff = old & QCOW2_L2_OFFSET_MASK;
 	/* A cluster of our own (a preallocated zero cluster, a partly allocated one) is rewritten. */
 	bool reuse = k == 1 && !(old & QCOW2_OFLAG_COMPRESSED) && (old & QCOW2_OFLAG_COPIED) && oldoff &&
-		     !qcow2_overlaps_meta(q, oldoff, cs);
+		     oldoff < q->file_size && !qcow2_overlaps_meta(q, oldoff, cs);
 	if (reuse) {
 		host = oldoff;
 		q->l2_needs_sync = true; /* the data must be there before the entry says so */
@@ -274,6 +274,8 @@ static int alloc_write(struct qcow2 *q, const struct iovec *iov, int iovcnt, uin
 	nv += ns;
 	if (tail_len)
 		v[nv++] = (struct iovec){tail, (size_t)tail_len};
+	if (host + k * cs > q->file_size)
+		q->file_size = host + k * cs;
 	if ((r = q->file->ops->pwritev(q->file, v, nv, host)))
 		goto out;
 	/* The data is written: point the entries at it, and let go of what they pointed at. */
@@ -331,6 +333,15 @@ static int do_write(struct qcow2 *q, const struct iovec *iov, int iovcnt, uint64
 				pthread_mutex_unlock(&q->lock);
 				break;
 			}
+			/* Every cluster we own starts inside the file: one past it is a hostile pointer. */
+			if ((m.host & ~(q->cluster_size - 1)) >= q->file_size) {
+				r = qcow2_broken(q, "data cluster 0x%llx is past the end of the file",
+						 (unsigned long long)(m.host & ~(q->cluster_size - 1)));
+				pthread_mutex_unlock(&q->lock);
+				break;
+			}
+			if (m.host + m.len > q->file_size) /* the file's last cluster, partly there */
+				q->file_size = m.host + m.len;
 			/* Overwriting our own cluster: no metadata changes, so no lock for the transfer. */
 			pthread_rwlock_rdlock(&q->io_lock);
 			pthread_mutex_unlock(&q->lock);
