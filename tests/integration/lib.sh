@@ -26,12 +26,18 @@ KV_SHOWN=""    # runs whose tail has been shown already
 KV_PIDS=()
 KV_MOUNTS=() # mount points to unmount at the end (kv_loop_ext4), after the runs stopped
 kv_cleanup() {
-	local p i
+	local p i under
 	for p in "${KV_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	if [ ${#KV_MOUNTS[@]} -gt 0 ]; then
+	# Also what is mounted under $T without being in KV_MOUNTS: kv_loop_ext4 called in a
+	# subshell, as in bdir=$(kv_odirect_dir).
+	under=$(awk -v t="$T/" 'index($2, t) == 1 { print $2 }' /proc/mounts 2>/dev/null | sort -r)
+	if [ ${#KV_MOUNTS[@]} -gt 0 ] || [ -n "$under" ]; then
 		for p in "${KV_PIDS[@]}"; do wait "$p" 2>/dev/null; done
 		for ((i = ${#KV_MOUNTS[@]} - 1; i >= 0; i--)); do
 			umount "${KV_MOUNTS[i]}" 2>/dev/null || umount -l "${KV_MOUNTS[i]}" 2>/dev/null
+		done
+		for p in $under; do
+			grep -q " $p " /proc/mounts && { umount "$p" 2>/dev/null || umount -l "$p" 2>/dev/null; }
 		done
 	fi
 	return 0
@@ -222,6 +228,8 @@ kv_tool() {
 	echo "$p"
 }
 
+# kv_md5 FILE: md5 of FILE (what the guests report where sha256 would cost too much).
+kv_md5() { md5sum <"$1" | cut -d' ' -f1; }
 # kv_sha FILE [SKIP_MIB COUNT_MIB]: sha256 of FILE, or of COUNT_MIB MiB at SKIP_MIB MiB.
 kv_sha() {
 	if [ $# -ge 3 ]; then
@@ -340,4 +348,140 @@ kv_fd_flags() {
 		[ "$(readlink "$fd" 2>/dev/null)" = "$want" ] || continue
 		sed -n 's/^flags:[[:space:]]*//p' "/proc/$1/fdinfo/${fd##*/}"
 	done
+}
+
+# --- qcow2 (t_qcow2_*.sh) -------------------------------------------------------------------
+# qemu-img and qemu-io (Debian's qemu-utils) are the reference: they make the images, read them
+# (qemu-img convert: "qemu's view" of an image as a raw file) and judge them (check, compare).
+
+# kv_need_qemu_img: ends the test at once (a failure) when qemu-img or qemu-io is missing.
+kv_need_qemu_img() {
+	local t
+	for t in qemu-img qemu-io; do
+		command -v "$t" >/dev/null && continue
+		kv_fail "$t is not installed (qemu-utils; scripts/install-deps.sh): the qcow2 tests need it as the reference"
+		kv_finish
+	done
+}
+
+# kv_q WHAT COMMAND...: runs a qemu-img/qemu-io COMMAND that builds a test's images; a failure
+# fails the test (with COMMAND's output) and returns 1.
+kv_q() {
+	local what=$1
+	shift
+	if "$@" >"$T/q.out" 2>&1; then return 0; fi
+	kv_fail "setup: $what: '$*' failed:"
+	head -n 8 "$T/q.out" | sed 's/^/    | /'
+	return 1
+}
+
+# kv_qio IMG FMT CMD...: qemu-io -f FMT IMG with one -c per CMD (e.g. 'write -P 0xa5 0 4k');
+# a failure fails the test. Used on qcow2 images and on raw references alike.
+kv_qio() {
+	local img=$1 fmt=$2 c args=()
+	shift 2
+	for c in "$@"; do args+=(-c "$c"); done
+	kv_q "qemu-io on ${img##*/}" qemu-io -f "$fmt" "${args[@]}" "$img"
+}
+
+# kv_qcow2_source FILE MIB: a raw image of MIB MiB (a multiple of 16) with what qcow2 images
+# should have: in each 16 MiB, [0, 3) MiB hex text (compressible), [3, 4) written zeroes, [4, 5)
+# random (incompressible), [5, 6) 4 KiB of random data and 4 KiB of zeroes in turn, [8, 9)
+# repeated text (very compressible), [9, 10) 512-byte random/zero turns, [12, 13) random, the
+# last 4 KiB random; the rest never written (holes).
+kv_qcow2_source() {
+	rm -f "$1"
+	perl -e 'use strict; my ($file, $mib) = @ARGV; my $M = 1 << 20;
+		open(my $f, ">", $file) or die "$file: $!\n"; open(my $r, "<", "/dev/urandom") or die;
+		sub rnd { my $b; read($r, $b, $_[0]) == $_[0] or die; return $b }
+		sub put { sysseek($f, $_[0], 0); syswrite($f, $_[1]) == length($_[1]) or die "write: $!\n" }
+		sub turns { my ($n, $g) = @_; my $s = ""; $s .= rnd($g) . ("\0" x $g) while length($s) < $n; return $s }
+		for (my $b = 0; $b < $mib * $M; $b += 16 * $M) {
+			my $t = ""; $t .= unpack("H*", rnd(4096)) . "\n" while length($t) < 3 * $M;
+			put($b, substr($t, 0, 3 * $M)); put($b + 3 * $M, "\0" x $M);
+			put($b + 4 * $M, rnd($M)); put($b + 5 * $M, turns($M, 4096));
+			my $y = ""; $y .= "kvmini qcow2 test line " . ($_ % 97) . "\n" for 0 .. 40000;
+			put($b + 8 * $M, substr($y, 0, $M)); put($b + 9 * $M, turns($M, 512));
+			put($b + 12 * $M, rnd($M)); put($b + 16 * $M - 4096, rnd(4096));
+		}
+		truncate($f, $mib * $M) or die; close($f) or die;' "$1" "$2" || {
+		kv_fail "setup: could not write the source image $1"
+		return 1
+	}
+}
+
+# kv_qview IMG OUT: qemu's view of IMG (format probed, backing files followed) as raw file OUT.
+kv_qview() { kv_q "qemu's view of ${1##*/}" qemu-img convert -O raw "$1" "$2"; }
+
+# kv_qcheck WHAT IMG OK...: qemu-img check IMG; passes when its exit status is one of OK (0: clean,
+# 3: leaked clusters only, 2: corruption, 1: the check could not run). Prints its summary.
+kv_qcheck() {
+	local what=$1 img=$2 rc ok oks
+	shift 2
+	oks=$*
+	qemu-img check "$img" >"$T/qcheck.out" 2>&1
+	rc=$?
+	for ok in "$@"; do
+		if [ "$rc" = "$ok" ]; then
+			kv_ok "$what: qemu-img check exit $rc ($(grep -vE '^(ERROR|Leaked|$)' "$T/qcheck.out" | head -n 1))"
+			return 0
+		fi
+	done
+	kv_fail "$what: qemu-img check ${img##*/}: expected exit status ${oks// / or }, saw $rc:"
+	head -n 12 "$T/qcheck.out" | sed 's/^/    | /'
+	return 1
+}
+
+# kv_qcompare WHAT IMG REF: qemu-img compare IMG (qcow2) with REF (raw) must find them identical.
+kv_qcompare() {
+	local rc
+	qemu-img compare -f qcow2 -F raw "$2" "$3" >"$T/qcompare.out" 2>&1
+	rc=$?
+	if [ "$rc" = 0 ]; then
+		kv_ok "$1: qemu-img compare: identical to ${3##*/}"
+	else
+		kv_fail "$1: qemu-img compare ${2##*/} ${3##*/}: expected identical (exit 0), saw exit $rc: $(head -n 2 "$T/qcompare.out" | tr '\n' ' ')"
+	fi
+}
+
+# kv_qrestore SRC IMG FMT OFF LEN: writes SRC's bytes [OFF, OFF + LEN) into IMG at OFF (qemu-io).
+kv_qrestore() {
+	dd if="$1" of="$T/piece" bs=64k iflag=skip_bytes,count_bytes skip="$4" count="$5" status=none &&
+		kv_qio "$2" "$3" "write -s $T/piece $4 $5"
+}
+
+# kv_qcow2_chain SRC DIR: a backing chain whose top reads exactly as SRC (a kv_qcow2_source
+# image): DIR/top/top.qcow2 (v3, 64 KiB clusters) -> DIR/mid/mid.qcow2 (v3, 4 KiB clusters) ->
+# DIR/base.raw, each backing path relative to its overlay's directory ("../...") and with its
+# format (-F). The lower layers hold data that the upper ones overwrite or hide behind zero
+# clusters: base.raw has junk at 1, 6, 8 and 14 MiB; mid restores 1 MiB, zeroes 6 MiB and has
+# junk at 10 MiB; top restores 8 MiB and zeroes 10 and 14 MiB.
+kv_qcow2_chain() {
+	local src=$1 dir=$2
+	mkdir -p "$dir/mid" "$dir/top" && cp "$src" "$dir/base.raw" &&
+		kv_qio "$dir/base.raw" raw 'write -P 0x11 1M 1M' 'write -P 0x22 6M 1M' 'write -P 0x33 14M 64k' 'write -P 0x44 8M 512k' &&
+		kv_q "chain: mid" qemu-img create -f qcow2 -o cluster_size=4k -b ../base.raw -F raw "$dir/mid/mid.qcow2" &&
+		kv_qrestore "$src" "$dir/mid/mid.qcow2" qcow2 $((1 << 20)) $((1 << 20)) &&
+		kv_qio "$dir/mid/mid.qcow2" qcow2 'write -z 6M 1M' 'write -P 0x55 10M 64k' &&
+		kv_q "chain: top" qemu-img create -f qcow2 -b ../mid/mid.qcow2 -F qcow2 "$dir/top/top.qcow2" &&
+		kv_qrestore "$src" "$dir/top/top.qcow2" qcow2 $((8 << 20)) $((512 << 10)) &&
+		kv_qio "$dir/top/top.qcow2" qcow2 'write -z 14M 64k' 'write -z 10M 64k'
+}
+
+# kv_abort WHY: fails the test at once (for set-up steps that cannot go on).
+kv_abort() {
+	kv_fail "$*"
+	kv_finish
+}
+
+# kv_qclean WHAT IMG: qemu-img info finds IMG closed cleanly: no dirty bit (lazy refcounts) and
+# no corrupt bit.
+kv_qclean() {
+	local info
+	info=$(qemu-img info --output=json "$2" 2>&1)
+	if grep -q '"dirty-flag": false' <<<"$info" && ! grep -q '"corrupt": true' <<<"$info"; then
+		kv_ok "$1: closed cleanly (no dirty bit, no corrupt bit)"
+	else
+		kv_fail "$1: expected no dirty bit and no corrupt bit, saw: $(grep -E 'dirty-flag|corrupt' <<<"$info" | tr -d ' \n')"
+	fi
 }

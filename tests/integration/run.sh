@@ -9,7 +9,7 @@
 # boot of its own, always nested) and one final line counting both:
 #   integration: N passed, N failed
 # The guest kernel is fetched and the initrd built here first (L1's root is read-only and has
-# no network). Environment: KVMINI_NESTED_TIMEOUT (default 1500 s for the whole nested run),
+# no network). Environment: KVMINI_NESTED_TIMEOUT (default 1800 s for the whole nested run),
 # KVMINI_FORCE_NESTED=1 (take the nested route even when /dev/kvm is usable).
 set -euo pipefail
 
@@ -80,7 +80,7 @@ command -v cpio >/dev/null || missing+=(cpio)
 command -v perl >/dev/null || missing+=(perl)
 [ ${#missing[@]} -eq 0 ] || cannot "$why, and the nested harness needs ${missing[*]} (scripts/install-deps.sh installs them)"
 
-tmo=${KVMINI_NESTED_TIMEOUT:-1500}
+tmo=${KVMINI_NESTED_TIMEOUT:-1800}
 echo "integration: $why: running the suite inside one nested L1 guest (QEMU TCG, emulated AMD SVM; limit ${tmo}s)"
 set +e
 "$root/tests/nested/nested-run.sh" --timeout "$tmo" -- "$here/suite.sh" "$build" | tee "$suite_out"

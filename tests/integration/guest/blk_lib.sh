@@ -44,6 +44,21 @@ rsha() {
 	rm -f /tmp/rsha.bin
 }
 
+# dmd5 DEV: md5 of all of /dev/DEV (cheaper than sha256 under emulation), read with O_DIRECT
+# and streamed (no copy in memory); "read-error: ..." when the read fails.
+dmd5() {
+	s=$({
+		dd if="/dev/$1" bs=1M iflag=direct 2>"/tmp/dmd5.$1.err"
+		echo $? >"/tmp/dmd5.$1.rc"
+	} | md5sum | cut -d' ' -f1)
+	if [ "$(cat "/tmp/dmd5.$1.rc")" = 0 ]; then
+		echo "$s"
+	else
+		echo "read-error: $(tail -n 1 "/tmp/dmd5.$1.err")"
+	fi
+	rm -f "/tmp/dmd5.$1.err" "/tmp/dmd5.$1.rc"
+}
+
 # run KEY COMMAND...: runs COMMAND, prints KVMINI-BLK-KEY-RC=status and, when it failed, its
 # last error line as KVMINI-BLK-KEY-ERR.
 run() {
@@ -65,6 +80,14 @@ hold() {
 	# shellcheck disable=SC3045,SC2034 # (busybox ash has read -t)
 	read -r -t "${t:-300}" line || true
 	echo KVMINI-BLK-RELEASED
+}
+
+# quiet: kernel messages off the console: printed while several jobs print KVMINI-BLK lines,
+# they can land inside one. kernel_errors then reports the I/O errors among them.
+quiet() { dmesg -n 1; }
+# kernel_errors: the kernel's I/O and file system errors, as KVMINI-BLK-KERNEL: lines.
+kernel_errors() {
+	dmesg | grep -E 'I/O error|EXT[2-4]-fs error|EXT[2-4]-fs .*(corrupt|checksum)' | sed 's/^/KVMINI-BLK-KERNEL: /'
 }
 
 # dmesg_check: kernel complaints (the lines the host must not see).
