@@ -68,7 +68,6 @@ for fmt in $formats; do
 		-device virtio-blk-pci,drive=d0)"
 	names+=("kvmini-$fmt" "qemu-$fmt")
 done
-names=(kvmini qemu)
 tests=(seqwrite-1M seqread-1M read-4k-qd1 write-4k-qd1 randread-4k-qd1 randread-4k-qd32 randwrite-4k-qd1)
 declare -A vals=()
 
