@@ -63,6 +63,8 @@ static int read_host(struct qcow2 *q, const struct iovec *v, int n, uint64_t hos
 {
 	uint64_t have = host < file_size ? (file_size - host < len ? file_size - host : len) : 0;
 	have &= ~(uint64_t)(DISK_SECTOR - 1);
+	if (have == len) /* the usual case: the whole run lies inside the file */
+		return q->file->ops->preadv(q->file, v, n, host);
 	if (have) {
 		struct iovec *sub = malloc(sizeof(*sub) * ((size_t)n + 1));
 		if (!sub)
@@ -245,7 +247,7 @@ static int alloc_write(struct qcow2 *q, const struct iovec *iov, int iovcnt, uin
 	uint32_t idx;
 	if ((r = qcow2_l2_get(q, gc, true, &l2, &idx)))
 		goto out;
-	uint64_t old = qcow2_l2e(q, l2, idx), oldbm = qcow2_l2bitmap(q, l2, idx);
+	uint64_t old = qcow2_l2e(q, l2, idx);
 	uint64_t oldoff = old & QCOW2_L2_OFFSET_MASK;
 	/* A cluster of our own (a preallocated zero cluster, a partly allocated one) is rewritten. */
 	bool reuse = k == 1 && !(old & QCOW2_OFLAG_COMPRESSED) && (old & QCOW2_OFLAG_COPIED) && oldoff &&
@@ -287,7 +289,6 @@ static int alloc_write(struct qcow2 *q, const struct iovec *iov, int iovcnt, uin
 		qcow2_l2_set(q, l2, idx + (uint32_t)i, (host + i * cs) | QCOW2_OFLAG_COPIED,
 			     q->extl2 ? all_sc(q) : 0);
 	}
-	(void)oldbm;
 	*done = wend - pos;
 out:
 	if (allocated) /* nothing points at the new clusters: give them back now */
