@@ -8,6 +8,8 @@ set -euo pipefail
 PACKAGES=(
 	# build
 	build-essential gcc make pkg-config libcmocka-dev libfdt-dev libcap-ng-dev acpica-tools
+	# virtio-net backends: rtnetlink (macvtap creation) through libmnl
+	libmnl-dev
 	# qcow2: deflate and zstd compressed clusters
 	zlib1g-dev libzstd-dev
 	# sanitizers, fuzzing, formatting
@@ -18,6 +20,8 @@ PACKAGES=(
 	e2fsprogs coreutils
 	# qcow2 tests: qemu-img is the reference that makes, checks and compares images
 	qemu-utils
+	# network tests: they run inside the nested host, on network namespaces of its own
+	iproute2 socat iperf3 ethtool tcpdump iputils-ping
 )
 
 missing=()
