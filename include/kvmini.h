@@ -43,6 +43,42 @@ struct kvmini_disk {
 	uint64_t cache_size; /* qcow2 metadata cache in bytes; 0: the default (see --help) */
 };
 
+#define KVMINI_MAX_NICS	      8
+#define KVMINI_NET_MAX_QUEUES 16 /* queue pairs per NIC */
+#define KVMINI_IFNAMSIZ	      16 /* bytes of an interface name, with the terminating NUL (IFNAMSIZ) */
+
+enum kvmini_net_kind {
+	KVMINI_NET_TAP = 1, /* a tap by name: attached to, or created (needs CAP_NET_ADMIN) */
+	KVMINI_NET_MACVTAP, /* a macvtap created on a parent interface, removed at exit */
+	KVMINI_NET_FD,	    /* an already-open tap or macvtap fd (kvmini takes it over and closes it) */
+};
+
+enum kvmini_macvtap_mode {
+	KVMINI_MACVTAP_BRIDGE = 0,
+	KVMINI_MACVTAP_VEPA,
+	KVMINI_MACVTAP_PRIVATE,
+	KVMINI_MACVTAP_PASSTHRU,
+};
+
+/* One virtio-net NIC. Like kvmini_disk, it owns the strings it names. */
+struct kvmini_net {
+	enum kvmini_net_kind kind;
+	char ifname[KVMINI_IFNAMSIZ];  /* TAP: the tap; MACVTAP: its parent (lower) interface */
+	char bridge[KVMINI_IFNAMSIZ];  /* TAP: enslave the tap to this bridge; "" for none */
+	enum kvmini_macvtap_mode mode; /* MACVTAP */
+	int fd;			       /* FD: the descriptor */
+	bool mac_set;		       /* false: a stable MAC derived from the VM and the NIC */
+	uint8_t mac[6];		       /* unicast */
+	unsigned queues;	       /* queue pairs, 1..KVMINI_NET_MAX_QUEUES (0 means 1) */
+};
+
+/* A NIC's counters, for the stats API. Packets and bytes count frames without the vnet header. */
+struct kvmini_net_stats {
+	uint64_t rx_packets, rx_bytes, rx_dropped, rx_errors; /* host -> guest */
+	uint64_t tx_packets, tx_bytes, tx_dropped, tx_errors; /* guest -> host */
+	bool link_up;
+};
+
 struct kvmini_config {
 	const char *kernel_path; /* bzImage, or an ELF vmlinux with a PVH note */
 	const char *initrd_path; /* optional */
@@ -55,6 +91,9 @@ struct kvmini_config {
 	/* Disks in guest order (vda, vdb, ...): the first ndisks entries are used. */
 	struct kvmini_disk disks[KVMINI_MAX_DISKS];
 	unsigned ndisks;
+	/* NICs in guest order: the first nnics entries are used. */
+	struct kvmini_net nics[KVMINI_MAX_NICS];
+	unsigned nnics;
 };
 
 #define KVMINI_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1"
@@ -98,6 +137,8 @@ void kvmini_vm_stop(struct kvmini_vm *vm);
 ssize_t kvmini_console_write(struct kvmini_vm *vm, const void *buf, size_t len);
 /* The message for KVMINI_EXIT_ERROR, or "". */
 const char *kvmini_vm_error(struct kvmini_vm *vm);
+/* NIC nic's counters (summed over its queues) and link state; 0, or -EINVAL for no such NIC. */
+int kvmini_vm_net_stats(struct kvmini_vm *vm, unsigned nic, struct kvmini_net_stats *out);
 /* Stops the VM if needed and frees everything. */
 void kvmini_vm_destroy(struct kvmini_vm *vm);
 

@@ -21,6 +21,8 @@
 #include "common/err.h"
 #include "devices/disk/disk.h"
 #include "devices/serial.h"
+#include "net/backend.h"
+#include "virtio/net.h"
 #include "vmm/vm.h"
 
 struct kvmini_vm {
@@ -31,6 +33,11 @@ struct kvmini_vm {
 	/* Opened once, kept open (and locked) across guest reboots. */
 	struct disk *disks[KVMINI_MAX_DISKS];
 	unsigned ndisks;
+	struct net_backend *nics[KVMINI_MAX_NICS];
+	uint8_t macs[KVMINI_MAX_NICS][6];
+	unsigned nnics;
+	/* NIC counters and link state, kept across the machines a guest reboot builds. */
+	struct virtio_net_shared net_shared[KVMINI_MAX_NICS];
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* exit set, machine swapped, or console room */
@@ -155,6 +162,10 @@ static int build_machine(struct kvmini_vm *k, struct vm **out, struct err *e)
 	    .console_opaque = k,
 	    .disks = k->disks,
 	    .ndisks = k->ndisks,
+	    .nics = k->nics,
+	    .net_shared = k->net_shared,
+	    .macs = (const uint8_t(*)[6])k->macs,
+	    .nnics = k->nnics,
 	    .on_stop = machine_stopped,
 	    .on_stop_opaque = k,
 	};
@@ -248,6 +259,86 @@ static int check_config(const struct kvmini_config *cfg, struct err *e)
 		if (d->format > KVMINI_DISK_FORMAT_QCOW2)
 			return err_set(e, -EINVAL, "%s: invalid format %d", d->path, (int)d->format);
 	}
+	if (cfg->nnics > KVMINI_MAX_NICS)
+		return err_set(e, -EINVAL, "at most %d NICs, not %u", KVMINI_MAX_NICS, cfg->nnics);
+	for (unsigned i = 0; i < cfg->nnics; i++) {
+		const struct kvmini_net *n = &cfg->nics[i];
+		if (n->kind < KVMINI_NET_TAP || n->kind > KVMINI_NET_FD)
+			return err_set(e, -EINVAL, "NIC %u: invalid kind %d", i, (int)n->kind);
+		if (n->kind != KVMINI_NET_FD &&
+		    (!n->ifname[0] || !memchr(n->ifname, '\0', sizeof(n->ifname))))
+			return err_set(e, -EINVAL, "NIC %u: no interface name, or one of %d bytes or more", i,
+				       KVMINI_IFNAMSIZ);
+		if (!memchr(n->bridge, '\0', sizeof(n->bridge)))
+			return err_set(e, -EINVAL, "NIC %u: bridge name of %d bytes or more", i,
+				       KVMINI_IFNAMSIZ);
+		if (n->queues > KVMINI_NET_MAX_QUEUES)
+			return err_set(e, -EINVAL, "NIC %u: %u queue pairs (at most %d)", i, n->queues,
+				       KVMINI_NET_MAX_QUEUES);
+		if (n->mac_set && ((n->mac[0] & 1) ||
+				   !(n->mac[0] | n->mac[1] | n->mac[2] | n->mac[3] | n->mac[4] | n->mac[5])))
+			return err_set(e, -EINVAL, "NIC %u: the MAC address must be unicast and not zero", i);
+		if (n->mode > KVMINI_MACVTAP_PASSTHRU)
+			return err_set(e, -EINVAL, "NIC %u: invalid macvtap mode %d", i, (int)n->mode);
+	}
+	return 0;
+}
+
+_Static_assert(KVMINI_NET_MAX_QUEUES == NET_MAX_QUEUES, "queue pair limits differ");
+
+/*
+ * A stable MAC for NIC i when none is given: the locally administered
+ * 52:54:00 prefix QEMU uses, then 24 bits of an FNV-1a hash of the NIC's
+ * kind, interface and position, so the same command line gives the same
+ * address every time and two taps give two addresses.
+ */
+static void default_mac(const struct kvmini_net *n, unsigned i, uint8_t mac[6])
+{
+	char key[64];
+	int len = snprintf(key, sizeof(key), "%d/%s/%d/%u", (int)n->kind, n->ifname,
+			   n->kind == KVMINI_NET_FD ? n->fd : 0, i);
+	uint32_t h = 2166136261u;
+	for (int j = 0; j < len; j++)
+		h = (h ^ (uint8_t)key[j]) * 16777619u;
+	mac[0] = 0x52;
+	mac[1] = 0x54;
+	mac[2] = 0x00;
+	mac[3] = (uint8_t)(h >> 16);
+	mac[4] = (uint8_t)(h >> 8);
+	mac[5] = (uint8_t)h;
+}
+
+static int open_nics(struct kvmini_vm *k, const struct kvmini_config *cfg, struct err *e)
+{
+	static const enum net_macvtap_mode modes[] = {
+	    [KVMINI_MACVTAP_BRIDGE] = NET_MACVTAP_BRIDGE,
+	    [KVMINI_MACVTAP_VEPA] = NET_MACVTAP_VEPA,
+	    [KVMINI_MACVTAP_PRIVATE] = NET_MACVTAP_PRIVATE,
+	    [KVMINI_MACVTAP_PASSTHRU] = NET_MACVTAP_PASSTHRU,
+	};
+	for (unsigned i = 0; i < cfg->nnics; i++) {
+		const struct kvmini_net *n = &cfg->nics[i];
+		if (n->mac_set)
+			memcpy(k->macs[i], n->mac, 6);
+		else
+			default_mac(n, i, k->macs[i]);
+		struct net_backend_config c = {
+		    .kind = n->kind == KVMINI_NET_TAP	    ? NET_BACKEND_TAP
+			    : n->kind == KVMINI_NET_MACVTAP ? NET_BACKEND_MACVTAP
+							    : NET_BACKEND_FD,
+		    .ifname = n->ifname,
+		    .bridge = n->bridge[0] ? n->bridge : NULL,
+		    .mode = modes[n->mode],
+		    .fd = n->fd,
+		    .queues = n->queues ? n->queues : 1,
+		};
+		memcpy(c.mac, k->macs[i], 6);
+		struct err ne = {{0}};
+		int r = net_backend_open(&c, &k->nics[i], &ne);
+		if (r)
+			return err_set(e, r, "--net %u: %s", i, err_msg(&ne));
+		k->nnics = i + 1;
+	}
 	return 0;
 }
 
@@ -319,7 +410,7 @@ int kvmini_vm_create(const struct kvmini_config *cfg, struct kvmini_vm **out, ch
 		goto fail;
 	if (k->initrd_path && (r = read_file("initrd", k->initrd_path, &k->initrd, &k->initrd_len, &e)))
 		goto fail;
-	if ((r = open_disks(k, cfg, &e)))
+	if ((r = open_disks(k, cfg, &e)) || (r = open_nics(k, cfg, &e)))
 		goto fail;
 	if ((r = build_machine(k, &k->vm, &e)))
 		goto fail;
@@ -433,6 +524,26 @@ ssize_t kvmini_console_write(struct kvmini_vm *k, const void *buf, size_t len)
 	return (ssize_t)len;
 }
 
+int kvmini_vm_net_stats(struct kvmini_vm *k, unsigned nic, struct kvmini_net_stats *out)
+{
+	if (nic >= k->nnics)
+		return -EINVAL;
+	struct virtio_net_stats s;
+	virtio_net_stats(&k->net_shared[nic], &s);
+	*out = (struct kvmini_net_stats){
+	    .rx_packets = s.rx_packets,
+	    .rx_bytes = s.rx_bytes,
+	    .rx_dropped = s.rx_dropped,
+	    .rx_errors = s.rx_errors,
+	    .tx_packets = s.tx_packets,
+	    .tx_bytes = s.tx_bytes,
+	    .tx_dropped = s.tx_dropped,
+	    .tx_errors = s.tx_errors,
+	    .link_up = s.link_up,
+	};
+	return 0;
+}
+
 const char *kvmini_vm_error(struct kvmini_vm *k)
 {
 	return err_msg(&k->err);
@@ -450,6 +561,8 @@ void kvmini_vm_destroy(struct kvmini_vm *k)
 	/* After the machine: its devices may use the disks until vm_destroy() returns. */
 	for (unsigned i = 0; i < k->ndisks; i++)
 		disk_close(k->disks[i]);
+	for (unsigned i = 0; i < k->nnics; i++)
+		net_backend_close(k->nics[i]);
 	if (k->stopped_fd >= 0)
 		close(k->stopped_fd);
 	free(k->kernel_path);

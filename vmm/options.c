@@ -7,6 +7,7 @@
 #include "options.h"
 
 #include <errno.h>
+#include <ctype.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <string.h>
@@ -25,6 +26,7 @@ enum opt_id {
 	OPT_NO_REBOOT,
 	OPT_KVM_DEVICE,
 	OPT_DISK,
+	OPT_NET,
 	OPT_HELP,
 	OPT_COUNT,
 };
@@ -44,6 +46,7 @@ static const struct opt_desc opts[] = {
     {"no-reboot", OPT_NO_REBOOT, false},
     {"kvm-device", OPT_KVM_DEVICE, true},
     {"disk", OPT_DISK, true},
+    {"net", OPT_NET, true},
     {"help", OPT_HELP, false},
 };
 
@@ -198,6 +201,51 @@ static int disk_value(struct kvmini_disk *d, enum disk_key k, const char *v, siz
 }
 
 /*
+ * One "key=value" item of a --disk or --net value, starting at *pp: the key's
+ * index in keys (nkeys of them; `expected` lists them for the message), the
+ * value in val with ",," read as a literal comma (truncated to valsz - 1
+ * bytes; *len is its whole length), and *pp moved past the item and its ','
+ * (to the NUL after the last item). -EINVAL with e set when the item is not
+ * key=value, the key is unknown or given twice (seen[]), or the value empty.
+ */
+static int next_item(const char **pp, const char *opt, const char *const *keys, int nkeys,
+		     const char *expected, bool *seen, char *val, size_t valsz, size_t *len, struct err *e)
+{
+	const char *p = *pp;
+	size_t klen = strcspn(p, "=,");
+	if (p[klen] != '=') {
+		if (!klen)
+			return err_set(e, -EINVAL, "%s: empty item (a stray ',')", opt);
+		return err_set(e, -EINVAL, "%s: '%.*s' is not key=value", opt, (int)klen, p);
+	}
+	if (!klen)
+		return err_set(e, -EINVAL, "%s: '=' without a key", opt);
+	int k = -1;
+	for (int i = 0; i < nkeys; i++)
+		if (strlen(keys[i]) == klen && !memcmp(keys[i], p, klen))
+			k = i;
+	if (k < 0)
+		return err_set(e, -EINVAL, "%s: unknown key '%.*s' (expected %s)", opt, (int)klen, p,
+			       expected);
+	if (seen[k])
+		return err_set(e, -EINVAL, "%s: key '%s' given more than once", opt, keys[k]);
+	seen[k] = true;
+	p += klen + 1;
+	size_t n = 0;
+	for (; *p && (*p != ',' || p[1] == ','); p += *p == ',' ? 2 : 1, n++)
+		if (n < valsz - 1)
+			val[n] = *p;
+	val[n < valsz - 1 ? n : valsz - 1] = '\0';
+	if (!n)
+		return err_set(e, -EINVAL, "%s: key '%s' has an empty value", opt, keys[k]);
+	if (*p == ',' && !p[1])
+		return err_set(e, -EINVAL, "%s: empty item (a stray ',')", opt);
+	*len = n;
+	*pp = *p ? p + 1 : p;
+	return k;
+}
+
+/*
  * "path=PATH[,key=value]...": values up to the next lone ',' with ",," for a
  * literal comma, as in QEMU. The values are copied into the config, which
  * therefore owns them.
@@ -212,45 +260,191 @@ static int parse_disk(struct kvmini_config *cfg, const char *spec, struct err *e
 	memset(d, 0, sizeof(*d));
 	bool seen[DK_COUNT] = {false};
 	char val[KVMINI_DISK_PATH_MAX + 1];
-	for (const char *p = spec;;) {
-		size_t klen = strcspn(p, "=,");
-		if (p[klen] != '=') {
-			if (!klen)
-				return err_set(e, -EINVAL, "--disk: empty item (a stray ',')");
-			return err_set(e, -EINVAL, "--disk: '%.*s' is not key=value", (int)klen, p);
-		}
-		if (!klen)
-			return err_set(e, -EINVAL, "--disk: '=' without a key");
-		enum disk_key k = DK_COUNT;
-		for (int i = 0; i < DK_COUNT; i++)
-			if (strlen(disk_keys[i]) == klen && !memcmp(disk_keys[i], p, klen))
-				k = (enum disk_key)i;
-		if (k == DK_COUNT)
-			return err_set(e, -EINVAL,
-				       "--disk: unknown key '%.*s' (expected path, format, readonly, cache, "
-				       "serial, backing or cache-size)",
-				       (int)klen, p);
-		if (seen[k])
-			return err_set(e, -EINVAL, "--disk: key '%s' given more than once", disk_keys[k]);
-		seen[k] = true;
-		p += klen + 1;
-		size_t n = 0;
-		for (; *p && (*p != ',' || p[1] == ','); p += *p == ',' ? 2 : 1)
-			if (n < sizeof(val) - 1)
-				val[n++] = *p;
-		val[n] = '\0';
-		if (!n)
-			return err_set(e, -EINVAL, "--disk: key '%s' has an empty value", disk_keys[k]);
-		int r = disk_value(d, k, val, n, e);
+	for (const char *p = spec; *p;) {
+		size_t n;
+		int k = next_item(&p, "--disk", disk_keys, DK_COUNT,
+				  "path, format, readonly, cache, serial, backing or cache-size", seen, val,
+				  sizeof(val), &n, e);
+		if (k < 0)
+			return k;
+		/* A path too long for val is cut at the size that disk_value() refuses. */
+		int r = disk_value(d, (enum disk_key)k, val, n < sizeof(val) - 1 ? n : sizeof(val) - 1, e);
 		if (r)
 			return r;
-		if (!*p)
-			break;
-		p++; /* the separating ',' */
 	}
 	if (!seen[DK_PATH])
 		return err_set(e, -EINVAL, "--disk: missing path=PATH");
 	cfg->ndisks++;
+	return 0;
+}
+
+/* The keys of --net: the first three name the backend, and exactly one of them is given. */
+enum net_key { NK_TAP, NK_MACVTAP, NK_FD, NK_BRIDGE, NK_MODE, NK_MAC, NK_QUEUES, NK_COUNT };
+static const char *const net_keys[NK_COUNT] = {"tap", "macvtap", "fd", "bridge", "mode", "mac", "queues"};
+
+/* A name the kernel accepts for an interface (dev_valid_name()): 1 to 15 bytes, no '/', ':' or space. */
+static bool valid_ifname(const char *v, size_t len)
+{
+	if (!len || len >= KVMINI_IFNAMSIZ || !strcmp(v, ".") || !strcmp(v, ".."))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (v[i] == '/' || v[i] == ':' || isspace((unsigned char)v[i]))
+			return false;
+	return true;
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* "52:54:00:12:34:56": six pairs of hex digits (either case) separated by ':'. */
+static bool parse_mac(const char *v, uint8_t mac[6])
+{
+	if (strlen(v) != 17)
+		return false;
+	for (int i = 0; i < 6; i++) {
+		int hi = hex_digit(v[3 * i]), lo = hex_digit(v[3 * i + 1]);
+		if (hi < 0 || lo < 0 || (i < 5 && v[3 * i + 2] != ':'))
+			return false;
+		mac[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return true;
+}
+
+static int net_value(struct kvmini_net *n, enum net_key k, const char *v, size_t len, struct err *e)
+{
+	switch (k) {
+	case NK_TAP:
+	case NK_MACVTAP:
+	case NK_BRIDGE:
+		if (!valid_ifname(v, len))
+			return err_set(
+			    e, -EINVAL,
+			    "--net: invalid interface name '%s' for %s=: 1 to %d bytes, without '/', "
+			    "':' or whitespace, and not '.' or '..'",
+			    v, net_keys[k], KVMINI_IFNAMSIZ - 1);
+		memcpy(k == NK_BRIDGE ? n->bridge : n->ifname, v, len + 1);
+		if (k != NK_BRIDGE)
+			n->kind = k == NK_TAP ? KVMINI_NET_TAP : KVMINI_NET_MACVTAP;
+		return 0;
+	case NK_FD: {
+		/* Only the syntax: whether it is open, and a tap, is for the backend to tell at start. */
+		unsigned long fd;
+		if (parse_uint(v, &fd) || fd > INT_MAX)
+			return err_set(e, -EINVAL, "--net: invalid fd '%s': expected a descriptor number", v);
+		n->kind = KVMINI_NET_FD;
+		n->fd = (int)fd;
+		return 0;
+	}
+	case NK_MODE:
+		if (!strcmp(v, "bridge"))
+			n->mode = KVMINI_MACVTAP_BRIDGE;
+		else if (!strcmp(v, "vepa"))
+			n->mode = KVMINI_MACVTAP_VEPA;
+		else if (!strcmp(v, "private"))
+			n->mode = KVMINI_MACVTAP_PRIVATE;
+		else if (!strcmp(v, "passthru"))
+			n->mode = KVMINI_MACVTAP_PASSTHRU;
+		else
+			return err_set(e, -EINVAL,
+				       "--net: invalid mode '%s': expected bridge, vepa, private or passthru",
+				       v);
+		return 0;
+	case NK_MAC:
+		if (!parse_mac(v, n->mac))
+			return err_set(
+			    e, -EINVAL,
+			    "--net: invalid mac '%s': expected six hex pairs such as 52:54:00:12:34:56", v);
+		if (n->mac[0] & 1)
+			return err_set(e, -EINVAL,
+				       "--net: mac %s is a multicast address; a NIC needs a unicast one", v);
+		if (!(n->mac[0] | n->mac[1] | n->mac[2] | n->mac[3] | n->mac[4] | n->mac[5]))
+			return err_set(e, -EINVAL, "--net: mac %s is all zeros; a NIC needs a real address",
+				       v);
+		n->mac_set = true;
+		return 0;
+	case NK_QUEUES: {
+		unsigned long q;
+		if (parse_uint(v, &q) || q < 1 || q > KVMINI_NET_MAX_QUEUES)
+			return err_set(e, -EINVAL,
+				       "--net: invalid queues '%s': expected an integer from 1 to %d", v,
+				       KVMINI_NET_MAX_QUEUES);
+		n->queues = (unsigned)q;
+		return 0;
+	}
+	case NK_COUNT:
+		break;
+	}
+	return 0;
+}
+
+/* The same tap or fd twice would be two NICs fighting over one set of queues. */
+static int net_duplicate(const struct kvmini_config *cfg, const struct kvmini_net *n, struct err *e)
+{
+	for (unsigned i = 0; i < cfg->nnics; i++) {
+		const struct kvmini_net *o = &cfg->nics[i];
+		if (o->kind != n->kind)
+			continue;
+		if (n->kind == KVMINI_NET_TAP && !strcmp(o->ifname, n->ifname))
+			return err_set(e, -EINVAL, "--net: tap %s is given to two NICs", n->ifname);
+		if (n->kind == KVMINI_NET_FD && o->fd == n->fd)
+			return err_set(e, -EINVAL, "--net: fd %d is given to two NICs", n->fd);
+	}
+	return 0;
+}
+
+/*
+ * "tap=NAME[,bridge=BR]", "macvtap=IFACE[,mode=MODE]" or "fd=N", each with
+ * optional mac= and queues=; values as in --disk (",," for a comma, which no
+ * valid value has, but the syntax is shared).
+ */
+static int parse_net(struct kvmini_config *cfg, const char *spec, struct err *e)
+{
+	if (cfg->nnics >= KVMINI_MAX_NICS)
+		return err_set(e, -EINVAL, "too many --net options: at most %d", KVMINI_MAX_NICS);
+	if (!*spec)
+		return err_set(e, -EINVAL, "--net: empty value (expected tap=NAME, macvtap=IFACE or fd=N)");
+	struct kvmini_net *n = &cfg->nics[cfg->nnics];
+	memset(n, 0, sizeof(*n));
+	n->fd = -1;
+	n->queues = 1;
+	bool seen[NK_COUNT] = {false};
+	char val[64];
+	for (const char *p = spec; *p;) {
+		size_t len;
+		bool had_backend = seen[NK_TAP] || seen[NK_MACVTAP] || seen[NK_FD];
+		int k = next_item(&p, "--net", net_keys, NK_COUNT,
+				  "tap, macvtap, fd, bridge, mode, mac or queues", seen, val, sizeof(val),
+				  &len, e);
+		if (k < 0)
+			return k;
+		if (k <= NK_FD && had_backend)
+			return err_set(e, -EINVAL, "--net: only one of tap=, macvtap= or fd= may be given");
+		if (len >= sizeof(val))
+			return err_set(e, -EINVAL, "--net: the value of %s= is too long", net_keys[k]);
+		int r = net_value(n, (enum net_key)k, val, len, e);
+		if (r)
+			return r;
+	}
+	if (!seen[NK_TAP] && !seen[NK_MACVTAP] && !seen[NK_FD])
+		return err_set(e, -EINVAL, "--net: missing tap=NAME, macvtap=IFACE or fd=N");
+	if (seen[NK_BRIDGE] && !seen[NK_TAP])
+		return err_set(e, -EINVAL, "--net: bridge= goes with tap= only");
+	if (seen[NK_MODE] && !seen[NK_MACVTAP])
+		return err_set(e, -EINVAL, "--net: mode= goes with macvtap= only");
+	if (seen[NK_FD] && n->queues > 1)
+		return err_set(e, -EINVAL, "--net: fd= gives one queue pair, not %u", n->queues);
+	int r = net_duplicate(cfg, n, e);
+	if (r)
+		return r;
+	cfg->nnics++;
 	return 0;
 }
 
@@ -275,6 +469,8 @@ static int set_value(struct kvmini_config *cfg, enum opt_id id, const char *opt,
 		return 0;
 	case OPT_DISK:
 		return parse_disk(cfg, val, e);
+	case OPT_NET:
+		return parse_net(cfg, val, e);
 	case OPT_CPUS: {
 		unsigned long n;
 		if (parse_uint(val, &n) || n < 1 || n > KVMINI_MAX_CPUS)
@@ -371,7 +567,7 @@ static int parse(int argc, char **argv, struct kvmini_config *cfg, int *failed_a
 				return err_set(e, -EINVAL, "option '--%s' needs a value " SEE_HELP, opt);
 			val = argv[++i];
 		}
-		if (seen[o->id] && o->id != OPT_DISK)
+		if (seen[o->id] && o->id != OPT_DISK && o->id != OPT_NET)
 			return err_set(e, -EINVAL, "option '--%s' given more than once", opt);
 		seen[o->id] = true;
 		char optname[32] = "--";
@@ -438,6 +634,30 @@ const char *options_run_usage(void)
 	       "                                              refcount blocks); default: enough to\n"
 	       "                                              map the whole disk, at most 32M\n"
 	       "                      A comma inside a value is written \",,\".\n"
+	       "  --net tap=NAME[,bridge=BR][,mac=MAC][,queues=N]\n"
+	       "  --net macvtap=IFACE[,mode=MODE][,mac=MAC][,queues=N]\n"
+	       "  --net fd=N[,mac=MAC]\n"
+	       "                      a virtio-net NIC; repeat for more (at most " STR(KVMINI_MAX_NICS) "), which the\n"
+	       "                      guest finds in this order. The host side is one of:\n"
+	       "                        tap=NAME        the tap NAME, created if missing\n"
+	       "                                        (that needs CAP_NET_ADMIN, and it\n"
+	       "                                        goes away at exit)\n"
+	       "                        macvtap=IFACE   a macvtap (kvmtapN) made on IFACE,\n"
+	       "                                        deleted at exit; needs CAP_NET_ADMIN\n"
+	       "                        fd=N            an open tap or macvtap descriptor with\n"
+	       "                                        IFF_VNET_HDR, which kvmini takes over\n"
+	       "                      Keys:\n"
+	       "                        bridge=BR       tap: add the tap to the bridge BR\n"
+	       "                        mode=bridge|vepa|private|passthru\n"
+	       "                                        macvtap: its mode; default: bridge\n"
+	       "                        mac=MAC         the guest's unicast address, such as\n"
+	       "                                        52:54:00:12:34:56; default: derived from\n"
+	       "                                        the NIC's configuration, so the same\n"
+	       "                                        command line always gives the same MAC\n"
+	       "                        queues=N        queue pairs, 1 to " STR(KVMINI_NET_MAX_QUEUES) "; default: 1.\n"
+	       "                                        More than one needs a multi-queue tap\n"
+	       "                                        (`ip tuntap add dev NAME mode tap\n"
+	       "                                        multi_queue`); an fd gives one\n"
 	       "  --no-reboot         end when the guest reboots instead of restarting it\n"
 	       "  --kvm-device PATH   KVM device to open (default: /dev/kvm)\n"
 	       "  -h, --help          show this help\n"

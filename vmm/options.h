@@ -18,9 +18,9 @@
  * untouched on error or help. Returns 0, 1 when --help/-h was asked (nothing
  * else done), or -EINVAL with one line in e naming the bad option or value.
  * Reentrant: no getopt state. String options (kernel_path, cmdline, ...)
- * point into argv, which must outlive cfg; --disk values are copied into
- * cfg->disks (a value may hold a comma written as ",,", so it is not a
- * substring of argv).
+ * point into argv, which must outlive cfg; --disk and --net values are copied
+ * into cfg->disks and cfg->nics (a value may hold a comma written as ",,", so
+ * it is not a substring of argv).
  */
 int options_parse_run(int argc, char **argv, struct kvmini_config *cfg, struct err *e);
 

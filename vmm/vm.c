@@ -21,6 +21,7 @@
 #include "devices/rtc.h"
 #include "devices/serial.h"
 #include "virtio/blk.h"
+#include "virtio/net.h"
 #include "vmm/boot/loader.h"
 #include "vmm/irq_routes.h"
 #include "vmm/kvm.h"
@@ -175,11 +176,12 @@ static int create_pci_devices(struct vm *vm, const struct vm_params *p, struct e
 	if (!(vm->irq_routes = irq_routes_create(vm->vm_fd, e)))
 		return -ENOMEM;
 	vm->ioevent = (struct ioevent_ops){ioevent_set, vm};
-	if (p->ndisks > PCI_LAST_SLOT)
-		return err_set(e, -E2BIG, "too many PCI devices (%u disks; at most %d)", p->ndisks,
-			       PCI_LAST_SLOT);
+	if (p->ndisks + p->nnics > PCI_LAST_SLOT)
+		return err_set(e, -E2BIG, "too many PCI devices (%u disks and %u NICs; at most %d)",
+			       p->ndisks, p->nnics, PCI_LAST_SLOT);
 	vm->blks = calloc(p->ndisks ? p->ndisks : 1, sizeof(*vm->blks));
-	if (!vm->blks)
+	vm->nets = calloc(p->nnics ? p->nnics : 1, sizeof(*vm->nets));
+	if (!vm->blks || !vm->nets)
 		return err_set(e, -ENOMEM, "out of memory");
 	/* One request queue per vCPU, as blk-mq likes it. */
 	unsigned nq = vm->ncpus < 64 ? vm->ncpus : 64;
@@ -198,6 +200,24 @@ static int create_pci_devices(struct vm *vm, const struct vm_params *p, struct e
 		if (!vm->blks[i])
 			return -EIO;
 		vm->nblks = i + 1;
+	}
+	/* NICs in the slots after the disks. */
+	for (unsigned i = 0; i < p->nnics; i++) {
+		unsigned devfn = PCI_DEVFN(1 + p->ndisks + i, 0);
+		struct virtio_pci_env env = {
+		    .host = vm->pci,
+		    .mem = &vm->mem,
+		    .msi = irq_routes_msi(vm->irq_routes),
+		    .intx = {vm_set_irq, vm, pci_host_intx_gsi(devfn, 1)},
+		    .ioevent = &vm->ioevent,
+		};
+		char name[32];
+		snprintf(name, sizeof(name), "virtio-net %u", i);
+		vm->nets[i] =
+		    virtio_net_create(&env, devfn, p->nics[i], &p->net_shared[i], p->macs[i], name, e);
+		if (!vm->nets[i])
+			return -EIO;
+		vm->nnets = i + 1;
 	}
 	return 0;
 }
@@ -318,6 +338,9 @@ void vm_destroy(struct vm *vm)
 	for (unsigned i = 0; i < vm->nblks; i++)
 		virtio_blk_destroy(vm->blks[i]);
 	free(vm->blks);
+	for (unsigned i = 0; i < vm->nnets; i++)
+		virtio_net_destroy(vm->nets[i]);
+	free(vm->nets);
 	irq_routes_destroy(vm->irq_routes);
 	free(vm->pci_windows);
 	serial_destroy(vm->serial);

@@ -27,6 +27,9 @@ struct acpi_pm;
 struct disk;
 struct irq_routes;
 struct virtio_blk;
+struct virtio_net;
+struct net_backend;
+struct virtio_net_shared;
 
 /* Why the vCPUs should stop: the device requests plus the host's own. */
 enum vm_stop_reason {
@@ -53,6 +56,11 @@ struct vm_params {
 	/* Opened disk images, in guest order (vda, vdb, ...); owned by the caller, kept across reboots. */
 	struct disk *const *disks;
 	unsigned ndisks;
+	/* Opened NIC backends and their MACs, in guest order (eth0, ...); owned by the caller. */
+	struct net_backend *const *nics;
+	struct virtio_net_shared *net_shared; /* [nnics], kept across reboots */
+	const uint8_t (*macs)[6];
+	unsigned nnics;
 	/* Called (from any thread) once the first stop reason is recorded. */
 	void (*on_stop)(void *opaque);
 	void *on_stop_opaque;
@@ -79,6 +87,8 @@ struct vm {
 	struct ioevent_ops ioevent;
 	struct virtio_blk **blks;
 	unsigned nblks;
+	struct virtio_net **nets;
+	unsigned nnets;
 
 	pthread_mutex_t lock; /* guards stop_reason and err */
 	enum vm_stop_reason stop_reason;

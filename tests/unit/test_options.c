@@ -530,6 +530,221 @@ static void test_disk_errors(void **state)
 	FAIL("--disk: path is longer than 4095 bytes", "--kernel", "k", "--disk", path);
 }
 
+static void test_net_minimal(void **state)
+{
+	struct kvmini_config c;
+	struct err e;
+	defaults(&c);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--net", "tap=tap0"), 0);
+	assert_int_equal(c.nnics, 1);
+	const struct kvmini_net *n = &c.nics[0];
+	assert_int_equal(n->kind, KVMINI_NET_TAP);
+	assert_string_equal(n->ifname, "tap0");
+	assert_string_equal(n->bridge, "");
+	assert_int_equal(n->mode, KVMINI_MACVTAP_BRIDGE);
+	assert_int_equal(n->fd, -1);
+	assert_false(n->mac_set);
+	assert_int_equal(n->queues, 1);
+	/* No NIC unless asked. */
+	defaults(&c);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k"), 0);
+	assert_int_equal(c.nnics, 0);
+}
+
+static void test_net_kinds(void **state)
+{
+	struct kvmini_config c;
+	struct err e;
+	defaults(&c);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--net",
+			       "tap=vm-tap.1,bridge=br0,mac=52:54:00:AB:cd:0f,queues=4",
+			       "--net=mac=02:00:00:00:00:01,macvtap=eth0,mode=vepa", "--net", "fd=0", "--net",
+			       "queues=1,fd=7,mac=52:54:00:00:00:07", "--net",
+			       "macvtap=eth0,mode=passthru,queues=16", "--net", "tap=a,,b"),
+			 0);
+	assert_int_equal(c.nnics, 6);
+	const struct kvmini_net *n = c.nics;
+	assert_int_equal(n[0].kind, KVMINI_NET_TAP);
+	assert_string_equal(n[0].ifname, "vm-tap.1");
+	assert_string_equal(n[0].bridge, "br0");
+	assert_true(n[0].mac_set);
+	assert_memory_equal(n[0].mac, "\x52\x54\x00\xab\xcd\x0f", 6);
+	assert_int_equal(n[0].queues, 4);
+
+	assert_int_equal(n[1].kind, KVMINI_NET_MACVTAP);
+	assert_string_equal(n[1].ifname, "eth0");
+	assert_string_equal(n[1].bridge, "");
+	assert_int_equal(n[1].mode, KVMINI_MACVTAP_VEPA);
+	assert_true(n[1].mac_set);
+	assert_memory_equal(n[1].mac, "\x02\x00\x00\x00\x00\x01", 6);
+	assert_int_equal(n[1].queues, 1);
+
+	assert_int_equal(n[2].kind, KVMINI_NET_FD);
+	assert_int_equal(n[2].fd, 0);
+	assert_string_equal(n[2].ifname, "");
+	assert_false(n[2].mac_set);
+	assert_int_equal(n[3].kind, KVMINI_NET_FD);
+	assert_int_equal(n[3].fd, 7);
+	assert_memory_equal(n[3].mac, "\x52\x54\x00\x00\x00\x07", 6);
+	assert_int_equal(n[3].queues, 1);
+
+	assert_int_equal(n[4].mode, KVMINI_MACVTAP_PASSTHRU);
+	assert_int_equal(n[4].queues, KVMINI_NET_MAX_QUEUES);
+	assert_string_equal(n[5].ifname, "a,b");
+
+	static const struct {
+		const char *mode;
+		enum kvmini_macvtap_mode m;
+	} modes[] = {{"bridge", KVMINI_MACVTAP_BRIDGE},
+		     {"vepa", KVMINI_MACVTAP_VEPA},
+		     {"private", KVMINI_MACVTAP_PRIVATE},
+		     {"passthru", KVMINI_MACVTAP_PASSTHRU}};
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		char spec[64];
+		snprintf(spec, sizeof(spec), "macvtap=enp1s0f1,mode=%s", modes[i].mode);
+		defaults(&c);
+		assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--net", spec), 0);
+		assert_int_equal(c.nics[0].mode, modes[i].m);
+	}
+	/* The longest interface name, and two NICs on one macvtap parent. */
+	defaults(&c);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--net", "tap=abcdefghijklmno,bridge=ABCDEFGHIJKLMNO",
+			       "--net", "macvtap=eth0", "--net", "macvtap=eth0"),
+			 0);
+	assert_string_equal(c.nics[0].ifname, "abcdefghijklmno");
+	assert_string_equal(c.nics[0].bridge, "ABCDEFGHIJKLMNO");
+	assert_int_equal(c.nnics, 3);
+}
+
+static void test_net_limit(void **state)
+{
+	struct kvmini_config c, before;
+	struct err e;
+	char specs[KVMINI_MAX_NICS + 1][32];
+	char *argv[2 * KVMINI_MAX_NICS + 8];
+	int argc = 0;
+	argv[argc++] = "run";
+	argv[argc++] = "--kernel";
+	argv[argc++] = "k";
+	for (int i = 0; i < KVMINI_MAX_NICS; i++) {
+		snprintf(specs[i], sizeof(specs[i]), "tap=tap%d", i);
+		argv[argc++] = "--net";
+		argv[argc++] = specs[i];
+	}
+	argv[argc] = NULL;
+	defaults(&c);
+	err_clear(&e);
+	assert_int_equal(options_parse_run(argc, argv, &c, &e), 0);
+	assert_int_equal(c.nnics, KVMINI_MAX_NICS);
+	for (int i = 0; i < KVMINI_MAX_NICS; i++)
+		assert_string_equal(c.nics[i].ifname, specs[i] + 4);
+
+	defaults(&c);
+	before = c;
+	snprintf(specs[KVMINI_MAX_NICS], sizeof(specs[0]), "fd=3");
+	argv[argc++] = "--net";
+	argv[argc++] = specs[KVMINI_MAX_NICS];
+	argv[argc] = NULL;
+	err_clear(&e);
+	assert_int_equal(options_parse_run(argc, argv, &c, &e), -EINVAL);
+	assert_string_equal(err_msg(&e), "too many --net options: at most 8");
+	assert_memory_equal(&c, &before, sizeof(c));
+}
+
+static void test_net_errors(void **state)
+{
+	FAIL("--net: missing tap=NAME, macvtap=IFACE or fd=N", "--kernel", "k", "--net",
+	     "mac=52:54:00:12:34:56");
+	FAIL("--net: missing tap=NAME", "--kernel", "k", "--net", "queues=2");
+	FAIL("--net: only one of tap=, macvtap= or fd= may be given", "--kernel", "k", "--net",
+	     "tap=t0,fd=3");
+	FAIL("--net: only one of tap=, macvtap= or fd= may be given", "--kernel", "k", "--net",
+	     "macvtap=e,tap=t");
+	FAIL("--net: only one of tap=, macvtap= or fd= may be given", "--kernel", "k", "--net",
+	     "fd=3,macvtap=e");
+	FAIL("--net: key 'tap' given more than once", "--kernel", "k", "--net", "tap=a,tap=b");
+	FAIL("--net: key 'mac' given more than once", "--kernel", "k", "--net",
+	     "tap=a,mac=52:54:00:12:34:56,mac=52:54:00:12:34:56");
+	FAIL("--net: bridge= goes with tap= only", "--kernel", "k", "--net", "macvtap=eth0,bridge=br0");
+	FAIL("--net: bridge= goes with tap= only", "--kernel", "k", "--net", "bridge=br0,fd=3");
+	FAIL("--net: mode= goes with macvtap= only", "--kernel", "k", "--net", "tap=t0,mode=vepa");
+	FAIL("--net: mode= goes with macvtap= only", "--kernel", "k", "--net", "fd=4,mode=bridge");
+	FAIL("--net: invalid mode 'source': expected bridge, vepa, private or passthru", "--kernel", "k",
+	     "--net", "macvtap=eth0,mode=source");
+	FAIL("--net: invalid mode 'Bridge'", "--kernel", "k", "--net", "macvtap=eth0,mode=Bridge");
+	FAIL("--net: unknown key 'ifname' (expected tap, macvtap, fd, bridge, mode, mac or queues)",
+	     "--kernel", "k", "--net", "ifname=tap0");
+	FAIL("--net: unknown key 'model'", "--kernel", "k", "--net", "tap=t,model=virtio");
+
+	/* Interface names. */
+	FAIL("--net: invalid interface name 'abcdefghijklmnop' for tap=: 1 to 15 bytes, without '/', ':' or "
+	     "whitespace, and not '.' or '..'",
+	     "--kernel", "k", "--net", "tap=abcdefghijklmnop");
+	FAIL("--net: invalid interface name 'a/b' for tap=", "--kernel", "k", "--net", "tap=a/b");
+	FAIL("--net: invalid interface name 'a b' for macvtap=", "--kernel", "k", "--net", "macvtap=a b");
+	FAIL("--net: invalid interface name 'a\tb' for tap=", "--kernel", "k", "--net", "tap=a\tb");
+	FAIL("--net: invalid interface name 'eth0:1' for macvtap=", "--kernel", "k", "--net",
+	     "macvtap=eth0:1");
+	FAIL("--net: invalid interface name '.' for tap=", "--kernel", "k", "--net", "tap=.");
+	FAIL("--net: invalid interface name '..' for macvtap=", "--kernel", "k", "--net", "macvtap=..");
+	FAIL("--net: invalid interface name 'b r' for bridge=", "--kernel", "k", "--net", "tap=t,bridge=b r");
+	FAIL("--net: invalid interface name 'br/0' for bridge=", "--kernel", "k", "--net",
+	     "tap=t,bridge=br/0");
+	FAIL("--net: the value of tap= is too long", "--kernel", "k", "--net",
+	     "tap=0123456789012345678901234567890123456789012345678901234567890123456789");
+
+	/* fd. */
+	FAIL("--net: invalid fd '-1': expected a descriptor number", "--kernel", "k", "--net", "fd=-1");
+	FAIL("--net: invalid fd 'x'", "--kernel", "k", "--net", "fd=x");
+	FAIL("--net: invalid fd '3 '", "--kernel", "k", "--net", "fd=3 ");
+	FAIL("--net: invalid fd '2147483648'", "--kernel", "k", "--net", "fd=2147483648");
+	FAIL("--net: fd= gives one queue pair, not 2", "--kernel", "k", "--net", "fd=3,queues=2");
+
+	/* mac. */
+	FAIL("--net: mac 01:00:5e:00:00:01 is a multicast address; a NIC needs a unicast one", "--kernel",
+	     "k", "--net", "tap=t,mac=01:00:5e:00:00:01");
+	FAIL("--net: mac ff:ff:ff:ff:ff:ff is a multicast address", "--kernel", "k", "--net",
+	     "tap=t,mac=ff:ff:ff:ff:ff:ff");
+	FAIL("--net: mac 00:00:00:00:00:00 is all zeros", "--kernel", "k", "--net",
+	     "tap=t,mac=00:00:00:00:00:00");
+	static const char *const bad_macs[] = {
+	    "52:54:00:12:34",	  "52:54:00:12:34:5",  "52:54:00:12:34:567", "52-54-00-12-34-56",
+	    "525400123456",	  "52:54:00:12:34:5g", "52:54:0:12:34:56:",  " 52:54:00:12:34:5",
+	    "52:54:00:12:34:56:", "x2:54:00:12:34:56",
+	};
+	for (size_t i = 0; i < sizeof(bad_macs) / sizeof(bad_macs[0]); i++) {
+		char spec[64], want[96];
+		snprintf(spec, sizeof(spec), "tap=t,mac=%s", bad_macs[i]);
+		snprintf(want, sizeof(want), "--net: invalid mac '%s': expected six hex pairs", bad_macs[i]);
+		FAIL(want, "--kernel", "k", "--net", spec);
+	}
+
+	/* queues. */
+	FAIL("--net: invalid queues '0': expected an integer from 1 to 16", "--kernel", "k", "--net",
+	     "tap=t,queues=0");
+	FAIL("--net: invalid queues '17'", "--kernel", "k", "--net", "tap=t,queues=17");
+	FAIL("--net: invalid queues '2x'", "--kernel", "k", "--net", "macvtap=e,queues=2x");
+	FAIL("--net: invalid queues '-1'", "--kernel", "k", "--net", "tap=t,queues=-1");
+
+	/* Syntax. */
+	FAIL("--net: empty value (expected tap=NAME, macvtap=IFACE or fd=N)", "--kernel", "k", "--net=");
+	FAIL("--net: key 'tap' has an empty value", "--kernel", "k", "--net", "tap=");
+	FAIL("--net: key 'bridge' has an empty value", "--kernel", "k", "--net", "tap=t,bridge=");
+	FAIL("--net: empty item (a stray ',')", "--kernel", "k", "--net", "tap=t,");
+	FAIL("--net: empty item (a stray ',')", "--kernel", "k", "--net", ",tap=t");
+	FAIL("--net: 'tap0' is not key=value", "--kernel", "k", "--net", "tap0");
+	FAIL("--net: '=' without a key", "--kernel", "k", "--net", "=tap0");
+	FAIL("option '--net' needs a value", "--kernel", "k", "--net");
+	FAIL("option '--net' needs a value", "--kernel", "k", "--net", "--cpus", "2");
+
+	/* One tap or fd for two NICs. */
+	FAIL("--net: tap tap0 is given to two NICs", "--kernel", "k", "--net", "tap=tap0", "--net",
+	     "tap=tap0,queues=2");
+	FAIL("--net: fd 5 is given to two NICs", "--kernel", "k", "--net", "fd=5", "--net", "fd=05");
+	/* The second NIC's mistake fails the whole parse. */
+	FAIL("--net: missing tap=NAME", "--kernel", "k", "--net", "tap=a", "--net", "mac=52:54:00:12:34:56");
+}
+
 static void test_usage(void **state)
 {
 	const char *u = options_run_usage();
@@ -548,6 +763,14 @@ static void test_usage(void **state)
 					    "cache=none|writeback",
 					    "serial=STR",
 					    "vda, vdb",
+					    "--net tap=NAME[,bridge=BR]",
+					    "--net macvtap=IFACE[,mode=MODE]",
+					    "--net fd=N[,mac=MAC]",
+					    "mode=bridge|vepa|private|passthru",
+					    "queues=N",
+					    "multi_queue",
+					    "command line always gives the same MAC",
+					    "IFF_VNET_HDR",
 					    ",,",
 					    "--help",
 					    "-h",
@@ -575,6 +798,8 @@ int main(void)
 	    cmocka_unit_test(test_usage),	cmocka_unit_test(test_disk_minimal),
 	    cmocka_unit_test(test_disk_keys),	cmocka_unit_test(test_disk_order_and_limit),
 	    cmocka_unit_test(test_disk_commas), cmocka_unit_test(test_disk_errors),
+	    cmocka_unit_test(test_net_minimal), cmocka_unit_test(test_net_kinds),
+	    cmocka_unit_test(test_net_limit),	cmocka_unit_test(test_net_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
