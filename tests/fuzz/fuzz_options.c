@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	argv[argc] = NULL;
 	struct kvmini_config cfg;
 	kvmini_config_init(&cfg);
-	struct err e = { { 0 } };
+	struct err e = {{0}};
 	options_parse_run(argc, argv, &cfg, &e);
 	free(buf);
 	return 0;
