@@ -320,6 +320,37 @@ kv_odirect_dir() {
 	fi
 }
 
+# kv_bad WHAT KEYWORDS KVMINI-ARGS...: one bad-input case. kvmini must exit with a non-zero status
+# below 124 (no crash, no timeout) and exactly one stderr line "kvmini: ..." whose text matches
+# KEYWORDS (an extended regex, any case), and no guest may have booted.
+KV_BAD_N=0
+kv_bad() {
+	local what=$1 keyword=$2 name lines line
+	shift 2
+	KV_BAD_N=$((KV_BAD_N + 1))
+	name=bad$KV_BAD_N
+	kv_run "$name" 30 "$@" >/dev/null
+	# shellcheck disable=SC2034 # (read by kv_fail) the messages below say all: no console dump
+	KV_LAST=""
+	lines=$(grep -c '' "$T/$name.err")
+	line=$(head -n 1 "$T/$name.err")
+	if [ "$KV_RC" -eq 0 ] || [ "$KV_RC" -ge 124 ]; then
+		kv_fail "$what (kvmini $*): expected a non-zero exit status below 124, saw $KV_RC; stderr: $(head -c 300 "$T/$name.err")"
+	elif [ "$lines" != 1 ]; then
+		kv_fail "$what (kvmini $*): expected exactly one stderr line, saw $lines:"
+		head -n 10 "$T/$name.err" | sed 's/^/    | /'
+	elif [[ $line != "kvmini: "* ]]; then
+		kv_fail "$what (kvmini $*): expected stderr to start with 'kvmini: ', saw '$line'"
+	elif ! grep -qiE -- "$keyword" <<<"${line#kvmini: }"; then
+		kv_fail "$what (kvmini $*): expected '$keyword' in the message, saw '$line'"
+	else
+		kv_ok "$what: exit $KV_RC, '$line'"
+	fi
+	if [ "$(kv_count "$name" KVMINI-INIT-START)" -gt 0 ]; then
+		kv_fail "$what: the guest booted (KVMINI-INIT-START on the console)"
+	fi
+}
+
 # kv_hold_start NAME TIMEOUT KVMINI-ARGS...: kv_start with console input from a fifo held open on
 # fd 3, for guests that wait (blk_lib.sh's hold) until kv_release sends them a line.
 kv_hold_start() {

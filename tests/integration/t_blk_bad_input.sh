@@ -10,34 +10,6 @@
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-n=0
-# bad WHAT KEYWORDS ARGS...: one case; KEYWORDS is an extended regex (e.g. "in use|locked").
-bad() {
-	local what=$1 keyword=$2 lines line
-	shift 2
-	n=$((n + 1))
-	kv_run "bad$n" 30 "$@" >/dev/null
-	# shellcheck disable=SC2034 # (read by kv_fail) the messages below say all: no console dump
-	KV_LAST=""
-	lines=$(grep -c '' "$T/bad$n.err")
-	line=$(head -n 1 "$T/bad$n.err")
-	if [ "$KV_RC" -eq 0 ] || [ "$KV_RC" -ge 124 ]; then
-		kv_fail "$what: expected a non-zero exit status below 124, saw $KV_RC; stderr: $(head -c 300 "$T/bad$n.err")"
-	elif [ "$lines" != 1 ]; then
-		kv_fail "$what: expected exactly one stderr line, saw $lines:"
-		head -n 10 "$T/bad$n.err" | sed 's/^/    | /'
-	elif [[ $line != "kvmini: "* ]]; then
-		kv_fail "$what: expected stderr to start with 'kvmini: ', saw '$line'"
-	elif ! grep -qiE -- "$keyword" <<<"${line#kvmini: }"; then
-		kv_fail "$what: expected '$keyword' in the message, saw '$line'"
-	else
-		kv_ok "$what: exit $KV_RC, '$line'"
-	fi
-	if [ "$(kv_count "bad$n" KVMINI-INIT-START)" -gt 0 ]; then
-		kv_fail "$what: the guest booted (KVMINI-INIT-START on the console)"
-	fi
-}
-
 K=(--kernel "$KVMINI_KERNEL" --initrd "$KVMINI_INITRD" --cmdline "$KV_CMDLINE kvmini.test=basic" --mem 256M)
 good=$T/good.img
 truncate -s 16M "$good"
@@ -46,27 +18,27 @@ truncate -s 1000 "$T/odd.img"
 mkdir -p "$T/a-directory"
 
 # The image.
-bad "missing image" "no-such\\.img|no such file" run "${K[@]}" --disk "path=$T/no-such.img"
-bad "image is a directory" "directory" run "${K[@]}" --disk "path=$T/a-directory"
-bad "image is /dev/null (a character device)" "/dev/null" run "${K[@]}" --disk "path=/dev/null"
-bad "empty image" "empty\\.img" run "${K[@]}" --disk "path=$T/empty.img"
-bad "image size 1000, not a multiple of 512" "512" run "${K[@]}" --disk "path=$T/odd.img"
-bad "the same image twice" "given twice" run "${K[@]}" --disk "path=$good" --disk "path=$good"
+kv_bad "missing image" "no-such\\.img|no such file" run "${K[@]}" --disk "path=$T/no-such.img"
+kv_bad "image is a directory" "directory" run "${K[@]}" --disk "path=$T/a-directory"
+kv_bad "image is /dev/null (a character device)" "/dev/null" run "${K[@]}" --disk "path=/dev/null"
+kv_bad "empty image" "empty\\.img" run "${K[@]}" --disk "path=$T/empty.img"
+kv_bad "image size 1000, not a multiple of 512" "512" run "${K[@]}" --disk "path=$T/odd.img"
+kv_bad "the same image twice" "given twice" run "${K[@]}" --disk "path=$good" --disk "path=$good"
 # The option.
-bad "--disk without path=" "path" run "${K[@]}" --disk format=raw,readonly=on
-bad "--disk with an unknown key" "unknown key.*bogus" run "${K[@]}" --disk "path=$good,bogus=1"
-bad "--disk file= (a QEMU habit)" "unknown key.*file" run "${K[@]}" --disk "file=$good"
-bad "--disk readonly=bogus" "readonly" run "${K[@]}" --disk "path=$good,readonly=bogus"
-bad "--disk cache=directsync" "cache" run "${K[@]}" --disk "path=$good,cache=directsync"
-bad "--disk format=vmdk" "format" run "${K[@]}" --disk "path=$good,format=vmdk"
-bad "--disk serial longer than 20 bytes" "serial" run "${K[@]}" --disk "path=$good,serial=123456789012345678901"
-bad "--disk with an empty value" "disk" run "${K[@]}" --disk ""
+kv_bad "--disk without path=" "path" run "${K[@]}" --disk format=raw,readonly=on
+kv_bad "--disk with an unknown key" "unknown key.*bogus" run "${K[@]}" --disk "path=$good,bogus=1"
+kv_bad "--disk file= (a QEMU habit)" "unknown key.*file" run "${K[@]}" --disk "file=$good"
+kv_bad "--disk readonly=bogus" "readonly" run "${K[@]}" --disk "path=$good,readonly=bogus"
+kv_bad "--disk cache=directsync" "cache" run "${K[@]}" --disk "path=$good,cache=directsync"
+kv_bad "--disk format=vmdk" "format" run "${K[@]}" --disk "path=$good,format=vmdk"
+kv_bad "--disk serial longer than 20 bytes" "serial" run "${K[@]}" --disk "path=$good,serial=123456789012345678901"
+kv_bad "--disk with an empty value" "disk" run "${K[@]}" --disk ""
 disks=()
 for i in $(seq 0 16); do
 	truncate -s 1M "$T/many$i.img"
 	disks+=(--disk "path=$T/many$i.img")
 done
-bad "17 disks" "too many|at most" run "${K[@]}" "${disks[@]}"
+kv_bad "17 disks" "too many|at most" run "${K[@]}" "${disks[@]}"
 
 # An image in use: a first kvmini holds it (its guest waits), a second one must be refused.
 if "$KVMINI" run --help 2>&1 | grep -q -- '--disk'; then
@@ -74,8 +46,8 @@ if "$KVMINI" run --help 2>&1 | grep -q -- '--disk'; then
 	if kv_wait_for holder KVMINI-BLK-HOLD "$KV_BOOT_TIMEOUT" 1 "$KV_PID"; then
 		kv_ok "holder: the guest is up with the disk"
 		holder=$KV_PID
-		bad "image in use by another kvmini (read-write)" "in use|locked" run "${K[@]}" --disk "path=$good"
-		bad "image in use by another kvmini (readonly=on)" "in use|locked" run "${K[@]}" --disk "path=$good,readonly=on"
+		kv_bad "image in use by another kvmini (read-write)" "in use|locked" run "${K[@]}" --disk "path=$good"
+		kv_bad "image in use by another kvmini (readonly=on)" "in use|locked" run "${K[@]}" --disk "path=$good,readonly=on"
 		KV_PID=$holder
 	else
 		kv_fail "holder: expected KVMINI-BLK-HOLD (a guest running with the disk), not seen"
