@@ -3,6 +3,7 @@
 #   make test       unit tests (cmocka), plain and under ASan/UBSan
 #   make check      make test + integration tests that boot real guests (nested when /dev/kvm is missing)
 #   make format     clang-format the tree
+#   make install    kvmini, libkvmini.{a,so}, include/kvmini.h and kvmini.pc under PREFIX (/usr/local)
 # BUILD=dir puts every output under dir (default: build).
 
 BUILD ?= build
@@ -33,10 +34,11 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fr
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 ASAN_UNIT_BINS := $(patsubst tests/unit/%.c,$(ASAN_DIR)/tests/%,$(UNIT_SRCS))
 ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/itests/%,$(ITEST_SRCS))
+EXAMPLE_BINS := $(patsubst docs/examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard docs/examples/*.c)))
 
 .SECONDARY:
-.PHONY: all test check unit-plain unit-asan format clean install-deps
-all: $(BUILD)/kvmini $(BUILD)/libkvmini.a $(BUILD)/libkvmini.so $(ITEST_BINS)
+.PHONY: all test check unit-plain unit-asan format clean install-deps install
+all: $(BUILD)/kvmini $(BUILD)/libkvmini.a $(BUILD)/libkvmini.so $(ITEST_BINS) $(EXAMPLE_BINS)
 
 $(DSDT_AML): vmm/boot/dsdt.asl vmm/layout.h scripts/gen-prt.sh
 	@mkdir -p $(dir $@)
@@ -66,7 +68,7 @@ $(BUILD)/libkvmini.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 $(BUILD)/libkvmini.so: $(PIC_OBJS)
-	$(CC) -shared -o $@ $^ $(LIBS)
+	$(CC) -shared -Wl,-soname,libkvmini.so.$(SOVERSION) -o $@ $^ $(LIBS)
 $(ASAN_DIR)/libkvmini.a: $(ASAN_LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
@@ -83,6 +85,11 @@ $(ASAN_DIR)/tests/%: tests/unit/%.c $(ASAN_DIR)/libkvmini.a
 $(BUILD)/itests/%: tests/integration/%.c $(BUILD)/libkvmini.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS) $(WARN) -o $@ $< $(BUILD)/libkvmini.a $(LIBS)
+
+# The examples use only the public header, as a program outside the tree would.
+$(BUILD)/examples/%: docs/examples/%.c $(BUILD)/libkvmini.a include/kvmini.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Iinclude $(CFLAGS) $(WARN) -o $@ $< $(BUILD)/libkvmini.a $(LIBS)
 
 # Unit tests: every binary runs even when an earlier one fails; the summary line counts binaries.
 unit-plain: $(UNIT_BINS)
@@ -101,6 +108,26 @@ format:
 
 install-deps:
 	scripts/install-deps.sh
+
+# Installation. kvmini.pc is written at install time with the PREFIX given then; `pkg-config
+# --static` adds what the static library needs. DESTDIR is for staging (packaging).
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+SOVERSION := 0
+VERSION := 0.1.0
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
+	install -m 755 $(BUILD)/kvmini $(DESTDIR)$(BINDIR)/kvmini
+	install -m 644 $(BUILD)/libkvmini.a $(DESTDIR)$(LIBDIR)/libkvmini.a
+	install -m 755 $(BUILD)/libkvmini.so $(DESTDIR)$(LIBDIR)/libkvmini.so.$(SOVERSION)
+	ln -sf libkvmini.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libkvmini.so
+	install -m 644 include/kvmini.h $(DESTDIR)$(INCLUDEDIR)/kvmini.h
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' \
+	  'Name: kvmini' 'Description: a minimal KVM virtual machine monitor as a library' \
+	  'Version: $(VERSION)' 'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lkvmini' \
+	  'Libs.private: $(LIBS)' >$(DESTDIR)$(LIBDIR)/pkgconfig/kvmini.pc
 
 clean:
 	rm -rf $(BUILD)

@@ -87,7 +87,10 @@ struct kvmini_config {
 	uint64_t mem_bytes;	 /* guest RAM, a multiple of 4 KiB, at least KVMINI_MIN_MEM */
 	bool no_reboot;		 /* a guest reboot ends the VM instead of restarting it */
 	int console_out_fd;	 /* guest serial output goes here; -1 discards it */
-	const char *kvm_device;	 /* NULL: "/dev/kvm" */
+	/* Guest serial output is also handed to this callback when set (from a VM thread). */
+	void (*console_cb)(void *opaque, const void *buf, size_t len);
+	void *console_cb_opaque;
+	const char *kvm_device; /* NULL: "/dev/kvm" */
 	/* Disks in guest order (vda, vdb, ...): the first ndisks entries are used. */
 	struct kvmini_disk disks[KVMINI_MAX_DISKS];
 	unsigned ndisks;
@@ -105,7 +108,24 @@ enum kvmini_exit {
 	KVMINI_EXIT_REBOOT = 2,	  /* the guest rebooted and no_reboot was set */
 	KVMINI_EXIT_STOPPED = 3,  /* kvmini_vm_stop() was called */
 	KVMINI_EXIT_ERROR = 4,	  /* an emulation error; kvmini_vm_error() says which */
+	KVMINI_EXIT_PANIC = 5,	  /* the guest kernel panicked (it wrote PANICKED to pvpanic) */
+	/* The guest wrote a byte to the exit-status port; kvmini_vm_exit_status() returns it. */
+	KVMINI_EXIT_GUEST_STATUS = 6,
 };
+
+/*
+ * Guest-to-host devices every VM has:
+ *  - the exit-status port, I/O port KVMINI_EXIT_PORT: a byte written there
+ *    (outb; wider accesses are not decoded) stops the VM with
+ *    KVMINI_EXIT_GUEST_STATUS and that byte as its status; reads give 0xff.
+ *    The DSDT reserves the port (a PNP0C02 device), so Linux leaves it alone.
+ *  - pvpanic, QEMU's PCI function 1b36:0011 (Linux's pvpanic-pci driver), in
+ *    the PCI slot after the disks and NICs: a guest kernel panic stops the VM
+ *    with KVMINI_EXIT_PANIC, even when the guest would reboot on panic (the
+ *    panic is reported before the reboot; the VM is not restarted). A panic
+ *    with a kdump kernel loaded (CRASH_LOADED) does not stop the VM.
+ */
+#define KVMINI_EXIT_PORT 0x501
 
 struct kvmini_vm;
 
@@ -135,6 +155,21 @@ void kvmini_vm_stop(struct kvmini_vm *vm);
  * buffer is full; returns len, or -EPIPE once the VM has stopped.
  */
 ssize_t kvmini_console_write(struct kvmini_vm *vm, const void *buf, size_t len);
+/* Bytes of recent console output the library keeps for kvmini_console_wait(). */
+#define KVMINI_CONSOLE_KEEP (1U << 20)
+/*
+ * Waits until the guest's console output contains pattern (plain text), looking
+ * from just after the previous match (or the start of output). Returns 0 when
+ * seen, -ETIMEDOUT after timeout_ms (< 0: no limit), -EPIPE when the VM stopped
+ * without printing it, -EINVAL for an empty pattern. For test harnesses:
+ * wait for a prompt, kvmini_console_write() a command, wait for its answer.
+ */
+int kvmini_console_wait(struct kvmini_vm *vm, const char *pattern, int timeout_ms);
+/*
+ * The guest's exit status (0..255) once the VM stopped with
+ * KVMINI_EXIT_GUEST_STATUS; -1 otherwise (still running, or another reason).
+ */
+int kvmini_vm_exit_status(struct kvmini_vm *vm);
 /* The message for KVMINI_EXIT_ERROR, or "". */
 const char *kvmini_vm_error(struct kvmini_vm *vm);
 /* NIC nic's counters (summed over its queues) and link state; 0, or -EINVAL for no such NIC. */

@@ -45,6 +45,7 @@
 #define PORT_RTC_DATA	       0x71
 #define PORT_COM1	       0x3f8
 #define PORT_COM1_LEN	       8
+#define PORT_GUEST_EXIT	       0x501 /* exit-status port: a byte written here ends kvmini with it */
 #define PORT_ACPI_PM1A_EVT     0x600 /* PM1a status (2 bytes) + enable (2 bytes) */
 #define PORT_ACPI_PM1A_EVT_LEN 4
 #define PORT_ACPI_PM1A_CNT     0x604 /* PM1a control (2 bytes): SLP_TYP/SLP_EN */

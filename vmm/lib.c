@@ -23,7 +23,10 @@
 #include "devices/serial.h"
 #include "net/backend.h"
 #include "virtio/net.h"
+#include "vmm/layout.h"
 #include "vmm/vm.h"
+
+_Static_assert(KVMINI_EXIT_PORT == PORT_GUEST_EXIT, "the exit-status port differs");
 
 struct kvmini_vm {
 	struct kvmini_config cfg;
@@ -48,8 +51,12 @@ struct kvmini_vm {
 	bool host_stop; /* kvmini_vm_stop() was called */
 	bool started;
 	enum kvmini_exit exit;
-	struct err err; /* why the VM ended with KVMINI_EXIT_ERROR */
-	int stopped_fd; /* eventfd, readable once exit is set */
+	int exit_status; /* KVMINI_EXIT_GUEST_STATUS: the guest's byte */
+	/* Console output kept for kvmini_console_wait() (under lock; cond is signalled on growth). */
+	char *cap;
+	size_t cap_len, cap_size, cap_scan; /* cap_scan: where the next wait starts looking */
+	struct err err;			    /* why the VM ended with KVMINI_EXIT_ERROR */
+	int stopped_fd;			    /* eventfd, readable once exit is set */
 	pthread_t supervisor;
 };
 
@@ -115,9 +122,44 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
+/* Appends guest output to the capture buffer, keeping its last KVMINI_CONSOLE_KEEP bytes. */
+static void capture(struct kvmini_vm *k, const uint8_t *buf, size_t len)
+{
+	pthread_mutex_lock(&k->lock);
+	if (len > KVMINI_CONSOLE_KEEP) {
+		buf += len - KVMINI_CONSOLE_KEEP;
+		len = KVMINI_CONSOLE_KEEP;
+	}
+	if (k->cap_len + len > KVMINI_CONSOLE_KEEP) {
+		size_t drop = k->cap_len + len - KVMINI_CONSOLE_KEEP;
+		memmove(k->cap, k->cap + drop, k->cap_len - drop);
+		k->cap_len -= drop;
+		k->cap_scan = k->cap_scan > drop ? k->cap_scan - drop : 0;
+	}
+	if (k->cap_len + len > k->cap_size) {
+		size_t want = k->cap_size ? k->cap_size : 4096;
+		while (want < k->cap_len + len)
+			want *= 2;
+		char *c = realloc(k->cap, want);
+		if (!c) {
+			pthread_mutex_unlock(&k->lock);
+			return; /* out of memory: waits see less output, the guest runs on */
+		}
+		k->cap = c;
+		k->cap_size = want;
+	}
+	memcpy(k->cap + k->cap_len, buf, len);
+	k->cap_len += len;
+	pthread_cond_broadcast(&k->cond);
+	pthread_mutex_unlock(&k->lock);
+}
+
 static void console_tx(void *opaque, const uint8_t *buf, size_t len)
 {
 	struct kvmini_vm *k = opaque;
+	if (k->cfg.console_cb)
+		k->cfg.console_cb(k->cfg.console_cb_opaque, buf, len);
+	capture(k, buf, len);
 	int fd = k->cfg.console_out_fd;
 	while (fd >= 0 && len > 0) {
 		ssize_t n = write(fd, buf, len);
@@ -195,6 +237,7 @@ static void *supervisor(void *arg)
 			pthread_cond_wait(&k->stop_cond, &k->stop_lock);
 		pthread_mutex_unlock(&k->stop_lock);
 		enum vm_stop_reason why = vm->stop_reason;
+		int status = vm->exit_status; /* written before stop_reason, under vm->lock */
 		pthread_mutex_lock(&k->lock);
 		k->vm = NULL;
 		pthread_cond_broadcast(
@@ -225,10 +268,14 @@ static void *supervisor(void *arg)
 		pthread_mutex_lock(&k->lock);
 		if (why == VM_STOP_ERROR)
 			err_set(&k->err, -EIO, "%s", err_msg(&e));
-		finish(k, why == VM_STOP_POWEROFF ? KVMINI_EXIT_POWEROFF
-			  : why == VM_STOP_RESET  ? KVMINI_EXIT_REBOOT
-			  : why == VM_STOP_HOST	  ? KVMINI_EXIT_STOPPED
-						  : KVMINI_EXIT_ERROR);
+		if (why == VM_STOP_GUEST_EXIT)
+			k->exit_status = status;
+		finish(k, why == VM_STOP_POWEROFF     ? KVMINI_EXIT_POWEROFF
+			  : why == VM_STOP_RESET      ? KVMINI_EXIT_REBOOT
+			  : why == VM_STOP_HOST	      ? KVMINI_EXIT_STOPPED
+			  : why == VM_STOP_PANIC      ? KVMINI_EXIT_PANIC
+			  : why == VM_STOP_GUEST_EXIT ? KVMINI_EXIT_GUEST_STATUS
+						      : KVMINI_EXIT_ERROR);
 		break;
 	}
 	pthread_mutex_unlock(&k->lock);
@@ -389,8 +436,13 @@ int kvmini_vm_create(const struct kvmini_config *cfg, struct kvmini_vm **out, ch
 		goto report;
 	}
 	k->stopped_fd = -1;
+	k->exit_status = -1;
 	pthread_mutex_init(&k->lock, NULL);
-	pthread_cond_init(&k->cond, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&k->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&k->stop_lock, NULL);
 	pthread_cond_init(&k->stop_cond, NULL);
 	k->cfg = *cfg;
@@ -454,41 +506,68 @@ int kvmini_vm_start(struct kvmini_vm *k)
 	return r;
 }
 
-enum kvmini_exit kvmini_vm_wait(struct kvmini_vm *k, int timeout_ms)
+/* The monotonic deadline timeout_ms from now (k->cond waits on CLOCK_MONOTONIC). */
+static struct timespec deadline(int timeout_ms)
 {
 	struct timespec dl;
 	clock_gettime(CLOCK_MONOTONIC, &dl);
-	if (timeout_ms >= 0) {
-		dl.tv_sec += timeout_ms / 1000;
-		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-		if (dl.tv_nsec >= 1000000000L) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000L;
-		}
+	dl.tv_sec += timeout_ms / 1000;
+	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
 	}
+	return dl;
+}
+
+/* One wait on k->cond (k->lock held); false once the deadline passed (timeout_ms >= 0). */
+static bool wait_cond(struct kvmini_vm *k, int timeout_ms, const struct timespec *dl)
+{
+	if (timeout_ms < 0) {
+		pthread_cond_wait(&k->cond, &k->lock);
+		return true;
+	}
+	return pthread_cond_timedwait(&k->cond, &k->lock, dl) != ETIMEDOUT;
+}
+
+enum kvmini_exit kvmini_vm_wait(struct kvmini_vm *k, int timeout_ms)
+{
+	struct timespec dl = deadline(timeout_ms < 0 ? 0 : timeout_ms);
 	pthread_mutex_lock(&k->lock);
-	while (k->exit == KVMINI_EXIT_NONE) {
-		if (timeout_ms < 0) {
-			pthread_cond_wait(&k->cond, &k->lock);
-		} else {
-			/* cond uses CLOCK_REALTIME by default; poll in short steps against the monotonic
-			 * deadline. */
-			struct timespec now, step;
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			if (now.tv_sec > dl.tv_sec || (now.tv_sec == dl.tv_sec && now.tv_nsec >= dl.tv_nsec))
-				break;
-			clock_gettime(CLOCK_REALTIME, &step);
-			step.tv_nsec += 20 * 1000000L;
-			if (step.tv_nsec >= 1000000000L) {
-				step.tv_sec++;
-				step.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&k->cond, &k->lock, &step);
-		}
-	}
+	while (k->exit == KVMINI_EXIT_NONE && wait_cond(k, timeout_ms, &dl))
+		;
 	enum kvmini_exit x = k->exit;
 	pthread_mutex_unlock(&k->lock);
 	return x;
+}
+
+int kvmini_console_wait(struct kvmini_vm *k, const char *pattern, int timeout_ms)
+{
+	size_t plen = strlen(pattern);
+	if (!plen || plen > KVMINI_CONSOLE_KEEP)
+		return -EINVAL;
+	struct timespec dl = deadline(timeout_ms < 0 ? 0 : timeout_ms);
+	int r;
+	pthread_mutex_lock(&k->lock);
+	for (;;) {
+		const char *hit =
+		    k->cap ? memmem(k->cap + k->cap_scan, k->cap_len - k->cap_scan, pattern, plen) : NULL;
+		if (hit) {
+			k->cap_scan = (size_t)(hit - k->cap) + plen;
+			r = 0;
+			break;
+		}
+		if (k->exit != KVMINI_EXIT_NONE) {
+			r = -EPIPE;
+			break;
+		}
+		if (!wait_cond(k, timeout_ms, &dl)) {
+			r = -ETIMEDOUT;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&k->lock);
+	return r;
 }
 
 int kvmini_vm_stopped_fd(struct kvmini_vm *k)
@@ -544,6 +623,14 @@ int kvmini_vm_net_stats(struct kvmini_vm *k, unsigned nic, struct kvmini_net_sta
 	return 0;
 }
 
+int kvmini_vm_exit_status(struct kvmini_vm *k)
+{
+	pthread_mutex_lock(&k->lock);
+	int status = k->exit == KVMINI_EXIT_GUEST_STATUS ? k->exit_status : -1;
+	pthread_mutex_unlock(&k->lock);
+	return status;
+}
+
 const char *kvmini_vm_error(struct kvmini_vm *k)
 {
 	return err_msg(&k->err);
@@ -571,6 +658,7 @@ void kvmini_vm_destroy(struct kvmini_vm *k)
 	free(k->kvm_device);
 	free(k->kernel);
 	free(k->initrd);
+	free(k->cap);
 	pthread_cond_destroy(&k->cond);
 	pthread_mutex_destroy(&k->lock);
 	pthread_cond_destroy(&k->stop_cond);

@@ -20,6 +20,15 @@
 #include "vmm/console_tty.h"
 #include "vmm/options.h"
 
+/*
+ * The exit status when the guest kernel panicked (pvpanic). Any 0..255 may
+ * also come from the guest's exit-status port; 101 (what Rust programs exit
+ * with on a panic) is one no common test convention uses (0/1/2, 77 skip,
+ * 99 hard error, 124-127 timeout and shell, 128+N signals), and the stderr
+ * line tells the two apart.
+ */
+#define EXIT_GUEST_PANIC 101
+
 struct console_ctx {
 	struct kvmini_vm *vm;
 	bool tty;
@@ -133,6 +142,11 @@ static int run(int argc, char **argv)
 	if (x == KVMINI_EXIT_ERROR) {
 		fprintf(stderr, "kvmini: %s\n", kvmini_vm_error(vm));
 		status = 1;
+	} else if (x == KVMINI_EXIT_PANIC) {
+		fprintf(stderr, "kvmini: the guest kernel panicked\n");
+		status = EXIT_GUEST_PANIC;
+	} else if (x == KVMINI_EXIT_GUEST_STATUS) {
+		status = kvmini_vm_exit_status(vm);
 	} else if (sig) {
 		fprintf(stderr, "kvmini: stopped by signal %d (%s)\n", sig, strsignal(sig));
 		status = 128 + sig;

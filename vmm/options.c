@@ -668,8 +668,11 @@ const char *options_run_usage(void)
 	       "Console: Ctrl-A x quits; Ctrl-A Ctrl-A sends a literal Ctrl-A.\n"
 	       "\n"
 	       "Exit status:\n"
-	       "  0  the guest powered off, or rebooted with --no-reboot\n"
-	       "  1  an error (bad options, the VM could not start, or an emulation failure)\n";
+	       "  0      the guest powered off, or rebooted with --no-reboot\n"
+	       "  N      the guest wrote byte N (0-255) to the exit-status port, I/O port 0x501\n"
+	       "  101    the guest kernel panicked (pvpanic)\n"
+	       "  128+S  kvmini was stopped by signal S\n"
+	       "  1      an error (bad options, the VM could not start, or an emulation failure)\n";
 }
 /* clang-format on */
 

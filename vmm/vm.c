@@ -15,9 +15,11 @@
 #include <unistd.h>
 
 #include "devices/acpi_pm.h"
+#include "devices/exit_dev.h"
 #include "devices/i8042.h"
 #include "devices/irq.h"
 #include "devices/pci.h"
+#include "devices/pvpanic.h"
 #include "devices/rtc.h"
 #include "devices/serial.h"
 #include "virtio/blk.h"
@@ -36,13 +38,14 @@ void vm_set_irq(void *opaque, unsigned gsi, int level)
 		vm_fail(vm, "KVM_IRQ_LINE for GSI %u failed: %s", gsi, strerror(errno));
 }
 
-static void record_stop(struct vm *vm, enum vm_stop_reason why, const char *msg)
+static void record_stop(struct vm *vm, enum vm_stop_reason why, const char *msg, int status)
 {
 	bool first = false;
 	pthread_mutex_lock(&vm->lock);
 	if (vm->stop_reason == VM_STOP_NONE) {
 		if (msg)
 			err_set(&vm->err, -EIO, "%s", msg);
+		vm->exit_status = status;
 		__atomic_store_n(&vm->stop_reason, why, __ATOMIC_RELEASE);
 		first = true;
 	}
@@ -57,7 +60,7 @@ static void record_stop(struct vm *vm, enum vm_stop_reason why, const char *msg)
 
 void vm_stop(struct vm *vm, enum vm_stop_reason why)
 {
-	record_stop(vm, why, NULL);
+	record_stop(vm, why, NULL, 0);
 }
 
 void vm_fail(struct vm *vm, const char *fmt, ...)
@@ -67,12 +70,29 @@ void vm_fail(struct vm *vm, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	record_stop(vm, VM_STOP_ERROR, msg);
+	record_stop(vm, VM_STOP_ERROR, msg, 0);
 }
 
-static void device_request(void *opaque, enum vm_request req)
+/*
+ * The first request wins, like any stop: a reset the guest asks for after a
+ * pvpanic write (panic=-1 reboots once the panic notifiers ran) is ignored.
+ */
+static void device_request(void *opaque, enum vm_request req, int status)
 {
-	vm_stop(opaque, (enum vm_stop_reason)req);
+	switch (req) {
+	case VM_REQUEST_POWEROFF:
+		record_stop(opaque, VM_STOP_POWEROFF, NULL, 0);
+		break;
+	case VM_REQUEST_RESET:
+		record_stop(opaque, VM_STOP_RESET, NULL, 0);
+		break;
+	case VM_REQUEST_PANIC:
+		record_stop(opaque, VM_STOP_PANIC, NULL, 0);
+		break;
+	case VM_REQUEST_GUEST_EXIT:
+		record_stop(opaque, VM_STOP_GUEST_EXIT, NULL, status & 0xff);
+		break;
+	}
 }
 
 static int create_machine(struct vm *vm, const struct vm_params *p, struct err *e)
@@ -161,7 +181,10 @@ static int ioevent_set(void *opaque, uint64_t addr, uint32_t len, int fd, bool a
 	return kvm_ioeventfd_set((void *)(intptr_t)vm->vm_fd, addr, len, fd, assign);
 }
 
-/* The PCI windows on the buses, then one virtio-blk function per disk from slot 1 on. */
+/*
+ * The PCI windows on the buses, then one virtio-blk function per disk from
+ * slot 1 on, the NICs after them and pvpanic in the next slot.
+ */
 static int create_pci_devices(struct vm *vm, const struct vm_params *p, struct err *e)
 {
 	const struct pci_windows *w = vm->pci_windows;
@@ -176,9 +199,9 @@ static int create_pci_devices(struct vm *vm, const struct vm_params *p, struct e
 	if (!(vm->irq_routes = irq_routes_create(vm->vm_fd, e)))
 		return -ENOMEM;
 	vm->ioevent = (struct ioevent_ops){ioevent_set, vm};
-	if (p->ndisks + p->nnics > PCI_LAST_SLOT)
+	if (p->ndisks + p->nnics + 1 > PCI_LAST_SLOT)
 		return err_set(e, -E2BIG, "too many PCI devices (%u disks and %u NICs; at most %d)",
-			       p->ndisks, p->nnics, PCI_LAST_SLOT);
+			       p->ndisks, p->nnics, PCI_LAST_SLOT - 1);
 	vm->blks = calloc(p->ndisks ? p->ndisks : 1, sizeof(*vm->blks));
 	vm->nets = calloc(p->nnics ? p->nnics : 1, sizeof(*vm->nets));
 	if (!vm->blks || !vm->nets)
@@ -219,7 +242,9 @@ static int create_pci_devices(struct vm *vm, const struct vm_params *p, struct e
 			return -EIO;
 		vm->nnets = i + 1;
 	}
-	return 0;
+	struct vm_requester req = {device_request, vm};
+	vm->pvpanic = pvpanic_create(vm->pci, PCI_DEVFN(1 + p->ndisks + p->nnics, 0), &req, e);
+	return vm->pvpanic ? 0 : -EIO;
 }
 
 static int create_devices(struct vm *vm, const struct vm_params *p, struct err *e)
@@ -238,7 +263,8 @@ static int create_devices(struct vm *vm, const struct vm_params *p, struct err *
 		*vm->pci_windows = pci_windows_for(&vm->mem);
 	vm->pci = vm->pci_windows ? pci_host_create(vm->pci_windows) : NULL;
 	vm->pm = acpi_pm_create(&sci, &req);
-	if (!vm->serial || !vm->i8042 || !vm->rtc || !vm->pci || !vm->pm)
+	vm->exit_dev = exit_dev_create(&req);
+	if (!vm->serial || !vm->i8042 || !vm->rtc || !vm->pci || !vm->pm || !vm->exit_dev)
 		return err_set(e, -ENOMEM, "out of memory creating devices");
 	int r;
 	if ((r = add_pio(vm, PORT_COM1, PORT_COM1_LEN, serial_io, vm->serial, "serial", e)) ||
@@ -251,7 +277,8 @@ static int create_devices(struct vm *vm, const struct vm_params *p, struct err *
 			 e)) ||
 	    (r = add_pio(vm, PORT_ACPI_PM1A_CNT, PORT_ACPI_PM1A_CNT_LEN, acpi_pm_cnt_io, vm->pm,
 			 "pm1a control", e)) ||
-	    (r = add_pio(vm, PORT_ACPI_RESET, 1, acpi_pm_reset_io, vm->pm, "acpi reset", e)))
+	    (r = add_pio(vm, PORT_ACPI_RESET, 1, acpi_pm_reset_io, vm->pm, "acpi reset", e)) ||
+	    (r = add_pio(vm, PORT_GUEST_EXIT, 1, exit_dev_io, vm->exit_dev, "exit-status port", e)))
 		return r;
 	return create_pci_devices(vm, p, e);
 }
@@ -341,6 +368,7 @@ void vm_destroy(struct vm *vm)
 	for (unsigned i = 0; i < vm->nnets; i++)
 		virtio_net_destroy(vm->nets[i]);
 	free(vm->nets);
+	pvpanic_destroy(vm->pvpanic);
 	irq_routes_destroy(vm->irq_routes);
 	free(vm->pci_windows);
 	serial_destroy(vm->serial);
@@ -348,6 +376,7 @@ void vm_destroy(struct vm *vm)
 	rtc_destroy(vm->rtc);
 	pci_host_destroy(vm->pci);
 	acpi_pm_destroy(vm->pm);
+	exit_dev_destroy(vm->exit_dev);
 	bus_free(&vm->pio);
 	bus_free(&vm->mmio);
 	guest_mem_free(&vm->mem);

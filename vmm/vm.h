@@ -24,6 +24,8 @@ struct i8042;
 struct rtc;
 struct pci_host;
 struct acpi_pm;
+struct exit_dev;
+struct pvpanic;
 struct disk;
 struct irq_routes;
 struct virtio_blk;
@@ -34,10 +36,12 @@ struct virtio_net_shared;
 /* Why the vCPUs should stop: the device requests plus the host's own. */
 enum vm_stop_reason {
 	VM_STOP_NONE = 0,
-	VM_STOP_POWEROFF = VM_REQUEST_POWEROFF,
-	VM_STOP_RESET = VM_REQUEST_RESET,
-	VM_STOP_HOST = 3,  /* the host asked (API, signal, quit key) */
-	VM_STOP_ERROR = 4, /* emulation failed; vm->err says why */
+	VM_STOP_POWEROFF = 1,
+	VM_STOP_RESET = 2,
+	VM_STOP_HOST = 3,	/* the host asked (API, signal, quit key) */
+	VM_STOP_ERROR = 4,	/* emulation failed; vm->err says why */
+	VM_STOP_PANIC = 5,	/* the guest kernel panicked (pvpanic) */
+	VM_STOP_GUEST_EXIT = 6, /* the guest wrote the exit-status port; vm->exit_status has the byte */
 };
 
 struct vm_params {
@@ -82,6 +86,8 @@ struct vm {
 	struct rtc *rtc;
 	struct pci_host *pci;
 	struct acpi_pm *pm;
+	struct exit_dev *exit_dev;
+	struct pvpanic *pvpanic;
 	struct pci_windows *pci_windows;
 	struct irq_routes *irq_routes;
 	struct ioevent_ops ioevent;
@@ -90,8 +96,9 @@ struct vm {
 	struct virtio_net **nets;
 	unsigned nnets;
 
-	pthread_mutex_t lock; /* guards stop_reason and err */
+	pthread_mutex_t lock; /* guards stop_reason, exit_status and err */
 	enum vm_stop_reason stop_reason;
+	int exit_status; /* VM_STOP_GUEST_EXIT: the byte the guest wrote */
 	struct err err;
 	void (*on_stop)(void *opaque);
 	void *on_stop_opaque;

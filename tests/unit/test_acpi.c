@@ -480,6 +480,19 @@ static void test_dsdt_aml(void **state)
 	check_isa_device(PORT_RTC_INDEX, 0x01, 2, IRQ_RTC);
 	check_isa_device(PORT_I8042_CMD, 0x01, 1, IRQ_I8042_KBD);
 
+	/* The exit-status port, reserved by a motherboard-resources device. */
+	static const uint8_t pnp0c02[] = {0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0c, 0x02};
+	static const uint8_t exit_io[] = {0x47,
+					  0x01,
+					  PORT_GUEST_EXIT & 0xff,
+					  PORT_GUEST_EXIT >> 8,
+					  PORT_GUEST_EXIT & 0xff,
+					  PORT_GUEST_EXIT >> 8,
+					  0x01,
+					  0x01};
+	assert_true(aml_find(pnp0c02, sizeof(pnp0c02)) >= 0);
+	assert_true(aml_find(exit_io, sizeof(exit_io)) >= 0);
+
 	/* Name (_S5, Package () {typ, typ, 0, 0}): PackageOp, PkgLength, count, BytePrefix typ... */
 	assert_true(s5 >= 0);
 	const uint8_t *p = dsdt_aml + s5 + 4;
@@ -708,6 +721,7 @@ static void test_iasl_disassembly(void **state)
 	expect_in(txt, "\"PNP0501\"");
 	expect_in(txt, "\"PNP0B00\"");
 	expect_in(txt, "\"PNP0303\"");
+	expect_in(txt, "\"PNP0C02\"");
 	expect_in(txt, "_S5_");
 	expect_in(txt, "DWordMemory");
 	expect_in(txt, "0x%08llX", LAYOUT_PCI_MMIO32_END);

@@ -30,7 +30,7 @@ static void fake_set_level(void *opaque, unsigned gsi, int level)
 		f->raises++;
 }
 
-static void fake_request(void *opaque, enum vm_request req)
+static void fake_request(void *opaque, enum vm_request req, int status)
 {
 	struct fake *f = opaque;
 	if (req == VM_REQUEST_RESET)

@@ -775,8 +775,10 @@ static void test_usage(void **state)
 					    "--help",
 					    "-h",
 					    "Exit status",
-					    "0  the guest powered off, or rebooted with --no-reboot",
-					    "1  an error",
+					    "0      the guest powered off, or rebooted with --no-reboot",
+					    "exit-status port, I/O port 0x501",
+					    "101    the guest kernel panicked",
+					    "1      an error",
 					    KVMINI_DEFAULT_CMDLINE};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (!strstr(u, names[i]))

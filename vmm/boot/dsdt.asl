@@ -110,6 +110,24 @@ DefinitionBlock ("", "DSDT", 2, "KVMINI", "KVMINIVM", 1)
 			})
 		}
 
+		/*
+		 * Motherboard resources: the exit-status port (a guest byte there ends kvmini with
+		 * that status), so that Linux reserves it and never hands it to a driver.
+		 */
+		Device (MBRS)
+		{
+			Name (_HID, EisaId ("PNP0C02"))
+			Name (_UID, 0)
+			Method (_STA, 0, NotSerialized)
+			{
+				Return (0x0F)
+			}
+			Name (_CRS, ResourceTemplate ()
+			{
+				IO (Decode16, PORT_GUEST_EXIT, PORT_GUEST_EXIT, 0x01, 0x01)
+			})
+		}
+
 		/* No PS/2 mouse device: Linux then skips probing the AUX port. */
 		Device (KBD)
 		{
