@@ -80,13 +80,14 @@ struct kvmini_net_stats {
 };
 
 struct kvmini_config {
-	const char *kernel_path; /* bzImage, or an ELF vmlinux with a PVH note */
-	const char *initrd_path; /* optional */
-	const char *cmdline;	 /* NULL: KVMINI_DEFAULT_CMDLINE */
-	unsigned cpus;		 /* 1..KVMINI_MAX_CPUS */
-	uint64_t mem_bytes;	 /* guest RAM, a multiple of 4 KiB, at least KVMINI_MIN_MEM */
-	bool no_reboot;		 /* a guest reboot ends the VM instead of restarting it */
-	int console_out_fd;	 /* guest serial output goes here; -1 discards it */
+	const char *kernel_path;     /* bzImage, or an ELF vmlinux with a PVH note */
+	const char *initrd_path;     /* optional */
+	const char *cmdline;	     /* NULL: KVMINI_DEFAULT_CMDLINE */
+	unsigned cpus;		     /* 1..KVMINI_MAX_CPUS */
+	uint64_t mem_bytes;	     /* guest RAM, a multiple of 4 KiB, at least KVMINI_MIN_MEM */
+	bool no_reboot;		     /* a guest reboot ends the VM instead of restarting it */
+	unsigned shutdown_timeout_s; /* the kvmini command: grace after SIGTERM (kvmini_config_init: 30) */
+	int console_out_fd;	     /* guest serial output goes here; -1 discards it */
 	/* Guest serial output is also handed to this callback when set (from a VM thread). */
 	void (*console_cb)(void *opaque, const void *buf, size_t len);
 	void *console_cb_opaque;
@@ -172,6 +173,13 @@ int kvmini_console_wait(struct kvmini_vm *vm, const char *pattern, int timeout_m
 int kvmini_vm_exit_status(struct kvmini_vm *vm);
 /* The message for KVMINI_EXIT_ERROR, or "". */
 const char *kvmini_vm_error(struct kvmini_vm *vm);
+/*
+ * Asks the guest to shut down in order: presses its ACPI power button (the
+ * guest's power-button handler then powers off; kvmini_vm_wait() returns
+ * KVMINI_EXIT_POWEROFF). Returns at once: 0, or -EPIPE when the VM has
+ * stopped. A caller that needs a bound calls kvmini_vm_stop() after its timeout.
+ */
+int kvmini_vm_shutdown(struct kvmini_vm *vm);
 /* NIC nic's counters (summed over its queues) and link state; 0, or -EINVAL for no such NIC. */
 int kvmini_vm_net_stats(struct kvmini_vm *vm, unsigned nic, struct kvmini_net_stats *out);
 /* Stops the VM if needed and frees everything. */

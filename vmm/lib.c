@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "devices/acpi_pm.h"
 #include "devices/disk/disk.h"
 #include "devices/serial.h"
 #include "net/backend.h"
@@ -66,6 +67,7 @@ void kvmini_config_init(struct kvmini_config *cfg)
 	cfg->cpus = 1;
 	cfg->mem_bytes = 512ULL << 20;
 	cfg->console_out_fd = STDOUT_FILENO;
+	cfg->shutdown_timeout_s = 30;
 }
 
 /* Reads a whole regular file; the message names the file's role. */
@@ -621,6 +623,19 @@ int kvmini_vm_net_stats(struct kvmini_vm *k, unsigned nic, struct kvmini_net_sta
 	    .link_up = s.link_up,
 	};
 	return 0;
+}
+
+int kvmini_vm_shutdown(struct kvmini_vm *k)
+{
+	int r = 0;
+	pthread_mutex_lock(&k->lock);
+	if (k->exit != KVMINI_EXIT_NONE || k->host_stop)
+		r = -EPIPE;
+	else if (k->vm)
+		acpi_pm_press_power_button(k->vm->pm);
+	/* Between two machines of a guest reboot there is no button: the guest is not up to hear it. */
+	pthread_mutex_unlock(&k->lock);
+	return r;
 }
 
 int kvmini_vm_exit_status(struct kvmini_vm *k)

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -73,6 +74,15 @@ static void *console_thread(void *arg)
 	return NULL;
 }
 
+/* Milliseconds from now until *end (monotonic), 0 once it has passed. */
+static int ms_until(const struct timespec *end)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	long long ms = (end->tv_sec - now.tv_sec) * 1000LL + (end->tv_nsec - now.tv_nsec) / 1000000;
+	return ms <= 0 ? 0 : ms > 3600000 ? 3600000 : (int)ms;
+}
+
 static int run(int argc, char **argv)
 {
 	struct kvmini_config cfg;
@@ -117,15 +127,32 @@ static int run(int argc, char **argv)
 
 	r = kvmini_vm_start(vm);
 	int status = 0, sig = 0;
+	bool shutting_down = false, timed_out = false;
+	struct timespec grace_end = {0};
 	if (r == 0) {
 		struct pollfd p[2] = {{kvmini_vm_stopped_fd(vm), POLLIN, 0}, {sfd, POLLIN, 0}};
 		while (kvmini_vm_wait(vm, 0) == KVMINI_EXIT_NONE) {
-			if (poll(p, sfd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+			int wait_ms = shutting_down ? ms_until(&grace_end) : -1;
+			if (shutting_down && wait_ms == 0) {
+				timed_out = true;
+				kvmini_vm_stop(vm);
+				continue;
+			}
+			if (poll(p, sfd >= 0 ? 2 : 1, wait_ms) < 0 && errno != EINTR)
 				break;
 			struct signalfd_siginfo si;
-			if (sfd >= 0 && (p[1].revents & POLLIN) && read(sfd, &si, sizeof(si)) == sizeof(si) &&
-			    si.ssi_signo != SIGPIPE) {
-				sig = (int)si.ssi_signo;
+			if (sfd < 0 || !(p[1].revents & POLLIN) || read(sfd, &si, sizeof(si)) != sizeof(si) ||
+			    si.ssi_signo == SIGPIPE)
+				continue;
+			sig = (int)si.ssi_signo;
+			/* The first SIGTERM asks the guest to power off (ACPI power button); the rest stop
+			 * it. */
+			if (sig == SIGTERM && !shutting_down && cfg.shutdown_timeout_s &&
+			    kvmini_vm_shutdown(vm) == 0) {
+				shutting_down = true;
+				clock_gettime(CLOCK_MONOTONIC, &grace_end);
+				grace_end.tv_sec += cfg.shutdown_timeout_s;
+			} else {
 				kvmini_vm_stop(vm);
 			}
 		}
@@ -147,6 +174,12 @@ static int run(int argc, char **argv)
 		status = EXIT_GUEST_PANIC;
 	} else if (x == KVMINI_EXIT_GUEST_STATUS) {
 		status = kvmini_vm_exit_status(vm);
+	} else if (x == KVMINI_EXIT_POWEROFF || x == KVMINI_EXIT_REBOOT) {
+		status = 0; /* also when a SIGTERM asked for it: an orderly shutdown */
+	} else if (timed_out) {
+		fprintf(stderr, "kvmini: the guest did not power off within %u s of SIGTERM: stopped\n",
+			cfg.shutdown_timeout_s);
+		status = 128 + SIGTERM;
 	} else if (sig) {
 		fprintf(stderr, "kvmini: stopped by signal %d (%s)\n", sig, strsignal(sig));
 		status = 128 + sig;

@@ -24,6 +24,7 @@ enum opt_id {
 	OPT_CPUS,
 	OPT_MEM,
 	OPT_NO_REBOOT,
+	OPT_SHUTDOWN_TIMEOUT,
 	OPT_KVM_DEVICE,
 	OPT_DISK,
 	OPT_NET,
@@ -44,6 +45,7 @@ static const struct opt_desc opts[] = {
     {"cpus", OPT_CPUS, true},
     {"mem", OPT_MEM, true},
     {"no-reboot", OPT_NO_REBOOT, false},
+    {"shutdown-timeout", OPT_SHUTDOWN_TIMEOUT, true},
     {"kvm-device", OPT_KVM_DEVICE, true},
     {"disk", OPT_DISK, true},
     {"net", OPT_NET, true},
@@ -499,6 +501,15 @@ static int set_value(struct kvmini_config *cfg, enum opt_id id, const char *opt,
 		cfg->mem_bytes = bytes;
 		return 0;
 	}
+	case OPT_SHUTDOWN_TIMEOUT: {
+		unsigned long n;
+		if (parse_uint(val, &n) || n > 3600)
+			return err_set(
+			    e, -EINVAL,
+			    "invalid --shutdown-timeout value '%s': expected seconds from 0 to 3600", val);
+		cfg->shutdown_timeout_s = (unsigned)n;
+		return 0;
+	}
 	case OPT_NO_REBOOT:
 	case OPT_HELP:
 	case OPT_COUNT:
@@ -659,6 +670,9 @@ const char *options_run_usage(void)
 	       "                                        (`ip tuntap add dev NAME mode tap\n"
 	       "                                        multi_queue`); an fd gives one\n"
 	       "  --no-reboot         end when the guest reboots instead of restarting it\n"
+	       "  --shutdown-timeout S  on SIGTERM, press the guest's ACPI power button and give\n"
+	       "                      it S seconds to power off before stopping it (default: 30;\n"
+	       "                      0 stops at once); a second SIGTERM stops it at once\n"
 	       "  --kvm-device PATH   KVM device to open (default: /dev/kvm)\n"
 	       "  -h, --help          show this help\n"
 	       "\n"
@@ -668,7 +682,7 @@ const char *options_run_usage(void)
 	       "Console: Ctrl-A x quits; Ctrl-A Ctrl-A sends a literal Ctrl-A.\n"
 	       "\n"
 	       "Exit status:\n"
-	       "  0      the guest powered off, or rebooted with --no-reboot\n"
+	       "  0      the guest powered off (also after SIGTERM), or rebooted with --no-reboot\n"
 	       "  N      the guest wrote byte N (0-255) to the exit-status port, I/O port 0x501\n"
 	       "  101    the guest kernel panicked (pvpanic)\n"
 	       "  128+S  kvmini was stopped by signal S\n"

@@ -7,7 +7,8 @@
 # /bin/kvmini-tcp (bulk TCP send/receive in large writes, from tests/guest/kvmini-tcp.c), the
 # modules listed below taken from the kernel that fetch-kernel.sh caches (flat in /lib/modules,
 # loaded in that order), every tests/integration/guest/*.sh as /tests/NAME.sh, and /init:
-#   - prints KVMINI-INIT-START first (boot-time marker), mounts proc, sys, devtmpfs, loads modules;
+#   - prints KVMINI-INIT-START first (boot-time marker), mounts proc, sys, devtmpfs, loads modules,
+#     starts busybox acpid: the ACPI power button prints KVMINI-POWER-BUTTON and powers off;
 #   - kernel command line has kvmini.test=NAME: runs /tests/NAME.sh, then `poweroff -f`;
 #   - otherwise prints KVMINI-SHELL and runs an interactive shell on the console; `poweroff -f`
 #     when it exits.
@@ -219,6 +220,10 @@ if [ ! -f "$cached" ]; then
 	for f in "${guest_tests[@]}"; do
 		install -m 755 "$f" "$r/tests/${f##*/}"
 	done
+	# The power button (ACPI, through the button and evdev modules): busybox acpid runs this.
+	mkdir -p "$r/etc/acpi/PWRF"
+	printf '#!/bin/sh\necho KVMINI-POWER-BUTTON >/dev/console\nsync\npoweroff -f\n' >"$r/etc/acpi/PWRF/00000080"
+	chmod 755 "$r/etc/acpi/PWRF/00000080"
 	cat >"$r/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox echo KVMINI-INIT-START
@@ -234,6 +239,8 @@ for m in $(cat /lib/modules/order); do
 	insmod "/lib/modules/$m.ko" >/dev/null 2>&1
 done
 ip link set lo up 2>/dev/null
+# Power button -> /etc/acpi/PWRF/00000080 (poweroff), as a distribution's acpid or logind would.
+acpid -c /etc/acpi -l /tmp/acpid.log 2>/dev/null
 test=
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in kvmini.test=*) test=${arg#kvmini.test=} ;; esac

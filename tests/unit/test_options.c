@@ -288,6 +288,27 @@ static void test_repeatable(void **state)
 	}
 }
 
+static void test_shutdown_timeout(void **state)
+{
+	struct kvmini_config c;
+	struct err e;
+	kvmini_config_init(&c);
+	assert_int_equal(c.shutdown_timeout_s, 30);
+	defaults(&c);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--shutdown-timeout", "5"), 0);
+	assert_int_equal(c.shutdown_timeout_s, 5);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--shutdown-timeout=0"), 0);
+	assert_int_equal(c.shutdown_timeout_s, 0);
+	static const char *const bad[] = {"-1", "3601", "x", "", "5s"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		defaults(&c);
+		c.shutdown_timeout_s = 30;
+		assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--shutdown-timeout", bad[i]), -EINVAL);
+		assert_non_null(strstr(err_msg(&e), "shutdown-timeout"));
+		assert_int_equal(c.shutdown_timeout_s, 30);
+	}
+}
+
 static void test_size(void **state)
 {
 	static const struct {
@@ -775,7 +796,7 @@ static void test_usage(void **state)
 					    "--help",
 					    "-h",
 					    "Exit status",
-					    "0      the guest powered off, or rebooted with --no-reboot",
+					    "0      the guest powered off (also after SIGTERM), or rebooted with --no-reboot",
 					    "exit-status port, I/O port 0x501",
 					    "101    the guest kernel panicked",
 					    "1      an error",
@@ -792,16 +813,27 @@ static void test_usage(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_minimal),	cmocka_unit_test(test_all_separate),
-	    cmocka_unit_test(test_all_equals),	cmocka_unit_test(test_cmdline_as_is),
-	    cmocka_unit_test(test_cpus),	cmocka_unit_test(test_mem),
-	    cmocka_unit_test(test_help),	cmocka_unit_test(test_errors),
-	    cmocka_unit_test(test_repeatable),	cmocka_unit_test(test_size),
-	    cmocka_unit_test(test_usage),	cmocka_unit_test(test_disk_minimal),
-	    cmocka_unit_test(test_disk_keys),	cmocka_unit_test(test_disk_order_and_limit),
-	    cmocka_unit_test(test_disk_commas), cmocka_unit_test(test_disk_errors),
-	    cmocka_unit_test(test_net_minimal), cmocka_unit_test(test_net_kinds),
-	    cmocka_unit_test(test_net_limit),	cmocka_unit_test(test_net_errors),
+	    cmocka_unit_test(test_minimal),
+	    cmocka_unit_test(test_all_separate),
+	    cmocka_unit_test(test_all_equals),
+	    cmocka_unit_test(test_cmdline_as_is),
+	    cmocka_unit_test(test_cpus),
+	    cmocka_unit_test(test_mem),
+	    cmocka_unit_test(test_help),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_repeatable),
+	    cmocka_unit_test(test_shutdown_timeout),
+	    cmocka_unit_test(test_size),
+	    cmocka_unit_test(test_usage),
+	    cmocka_unit_test(test_disk_minimal),
+	    cmocka_unit_test(test_disk_keys),
+	    cmocka_unit_test(test_disk_order_and_limit),
+	    cmocka_unit_test(test_disk_commas),
+	    cmocka_unit_test(test_disk_errors),
+	    cmocka_unit_test(test_net_minimal),
+	    cmocka_unit_test(test_net_kinds),
+	    cmocka_unit_test(test_net_limit),
+	    cmocka_unit_test(test_net_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
