@@ -181,6 +181,18 @@ static int ioevent_set(void *opaque, uint64_t addr, uint32_t len, int fd, bool a
 	return kvm_ioeventfd_set((void *)(intptr_t)vm->vm_fd, addr, len, fd, assign);
 }
 
+/* What a virtio PCI function at devfn gets from the machine: memory, MSI, INTx, ioeventfds. */
+static struct virtio_pci_env virtio_env(struct vm *vm, unsigned devfn)
+{
+	return (struct virtio_pci_env){
+	    .host = vm->pci,
+	    .mem = &vm->mem,
+	    .msi = irq_routes_msi(vm->irq_routes),
+	    .intx = {vm_set_irq, vm, pci_host_intx_gsi(devfn, 1)},
+	    .ioevent = &vm->ioevent,
+	};
+}
+
 /*
  * The PCI windows on the buses, then one virtio-blk function per disk from
  * slot 1 on, the NICs after them and pvpanic in the next slot.
@@ -210,13 +222,7 @@ static int create_pci_devices(struct vm *vm, const struct vm_params *p, struct e
 	unsigned nq = vm->ncpus < 64 ? vm->ncpus : 64;
 	for (unsigned i = 0; i < p->ndisks; i++) {
 		unsigned devfn = PCI_DEVFN(1 + i, 0);
-		struct virtio_pci_env env = {
-		    .host = vm->pci,
-		    .mem = &vm->mem,
-		    .msi = irq_routes_msi(vm->irq_routes),
-		    .intx = {vm_set_irq, vm, pci_host_intx_gsi(devfn, 1)},
-		    .ioevent = &vm->ioevent,
-		};
+		struct virtio_pci_env env = virtio_env(vm, devfn);
 		char name[32];
 		snprintf(name, sizeof(name), "virtio-blk vd%c", (char)('a' + i % 26));
 		vm->blks[i] = virtio_blk_create(&env, devfn, p->disks[i], nq, name, e);
@@ -227,13 +233,7 @@ static int create_pci_devices(struct vm *vm, const struct vm_params *p, struct e
 	/* NICs in the slots after the disks. */
 	for (unsigned i = 0; i < p->nnics; i++) {
 		unsigned devfn = PCI_DEVFN(1 + p->ndisks + i, 0);
-		struct virtio_pci_env env = {
-		    .host = vm->pci,
-		    .mem = &vm->mem,
-		    .msi = irq_routes_msi(vm->irq_routes),
-		    .intx = {vm_set_irq, vm, pci_host_intx_gsi(devfn, 1)},
-		    .ioevent = &vm->ioevent,
-		};
+		struct virtio_pci_env env = virtio_env(vm, devfn);
 		char name[32];
 		snprintf(name, sizeof(name), "virtio-net %u", i);
 		vm->nets[i] =
