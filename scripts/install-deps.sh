@@ -10,6 +10,8 @@ PACKAGES=(
 	build-essential gcc make pkg-config libcmocka-dev libfdt-dev libcap-ng-dev acpica-tools
 	# virtio-net backends: rtnetlink (macvtap creation) through libmnl
 	libmnl-dev
+	# control socket: JSON requests, replies and events
+	libjansson-dev
 	# qcow2: deflate and zstd compressed clusters
 	zlib1g-dev libzstd-dev
 	# sanitizers, fuzzing, formatting
