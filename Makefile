@@ -13,8 +13,8 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CPPFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE -I. -Iinclude $(CPPFLAGS)
 LIBS := -lpthread -lz -lzstd -lmnl -ljansson
 
-LIB_SRCS := $(sort $(wildcard common/*.c vmm/*.c vmm/boot/*.c devices/*.c devices/disk/*.c virtio/*.c net/*.c))
-LIB_SRCS := $(filter-out vmm/main.c,$(LIB_SRCS))
+LIB_SRCS := $(sort $(wildcard common/*.c vmm/*.c vmm/api/*.c vmm/boot/*.c devices/*.c devices/disk/*.c virtio/*.c net/*.c))
+LIB_SRCS := $(filter-out vmm/main.c vmm/ctl.c,$(LIB_SRCS))
 ASM_SRCS := vmm/boot/dsdt_blob.S
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 ITEST_SRCS := $(sort $(wildcard tests/integration/*.c))
@@ -73,7 +73,7 @@ $(ASAN_DIR)/libkvmini.a: $(ASAN_LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/kvmini: $(BUILD)/obj/vmm/main.o $(BUILD)/libkvmini.a
+$(BUILD)/kvmini: $(BUILD)/obj/vmm/main.o $(BUILD)/obj/vmm/ctl.o $(BUILD)/libkvmini.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libkvmini.a

@@ -88,10 +88,24 @@ struct kvmini_config {
 	bool no_reboot;		     /* a guest reboot ends the VM instead of restarting it */
 	unsigned shutdown_timeout_s; /* the kvmini command: grace after SIGTERM (kvmini_config_init: 30) */
 	int console_out_fd;	     /* guest serial output goes here; -1 discards it */
+	/*
+	 * Console input: bytes read from this descriptor (a pipe, socket or
+	 * pty; kvmini_config_init: -1, none) go to the guest's serial port, as
+	 * kvmini_console_write() does, from a library thread. End of file ends
+	 * console input, not the VM. The caller keeps ownership of the fd. With
+	 * console_out_fd on the same socket, the console is one descriptor.
+	 */
+	int console_in_fd;
 	/* Guest serial output is also handed to this callback when set (from a VM thread). */
 	void (*console_cb)(void *opaque, const void *buf, size_t len);
 	void *console_cb_opaque;
 	const char *kvm_device; /* NULL: "/dev/kvm" */
+	/*
+	 * Serve the control socket (docs/API.md) on this path from
+	 * kvmini_vm_create() to kvmini_vm_destroy(), which removes it. The path
+	 * must not exist. NULL: none.
+	 */
+	const char *api_sock;
 	/* Disks in guest order (vda, vdb, ...): the first ndisks entries are used. */
 	struct kvmini_disk disks[KVMINI_MAX_DISKS];
 	unsigned ndisks;
@@ -180,8 +194,86 @@ const char *kvmini_vm_error(struct kvmini_vm *vm);
  * stopped. A caller that needs a bound calls kvmini_vm_stop() after its timeout.
  */
 int kvmini_vm_shutdown(struct kvmini_vm *vm);
+/* What a disk turned out to be once opened. */
+struct kvmini_disk_info {
+	char name[8];	    /* the guest's name for it: "vda", "vdb", ... */
+	const char *format; /* "raw" or "qcow2" (also when the config said AUTO) */
+	uint64_t size;	    /* bytes the guest sees */
+};
+/* 0, or -EINVAL for no such disk. */
+int kvmini_vm_disk_info(struct kvmini_vm *vm, unsigned disk, struct kvmini_disk_info *out);
+/* What a NIC turned out to be once opened. */
+struct kvmini_net_info {
+	char name[8];		       /* "net0", "net1", ...: kvmini's name, in guest PCI order */
+	char ifname[KVMINI_IFNAMSIZ]; /* the host interface: the tap, or the macvtap kvmini created */
+	uint8_t mac[6];		       /* the guest's MAC (given, or the derived default) */
+	unsigned queues;	       /* queue pairs */
+};
+/* 0, or -EINVAL for no such NIC. */
+int kvmini_vm_net_info(struct kvmini_vm *vm, unsigned nic, struct kvmini_net_info *out);
+/* The kernel command line the guest boots with (the given one or the default). */
+const char *kvmini_vm_cmdline(struct kvmini_vm *vm);
 /* NIC nic's counters (summed over its queues) and link state; 0, or -EINVAL for no such NIC. */
 int kvmini_vm_net_stats(struct kvmini_vm *vm, unsigned nic, struct kvmini_net_stats *out);
+/* ---- lifecycle ---- */
+enum kvmini_state {
+	KVMINI_STATE_CREATED = 0, /* kvmini_vm_start() not called yet */
+	KVMINI_STATE_RUNNING,
+	KVMINI_STATE_PAUSED,
+	KVMINI_STATE_STOPPED, /* kvmini_vm_wait() returns the reason */
+};
+enum kvmini_state kvmini_vm_state(struct kvmini_vm *vm);
+/*
+ * Pauses the VM: every vCPU stops and every device thread finishes what it
+ * was doing with guest memory and waits; nothing changes guest memory until
+ * kvmini_vm_resume(). Guest time stands still too (kvmclock is frozen), so
+ * the guest sees no jump when it resumes. Console input written meanwhile
+ * waits in the UART (kvmini_console_write() blocks once it is full); none is
+ * lost. A paused VM stays paused across kvmini_vm_reset(); it can be
+ * stopped. Returns 0 once paused, -EALREADY when already paused, -EPIPE when
+ * the VM has stopped. May be called before kvmini_vm_start(): the VM then
+ * starts paused.
+ */
+int kvmini_vm_pause(struct kvmini_vm *vm);
+/* Resumes a paused VM: 0, -EALREADY when it is not paused, -EPIPE when it has stopped. */
+int kvmini_vm_resume(struct kvmini_vm *vm);
+/*
+ * Resets the machine at once, as a reset button does: the guest boots again
+ * from the same configuration (also with no_reboot, which only concerns
+ * resets the guest asks for). 0, or -EPIPE when the VM is not running.
+ */
+int kvmini_vm_reset(struct kvmini_vm *vm);
+/* Milliseconds since kvmini_vm_start() (0 before). */
+uint64_t kvmini_vm_uptime_ms(struct kvmini_vm *vm);
+/* The configuration the VM was created with (the library's copy). */
+const struct kvmini_config *kvmini_vm_config(struct kvmini_vm *vm);
+
+/* ---- events ---- */
+enum kvmini_event_kind {
+	KVMINI_EVENT_PAUSED = 1,
+	KVMINI_EVENT_RESUMED,
+	KVMINI_EVENT_RESET,		/* a fresh machine booted: the guest rebooted, or by_host */
+	KVMINI_EVENT_SHUTDOWN_REQUESTED, /* the ACPI power button was pressed */
+	KVMINI_EVENT_STOPPED,		/* the VM ended: exit (and status) say why */
+};
+struct kvmini_event {
+	enum kvmini_event_kind kind;
+	bool by_host;	       /* RESET: kvmini_vm_reset() rather than the guest */
+	enum kvmini_exit exit; /* STOPPED */
+	int status;	       /* STOPPED with KVMINI_EXIT_GUEST_STATUS: the guest's byte */
+};
+#define KVMINI_MAX_WATCHERS 8
+/*
+ * Calls cb for every event from now on, from whichever thread caused it
+ * (never with a library lock a caller could need held, except that cb must
+ * not call kvmini_vm_watch/unwatch). cb should be quick. Returns a watch id
+ * (>= 0) or -ENOSPC when KVMINI_MAX_WATCHERS are registered.
+ */
+int kvmini_vm_watch(struct kvmini_vm *vm, void (*cb)(void *opaque, const struct kvmini_event *ev),
+		    void *opaque);
+/* Ends a watch; cb is not running and will not be called once this returns. */
+void kvmini_vm_unwatch(struct kvmini_vm *vm, int id);
+
 /* Stops the VM if needed and frees everything. */
 void kvmini_vm_destroy(struct kvmini_vm *vm);
 

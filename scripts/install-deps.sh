@@ -24,6 +24,8 @@ PACKAGES=(
 	qemu-utils
 	# network tests: they run inside the nested host, on network namespaces of its own
 	iproute2 socat iperf3 ethtool tcpdump iputils-ping
+	# control-socket tests: jq reads the JSON replies and events
+	jq
 )
 
 missing=()

@@ -77,6 +77,7 @@ struct blk_queue {
 
 struct virtio_blk {
 	struct virtio_pci *t;
+	struct quiesce *gate; /* the VM's pause gate */
 	struct disk *disk;
 	char name[64];
 	unsigned nqueues;
@@ -243,8 +244,10 @@ static void serve_and_complete(struct blk_req *req)
 	complete(req, status, data_in);
 }
 
+/* Called within the queue thread's pass: the job holds the pause gate until it completes. */
 static void pool_submit(struct virtio_blk *b, struct blk_req *req)
 {
+	quiesce_hold(b->gate);
 	pthread_mutex_lock(&b->pool_lock);
 	req->next = NULL;
 	*b->jobs_tail = req;
@@ -270,6 +273,7 @@ static void *worker_thread(void *arg)
 		if (!req)
 			return NULL;
 		serve_and_complete(req);
+		quiesce_exit(b->gate);
 	}
 }
 
@@ -348,8 +352,11 @@ static void *queue_thread(void *arg)
 			uint64_t v;
 			if (read(p[1].fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 				break;
+			/* While the VM is paused the kick waits here, and the ring with it. */
+			quiesce_enter(b->gate);
 			if (!drain(bq))
 				broken = true; /* wait for the reset */
+			quiesce_exit(b->gate);
 		}
 	}
 	return NULL;
@@ -459,6 +466,7 @@ struct virtio_blk *virtio_blk_create(const struct virtio_pci_env *env, unsigned 
 		return NULL;
 	}
 	b->disk = disk;
+	b->gate = env->gate;
 	b->nqueues = nqueues;
 	b->stop_fd = -1;
 	snprintf(b->name, sizeof(b->name), "%s", name);

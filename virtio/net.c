@@ -29,6 +29,7 @@
 
 struct virtio_net {
 	struct virtio_pci *t;
+	struct quiesce *gate; /* the VM's pause gate */
 	struct net_backend *nb;
 	char name[64];
 	unsigned npairs; /* = the backend's queues */
@@ -232,6 +233,8 @@ static void *pair_thread(void *arg)
 		bool gone = __atomic_load_n(&n->sh->gone, __ATOMIC_ACQUIRE);
 		const char *why = NULL;
 		if (!broken) {
+			/* While the VM is paused the pass waits here: frames stay in the rings and the tap. */
+			quiesce_enter(n->gate);
 			if (__atomic_load_n(&n->filter_gen, __ATOMIC_ACQUIRE) != p->filter_gen) {
 				pthread_mutex_lock(&n->lock);
 				p->filter = n->filter;
@@ -263,6 +266,7 @@ static void *pair_thread(void *arg)
 			}
 			if (broken)
 				virtio_pci_needs_reset(n->t, why);
+			quiesce_exit(n->gate);
 		}
 		gone = __atomic_load_n(&n->sh->gone, __ATOMIC_ACQUIRE);
 		fds[PFD_BACKEND].events = 0;
@@ -480,6 +484,7 @@ struct virtio_net *virtio_net_create(const struct virtio_pci_env *env, unsigned 
 		return NULL;
 	}
 	n->nb = nb;
+	n->gate = env->gate;
 	n->sh = sh;
 	n->npairs = nb->nqueues;
 	n->stop_fd = -1;

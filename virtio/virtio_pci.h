@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/quiesce.h"
 #include "devices/irq.h"
 #include "devices/pci.h"
 #include "virtio/virtio.h"
@@ -34,6 +35,8 @@ struct virtio_pci_env {
 	const struct msi_controller *msi;  /* NULL: INTx only */
 	struct irq_line intx;		   /* .gsi from pci_host_intx_gsi() */
 	const struct ioevent_ops *ioevent; /* NULL: notifications exit to us */
+	/* Device threads pass this gate around each pass over guest memory (pause); NULL: none. */
+	struct quiesce *gate;
 };
 
 struct virtio_pci;

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include "devices/serial.h"
 #include "net/backend.h"
 #include "virtio/net.h"
+#include "vmm/api/server.h"
 #include "vmm/layout.h"
 #include "vmm/vm.h"
 
@@ -51,6 +53,20 @@ struct kvmini_vm {
 	struct vm *vm;	/* the current machine; NULL between boots */
 	bool host_stop; /* kvmini_vm_stop() was called */
 	bool started;
+	/*
+	 * Serialises pause, resume and reset with the supervisor's swap of
+	 * machines; taken before k->lock, never held while waiting for a stop.
+	 */
+	pthread_mutex_t ctl_lock;
+	bool paused;	/* under ctl_lock and lock: applied to each new machine */
+	bool reset_req; /* kvmini_vm_reset(): rebuild even with no_reboot */
+	struct timespec start_time;
+	/* Event watchers; ev_lock is held while calling them (they must be quick). */
+	pthread_mutex_t ev_lock;
+	struct {
+		void (*cb)(void *opaque, const struct kvmini_event *ev);
+		void *opaque;
+	} watchers[KVMINI_MAX_WATCHERS];
 	enum kvmini_exit exit;
 	int exit_status; /* KVMINI_EXIT_GUEST_STATUS: the guest's byte */
 	/* Console output kept for kvmini_console_wait() (under lock; cond is signalled on growth). */
@@ -59,6 +75,11 @@ struct kvmini_vm {
 	struct err err;			    /* why the VM ended with KVMINI_EXIT_ERROR */
 	int stopped_fd;			    /* eventfd, readable once exit is set */
 	pthread_t supervisor;
+	struct api_server *api; /* cfg.api_sock */
+	/* cfg.console_in_fd: a thread copies it to the UART until EOF or in_quit_fd. */
+	pthread_t in_thread;
+	bool in_started;
+	int in_quit_fd;
 };
 
 void kvmini_config_init(struct kvmini_config *cfg)
@@ -67,6 +88,7 @@ void kvmini_config_init(struct kvmini_config *cfg)
 	cfg->cpus = 1;
 	cfg->mem_bytes = 512ULL << 20;
 	cfg->console_out_fd = STDOUT_FILENO;
+	cfg->console_in_fd = -1;
 	cfg->shutdown_timeout_s = 30;
 }
 
@@ -227,6 +249,16 @@ static void finish(struct kvmini_vm *k, enum kvmini_exit why)
 	pthread_cond_broadcast(&k->cond);
 }
 
+/* Tells every watcher; called without k->lock (watchers may read state). */
+static void emit(struct kvmini_vm *k, const struct kvmini_event *ev)
+{
+	pthread_mutex_lock(&k->ev_lock);
+	for (unsigned i = 0; i < KVMINI_MAX_WATCHERS; i++)
+		if (k->watchers[i].cb)
+			k->watchers[i].cb(k->watchers[i].opaque, ev);
+	pthread_mutex_unlock(&k->ev_lock);
+}
+
 static void *supervisor(void *arg)
 {
 	struct kvmini_vm *k = arg;
@@ -240,6 +272,7 @@ static void *supervisor(void *arg)
 		pthread_mutex_unlock(&k->stop_lock);
 		enum vm_stop_reason why = vm->stop_reason;
 		int status = vm->exit_status; /* written before stop_reason, under vm->lock */
+		pthread_mutex_lock(&k->ctl_lock);
 		pthread_mutex_lock(&k->lock);
 		k->vm = NULL;
 		pthread_cond_broadcast(
@@ -251,11 +284,17 @@ static void *supervisor(void *arg)
 			err_set(&e, -EIO, "%s", err_msg(&vm->err));
 		vm_destroy(vm);
 		vm = NULL;
-		if (why == VM_STOP_RESET && !k->cfg.no_reboot && !k->host_stop) {
+		bool by_host = k->reset_req;
+		k->reset_req = false;
+		if (why == VM_STOP_RESET && (by_host || !k->cfg.no_reboot) && !k->host_stop) {
 			int r = build_machine(k, &vm, &e);
-			if (!r && (r = vm_start(vm, &e))) {
-				vm_destroy(vm);
-				vm = NULL;
+			if (!r) {
+				if (k->paused)
+					vm_pause(vm); /* a reset keeps a paused VM paused */
+				if ((r = vm_start(vm, &e))) {
+					vm_destroy(vm);
+					vm = NULL;
+				}
 			}
 			if (!r) {
 				pthread_mutex_lock(&k->lock);
@@ -263,6 +302,10 @@ static void *supervisor(void *arg)
 				if (k->host_stop)
 					vm_stop(vm, VM_STOP_HOST);
 				pthread_cond_broadcast(&k->cond);
+				pthread_mutex_unlock(&k->lock);
+				pthread_mutex_unlock(&k->ctl_lock);
+				emit(k, &(struct kvmini_event){.kind = KVMINI_EVENT_RESET, .by_host = by_host});
+				pthread_mutex_lock(&k->lock);
 				continue;
 			}
 			why = VM_STOP_ERROR;
@@ -280,7 +323,10 @@ static void *supervisor(void *arg)
 						      : KVMINI_EXIT_ERROR);
 		break;
 	}
+	struct kvmini_event ev = {.kind = KVMINI_EVENT_STOPPED, .exit = k->exit, .status = k->exit_status};
 	pthread_mutex_unlock(&k->lock);
+	pthread_mutex_unlock(&k->ctl_lock);
+	emit(k, &ev);
 	return NULL;
 }
 
@@ -438,6 +484,7 @@ int kvmini_vm_create(const struct kvmini_config *cfg, struct kvmini_vm **out, ch
 		goto report;
 	}
 	k->stopped_fd = -1;
+	k->in_quit_fd = -1;
 	k->exit_status = -1;
 	pthread_mutex_init(&k->lock, NULL);
 	pthread_condattr_t ca;
@@ -447,6 +494,8 @@ int kvmini_vm_create(const struct kvmini_config *cfg, struct kvmini_vm **out, ch
 	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&k->stop_lock, NULL);
 	pthread_cond_init(&k->stop_cond, NULL);
+	pthread_mutex_init(&k->ctl_lock, NULL);
+	pthread_mutex_init(&k->ev_lock, NULL);
 	k->cfg = *cfg;
 	if ((r = check_config(cfg, &e)))
 		goto fail;
@@ -455,7 +504,9 @@ int kvmini_vm_create(const struct kvmini_config *cfg, struct kvmini_vm **out, ch
 	k->cmdline = strdup(cfg->cmdline ? cfg->cmdline : KVMINI_DEFAULT_CMDLINE);
 	k->kvm_device = strdup(cfg->kvm_device ? cfg->kvm_device : "/dev/kvm");
 	k->stopped_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!k->kernel_path || !k->cmdline || !k->kvm_device || (cfg->initrd_path && !k->initrd_path) ||
+	k->in_quit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (k->in_quit_fd < 0 ||
+	    !k->kernel_path || !k->cmdline || !k->kvm_device || (cfg->initrd_path && !k->initrd_path) ||
 	    k->stopped_fd < 0) {
 		r = err_set(&e, -ENOMEM, "out of memory");
 		goto fail;
@@ -468,6 +519,9 @@ int kvmini_vm_create(const struct kvmini_config *cfg, struct kvmini_vm **out, ch
 		goto fail;
 	if ((r = build_machine(k, &k->vm, &e)))
 		goto fail;
+	if (cfg->api_sock && (r = api_server_open(k, cfg->api_sock, &k->api, &e)))
+		goto fail;
+	k->cfg.api_sock = NULL; /* the caller's string: not kept */
 	*out = k;
 	return 0;
 fail:
@@ -476,6 +530,28 @@ report:
 	if (errbuf && errlen)
 		snprintf(errbuf, errlen, "%s", err_msg(&e));
 	return r;
+}
+
+static void *console_in_thread(void *arg)
+{
+	struct kvmini_vm *k = arg;
+	char buf[512];
+	for (;;) {
+		struct pollfd p[2] = {{k->cfg.console_in_fd, POLLIN, 0}, {k->in_quit_fd, POLLIN, 0}};
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[1].revents)
+			break;
+		ssize_t n = read(k->cfg.console_in_fd, buf, sizeof(buf));
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0 || kvmini_console_write(k, buf, n) < 0)
+			break;
+	}
+	return NULL;
 }
 
 int kvmini_vm_start(struct kvmini_vm *k)
@@ -503,6 +579,10 @@ int kvmini_vm_start(struct kvmini_vm *k)
 		finish(k, KVMINI_EXIT_ERROR);
 	} else {
 		k->started = true;
+		clock_gettime(CLOCK_MONOTONIC, &k->start_time);
+		if (k->cfg.console_in_fd >= 0 && k->in_quit_fd >= 0 &&
+		    pthread_create(&k->in_thread, NULL, console_in_thread, k) == 0)
+			k->in_started = true;
 	}
 	pthread_mutex_unlock(&k->lock);
 	return r;
@@ -635,6 +715,8 @@ int kvmini_vm_shutdown(struct kvmini_vm *k)
 		acpi_pm_press_power_button(k->vm->pm);
 	/* Between two machines of a guest reboot there is no button: the guest is not up to hear it. */
 	pthread_mutex_unlock(&k->lock);
+	if (!r)
+		emit(k, &(struct kvmini_event){.kind = KVMINI_EVENT_SHUTDOWN_REQUESTED});
 	return r;
 }
 
@@ -659,6 +741,18 @@ void kvmini_vm_destroy(struct kvmini_vm *k)
 		kvmini_vm_stop(k);
 		pthread_join(k->supervisor, NULL);
 	}
+	if (k->in_started) {
+		/* kvmini_console_write() returns -EPIPE now that the VM has stopped. */
+		uint64_t one = 1;
+		if (write(k->in_quit_fd, &one, sizeof(one)) < 0) {
+			/* cannot fail: the counter is 0 or 1 */
+		}
+		pthread_join(k->in_thread, NULL);
+	}
+	if (k->in_quit_fd >= 0)
+		close(k->in_quit_fd);
+	/* After the supervisor: the last event (stopped) has been queued, and goes out now. */
+	api_server_close(k->api);
 	vm_destroy(k->vm);
 	/* After the machine: its devices may use the disks until vm_destroy() returns. */
 	for (unsigned i = 0; i < k->ndisks; i++)
@@ -678,5 +772,148 @@ void kvmini_vm_destroy(struct kvmini_vm *k)
 	pthread_mutex_destroy(&k->lock);
 	pthread_cond_destroy(&k->stop_cond);
 	pthread_mutex_destroy(&k->stop_lock);
+	pthread_mutex_destroy(&k->ctl_lock);
+	pthread_mutex_destroy(&k->ev_lock);
 	free(k);
+}
+
+int kvmini_vm_pause(struct kvmini_vm *k)
+{
+	int r = 0;
+	pthread_mutex_lock(&k->ctl_lock);
+	pthread_mutex_lock(&k->lock);
+	if (k->exit != KVMINI_EXIT_NONE || k->host_stop)
+		r = -EPIPE;
+	else if (k->paused)
+		r = -EALREADY;
+	else
+		k->paused = true;
+	struct vm *vm = k->vm;
+	pthread_mutex_unlock(&k->lock);
+	/* Without k->lock: parking vCPUs may need it to finish their console output. */
+	if (!r && vm)
+		vm_pause(vm);
+	pthread_mutex_unlock(&k->ctl_lock);
+	if (!r)
+		emit(k, &(struct kvmini_event){.kind = KVMINI_EVENT_PAUSED});
+	return r;
+}
+
+int kvmini_vm_resume(struct kvmini_vm *k)
+{
+	int r = 0;
+	pthread_mutex_lock(&k->ctl_lock);
+	pthread_mutex_lock(&k->lock);
+	if (k->exit != KVMINI_EXIT_NONE || k->host_stop)
+		r = -EPIPE;
+	else if (!k->paused)
+		r = -EALREADY;
+	else
+		k->paused = false;
+	struct vm *vm = k->vm;
+	pthread_mutex_unlock(&k->lock);
+	if (!r && vm)
+		vm_resume(vm);
+	pthread_mutex_unlock(&k->ctl_lock);
+	if (!r)
+		emit(k, &(struct kvmini_event){.kind = KVMINI_EVENT_RESUMED});
+	return r;
+}
+
+int kvmini_vm_reset(struct kvmini_vm *k)
+{
+	int r = 0;
+	pthread_mutex_lock(&k->ctl_lock);
+	pthread_mutex_lock(&k->lock);
+	if (k->exit != KVMINI_EXIT_NONE || k->host_stop || !k->started)
+		r = -EPIPE;
+	else if (k->vm) {
+		k->reset_req = true;
+		vm_stop(k->vm, VM_STOP_RESET);
+	}
+	pthread_mutex_unlock(&k->lock);
+	pthread_mutex_unlock(&k->ctl_lock);
+	return r;
+}
+
+enum kvmini_state kvmini_vm_state(struct kvmini_vm *k)
+{
+	pthread_mutex_lock(&k->lock);
+	enum kvmini_state s = k->exit != KVMINI_EXIT_NONE ? KVMINI_STATE_STOPPED
+			      : !k->started		  ? KVMINI_STATE_CREATED
+			      : k->paused		  ? KVMINI_STATE_PAUSED
+							  : KVMINI_STATE_RUNNING;
+	pthread_mutex_unlock(&k->lock);
+	return s;
+}
+
+uint64_t kvmini_vm_uptime_ms(struct kvmini_vm *k)
+{
+	pthread_mutex_lock(&k->lock);
+	struct timespec t0 = k->start_time;
+	bool started = k->started;
+	pthread_mutex_unlock(&k->lock);
+	if (!started)
+		return 0;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)(now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+}
+
+int kvmini_vm_watch(struct kvmini_vm *k, void (*cb)(void *opaque, const struct kvmini_event *ev), void *opaque)
+{
+	int id = -ENOSPC;
+	pthread_mutex_lock(&k->ev_lock);
+	for (unsigned i = 0; i < KVMINI_MAX_WATCHERS; i++)
+		if (!k->watchers[i].cb) {
+			k->watchers[i].cb = cb;
+			k->watchers[i].opaque = opaque;
+			id = (int)i;
+			break;
+		}
+	pthread_mutex_unlock(&k->ev_lock);
+	return id;
+}
+
+void kvmini_vm_unwatch(struct kvmini_vm *k, int id)
+{
+	if (id < 0 || id >= KVMINI_MAX_WATCHERS)
+		return;
+	pthread_mutex_lock(&k->ev_lock);
+	k->watchers[id].cb = NULL;
+	k->watchers[id].opaque = NULL;
+	pthread_mutex_unlock(&k->ev_lock);
+}
+
+const struct kvmini_config *kvmini_vm_config(struct kvmini_vm *k)
+{
+	return &k->cfg;
+}
+
+int kvmini_vm_disk_info(struct kvmini_vm *k, unsigned disk, struct kvmini_disk_info *out)
+{
+	if (disk >= k->ndisks)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	snprintf(out->name, sizeof(out->name), "vd%c", (char)('a' + disk));
+	out->format = k->disks[disk]->ops->format;
+	out->size = k->disks[disk]->size;
+	return 0;
+}
+
+int kvmini_vm_net_info(struct kvmini_vm *k, unsigned nic, struct kvmini_net_info *out)
+{
+	if (nic >= k->nnics)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	snprintf(out->name, sizeof(out->name), "net%u", (unsigned char)nic);
+	snprintf(out->ifname, sizeof(out->ifname), "%s", k->nics[nic]->ifname);
+	memcpy(out->mac, k->macs[nic], 6);
+	out->queues = k->nics[nic]->nqueues;
+	return 0;
+}
+
+const char *kvmini_vm_cmdline(struct kvmini_vm *k)
+{
+	return k->cmdline;
 }

@@ -19,6 +19,7 @@
 #include "common/err.h"
 #include "kvmini.h"
 #include "vmm/console_tty.h"
+#include "vmm/ctl.h"
 #include "vmm/options.h"
 
 /*
@@ -200,6 +201,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "run"))
 		return run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "ctl"))
+		return ctl_main(argc - 1, argv + 1);
 	fprintf(stderr, "kvmini: unknown command '%s' (see kvmini --help)\n", argv[1]);
 	return 1;
 }

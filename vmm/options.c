@@ -28,6 +28,7 @@ enum opt_id {
 	OPT_KVM_DEVICE,
 	OPT_DISK,
 	OPT_NET,
+	OPT_API_SOCK,
 	OPT_HELP,
 	OPT_COUNT,
 };
@@ -49,6 +50,7 @@ static const struct opt_desc opts[] = {
     {"kvm-device", OPT_KVM_DEVICE, true},
     {"disk", OPT_DISK, true},
     {"net", OPT_NET, true},
+    {"api-sock", OPT_API_SOCK, true},
     {"help", OPT_HELP, false},
 };
 
@@ -457,12 +459,15 @@ static int set_value(struct kvmini_config *cfg, enum opt_id id, const char *opt,
 	case OPT_KERNEL:
 	case OPT_INITRD:
 	case OPT_KVM_DEVICE:
+	case OPT_API_SOCK:
 		if (!*val)
 			return err_set(e, -EINVAL, "option '%s' needs a non-empty path " SEE_HELP, opt);
 		if (id == OPT_KERNEL)
 			cfg->kernel_path = val;
 		else if (id == OPT_INITRD)
 			cfg->initrd_path = val;
+		else if (id == OPT_API_SOCK)
+			cfg->api_sock = val;
 		else
 			cfg->kvm_device = val;
 		return 0;
@@ -673,6 +678,9 @@ const char *options_run_usage(void)
 	       "  --shutdown-timeout S  on SIGTERM, press the guest's ACPI power button and give\n"
 	       "                      it S seconds to power off before stopping it (default: 30;\n"
 	       "                      0 stops at once); a second SIGTERM stops it at once\n"
+	       "  --api-sock PATH     serve the control socket (JSON, one object per line; see\n"
+	       "                      docs/API.md and kvmini ctl) on this unix socket path,\n"
+	       "                      which must not exist; removed at exit\n"
 	       "  --kvm-device PATH   KVM device to open (default: /dev/kvm)\n"
 	       "  -h, --help          show this help\n"
 	       "\n"
@@ -698,10 +706,12 @@ const char *options_main_usage(void)
 	       "\n"
 	       "Commands:\n"
 	       "  run       boot a kernel in a new virtual machine\n"
+	       "  ctl       drive a running one through its control socket (--api-sock)\n"
 	       "\n"
 	       "Options:\n"
 	       "  -h, --help  show this help\n"
 	       "\n"
 	       "The guest's serial console is stdin/stdout; on a terminal, Ctrl-A x quits.\n"
-	       "Run 'kvmini run --help' for the options of 'kvmini run'.\n";
+	       "Run 'kvmini run --help' for the options of 'kvmini run', and\n"
+	       "'kvmini ctl --help' for the commands of 'kvmini ctl'.\n";
 }

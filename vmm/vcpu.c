@@ -169,10 +169,17 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->running++;
+	pthread_mutex_unlock(&vm->pause_lock);
 
 	for (;;) {
 		if (__atomic_load_n(&vm->stop_reason, __ATOMIC_ACQUIRE) != VM_STOP_NONE)
 			break;
+		if (__atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE)) {
+			vm_park(vm);
+			continue;
+		}
 		int r = ioctl(c->fd, KVM_RUN, 0);
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
@@ -219,6 +226,10 @@ static void *vcpu_thread(void *arg)
 		}
 		}
 	}
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->running--;
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 	return NULL;
 }
 

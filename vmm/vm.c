@@ -54,6 +54,7 @@ static void record_stop(struct vm *vm, enum vm_stop_reason why, const char *msg,
 		return;
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
+	vm_pause_end_for_stop(vm);
 	if (vm->on_stop)
 		vm->on_stop(vm->on_stop_opaque);
 }
@@ -190,6 +191,7 @@ static struct virtio_pci_env virtio_env(struct vm *vm, unsigned devfn)
 	    .msi = irq_routes_msi(vm->irq_routes),
 	    .intx = {vm_set_irq, vm, pci_host_intx_gsi(devfn, 1)},
 	    .ioevent = &vm->ioevent,
+	    .gate = &vm->gate,
 	};
 }
 
@@ -295,6 +297,9 @@ int vm_create(const struct vm_params *p, struct vm **out, struct err *e)
 	vm->on_stop = p->on_stop;
 	vm->on_stop_opaque = p->on_stop_opaque;
 	pthread_mutex_init(&vm->lock, NULL);
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
+	quiesce_init(&vm->gate);
 	bus_init(&vm->pio);
 	bus_init(&vm->mmio);
 
@@ -361,6 +366,8 @@ void vm_destroy(struct vm *vm)
 				vcpu_destroy(&vm->vcpus[i]);
 		free(vm->vcpus);
 	}
+	/* A pause that raced with the stop must not keep device threads from stopping. */
+	quiesce_open(&vm->gate);
 	/* Devices with I/O threads first: they stop before guest memory and the VM go. */
 	for (unsigned i = 0; i < vm->nblks; i++)
 		virtio_blk_destroy(vm->blks[i]);
@@ -386,5 +393,8 @@ void vm_destroy(struct vm *vm)
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	pthread_mutex_destroy(&vm->lock);
+	pthread_mutex_destroy(&vm->pause_lock);
+	pthread_cond_destroy(&vm->pause_cond);
+	quiesce_destroy(&vm->gate);
 	free(vm);
 }

@@ -12,7 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <linux/kvm.h>
+
 #include "common/err.h"
+#include "common/quiesce.h"
 #include "devices/bus.h"
 #include "devices/platform.h"
 #include "virtio/virtio_pci.h"
@@ -96,6 +99,18 @@ struct vm {
 	struct virtio_net **nets;
 	unsigned nnets;
 
+	/*
+	 * Pause (vm_pause.c): vCPU threads park at the top of their loop, device
+	 * threads wait at the gate, kvmclock is frozen. A stop ends a pause.
+	 */
+	struct quiesce gate;
+	pthread_mutex_t pause_lock; /* guards parked and running; pause_req is written under it */
+	pthread_cond_t pause_cond;
+	bool pause_req; /* atomic: vCPUs read it on every loop */
+	unsigned parked, running;
+	struct kvm_clock_data clock; /* saved at pause when clock_saved */
+	bool clock_saved;
+
 	pthread_mutex_t lock; /* guards stop_reason, exit_status and err */
 	enum vm_stop_reason stop_reason;
 	int exit_status; /* VM_STOP_GUEST_EXIT: the byte the guest wrote */
@@ -113,6 +128,19 @@ void vm_stop(struct vm *vm, enum vm_stop_reason why);
 void vm_fail(struct vm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Joins the vCPU threads (after a stop) and frees everything. */
 void vm_destroy(struct vm *vm);
+/*
+ * Pauses the machine: parks every vCPU, waits until no device thread is in a
+ * pass over guest memory and keeps them out, and freezes kvmclock. Returns
+ * when nothing changes guest memory any more (or the VM stopped meanwhile).
+ * Before vm_start(): the vCPUs park before their first instruction.
+ */
+void vm_pause(struct vm *vm);
+/* Undoes vm_pause(): the guest clock goes on from where it stood. */
+void vm_resume(struct vm *vm);
+/* vCPU threads: park while a pause is requested; returns at resume or stop. */
+void vm_park(struct vm *vm);
+/* Wakes parked vCPUs and opens the device gate (a stopping VM is never kept paused). */
+void vm_pause_end_for_stop(struct vm *vm);
 /* Drives GSI gsi (an irq_line callback). */
 void vm_set_irq(void *opaque, unsigned gsi, int level);
 

@@ -32,6 +32,7 @@ struct disk_config {
 struct disk;
 
 struct disk_ops {
+	const char *format; /* "raw", "qcow2": for reports */
 	/*
 	 * Transfer the whole vector at byte offset off (a multiple of 512, and
 	 * off + total length <= size: callers check; raw checks again and

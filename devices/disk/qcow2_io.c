@@ -474,6 +474,7 @@ static void qcow2_close(struct disk *d)
 }
 
 const struct disk_ops qcow2_ops = {
+    .format = "qcow2",
     .preadv = qcow2_preadv,
     .pwritev = qcow2_pwritev,
     .flush = qcow2_flush,

@@ -373,6 +373,7 @@ static void raw_close(struct disk *d)
 }
 
 static const struct disk_ops raw_ops = {
+    .format = "raw",
     .preadv = raw_preadv,
     .pwritev = raw_pwritev,
     .flush = raw_flush,

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control socket: a unix stream socket serving JSON requests, one per
+ * line, to up to API_MAX_CLIENTS clients at once, and sending every client
+ * the VM's events. One thread does it all with poll(); a client that sends
+ * garbage gets an error reply, one that stops reading is dropped, and
+ * neither touches the VM's state.
+ */
+#ifndef KVMINI_VMM_API_SERVER_H
+#define KVMINI_VMM_API_SERVER_H
+
+#include "common/err.h"
+#include "kvmini.h"
+
+#define API_MAX_CLIENTS 16
+
+struct api_server;
+
+/*
+ * Binds and listens on path (which must not exist: a stale socket is not
+ * removed behind the user's back). Serving starts at once (info works
+ * before the VM starts). 0, or -errno with one line in e.
+ */
+int api_server_open(struct kvmini_vm *vm, const char *path, struct api_server **out, struct err *e);
+/* Sends what is pending (events included) for up to a second, closes every client, removes the socket. */
+void api_server_close(struct api_server *s);
+
+#endif
