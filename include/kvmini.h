@@ -72,11 +72,66 @@ struct kvmini_net {
 	unsigned queues;	       /* queue pairs, 1..KVMINI_NET_MAX_QUEUES (0 means 1) */
 };
 
-/* A NIC's counters, for the stats API. Packets and bytes count frames without the vnet header. */
+/*
+ * A NIC's counters, for the stats API. Packets and bytes count frames without the vnet header.
+ * Notifications are the guest driver's queue kicks (doorbell writes), counted exactly; interrupts
+ * are the used-buffer interrupts sent to it (MSI-X messages or INTx), after EVENT_IDX/NO_INTERRUPT
+ * suppression. All counters, like the disks', survive guest reboots and only grow.
+ */
 struct kvmini_net_stats {
 	uint64_t rx_packets, rx_bytes, rx_dropped, rx_errors; /* host -> guest */
 	uint64_t tx_packets, tx_bytes, tx_dropped, tx_errors; /* guest -> host */
+	uint64_t rx_notifications;   /* kicks of the receive queues: "more buffers posted" */
+	uint64_t tx_notifications;   /* kicks of the transmit queues: "frames to send" */
+	uint64_t ctrl_notifications; /* kicks of the control queue */
+	uint64_t rx_interrupts;	     /* interrupts for received frames */
+	uint64_t tx_interrupts;	     /* interrupts for transmitted (completed) buffers */
+	uint64_t ctrl_interrupts;    /* interrupts for completed control commands */
 	bool link_up;
+};
+
+/* Buckets of kvmini_disk_stats.lat_hist: bucket i counts latencies < 2^i us; the last takes the rest. */
+#define KVMINI_DISK_LAT_BUCKETS 24
+
+/*
+ * A disk's counters, for the stats API. Each request the guest completes counts once: in its
+ * type's *_reqs whatever the outcome, in *_bytes only when it succeeded, and in errors_ioerr or
+ * errors_unsupp when it failed. Service time runs from taking a request off the ring to handing
+ * it back (CLOCK_MONOTONIC), so it includes the disk I/O and any wait for a worker thread.
+ */
+struct kvmini_disk_stats {
+	uint64_t requests;				/* all requests completed (the sum of the *_reqs) */
+	uint64_t read_reqs, read_bytes;			/* VIRTIO_BLK_T_IN: bytes read into the guest */
+	uint64_t write_reqs, write_bytes;		/* VIRTIO_BLK_T_OUT: bytes written to the image */
+	uint64_t flush_reqs;				/* VIRTIO_BLK_T_FLUSH */
+	uint64_t discard_reqs, discard_bytes;		/* VIRTIO_BLK_T_DISCARD: bytes of the ranges */
+	uint64_t write_zeroes_reqs, write_zeroes_bytes; /* VIRTIO_BLK_T_WRITE_ZEROES: bytes of the ranges */
+	uint64_t get_id_reqs;				/* VIRTIO_BLK_T_GET_ID (the serial) */
+	uint64_t other_reqs;	/* unknown request types, or requests without a whole header */
+	uint64_t errors_ioerr;	/* completed with status IOERR (bad range, read-only, I/O error) */
+	uint64_t errors_unsupp; /* completed with status UNSUPP (unknown type, unsupported operation) */
+	uint64_t notifications; /* the guest driver's kicks of the request queues */
+	uint64_t interrupts;	/* used-buffer interrupts sent to the guest driver */
+	uint64_t lat_sum_ns;	/* the service times of all requests, summed (mean: / requests) */
+	uint64_t lat_hist[KVMINI_DISK_LAT_BUCKETS]; /* requests by service time, log2 of microseconds */
+};
+
+/*
+ * A vCPU's counters: why its KVM_RUN calls returned. Kept across guest reboots. exits_total is the
+ * sum of the others.
+ */
+struct kvmini_vcpu_stats {
+	uint64_t exits_total;
+	uint64_t exits_io;	       /* port I/O (KVM_EXIT_IO) */
+	uint64_t exits_mmio;	       /* MMIO outside guest RAM (KVM_EXIT_MMIO) */
+	uint64_t exits_intr;	       /* KVM_EXIT_INTR returned as an exit (rare: see exits_kick) */
+	uint64_t exits_kick;	       /* KVM_RUN interrupted (EINTR) by a signal: a stop's kick */
+	uint64_t exits_hlt;	       /* KVM_EXIT_HLT (not expected: the LAPIC is in the kernel) */
+	uint64_t exits_shutdown;       /* KVM_EXIT_SHUTDOWN: a triple fault (reset) */
+	uint64_t exits_system_event;   /* KVM_EXIT_SYSTEM_EVENT: reset or power-off */
+	uint64_t exits_internal_error; /* KVM_EXIT_INTERNAL_ERROR (emulation failed) */
+	uint64_t exits_fail_entry;     /* KVM_EXIT_FAIL_ENTRY */
+	uint64_t exits_other;	       /* any other exit reason */
 };
 
 struct kvmini_config {
@@ -213,8 +268,6 @@ struct kvmini_net_info {
 int kvmini_vm_net_info(struct kvmini_vm *vm, unsigned nic, struct kvmini_net_info *out);
 /* The kernel command line the guest boots with (the given one or the default). */
 const char *kvmini_vm_cmdline(struct kvmini_vm *vm);
-/* NIC nic's counters (summed over its queues) and link state; 0, or -EINVAL for no such NIC. */
-int kvmini_vm_net_stats(struct kvmini_vm *vm, unsigned nic, struct kvmini_net_stats *out);
 /* ---- lifecycle ---- */
 enum kvmini_state {
 	KVMINI_STATE_CREATED = 0, /* kvmini_vm_start() not called yet */
@@ -274,6 +327,17 @@ int kvmini_vm_watch(struct kvmini_vm *vm, void (*cb)(void *opaque, const struct 
 /* Ends a watch; cb is not running and will not be called once this returns. */
 void kvmini_vm_unwatch(struct kvmini_vm *vm, int id);
 
+/*
+ * The counters (any thread, at any time after kvmini_vm_create(); they only grow, across guest
+ * reboots too, so callers take differences of two reads). Each counter is read atomically, the
+ * struct as a whole is not a snapshot: counters move while it is filled.
+ */
+/* NIC nic's counters (summed over its queues) and link state; 0, or -EINVAL for no such NIC. */
+int kvmini_vm_net_stats(struct kvmini_vm *vm, unsigned nic, struct kvmini_net_stats *out);
+/* Disk disk's counters (summed over its queues); 0, or -EINVAL for no such disk. */
+int kvmini_vm_disk_stats(struct kvmini_vm *vm, unsigned disk, struct kvmini_disk_stats *out);
+/* vCPU cpu's exit counters; 0, or -EINVAL for no such vCPU. */
+int kvmini_vm_vcpu_stats(struct kvmini_vm *vm, unsigned cpu, struct kvmini_vcpu_stats *out);
 /* Stops the VM if needed and frees everything. */
 void kvmini_vm_destroy(struct kvmini_vm *vm);
 

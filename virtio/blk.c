@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "virtio/iov.h"
@@ -52,6 +53,7 @@
 #define MAX_INFLIGHT	  32 /* requests per queue out with the workers */
 #define NUM_WORKERS	  8  /* per disk */
 #define HDR_SIZE	  16
+#define TYPE_NONE	  UINT32_MAX /* a request too short for a header */
 
 struct blk_queue;
 
@@ -60,6 +62,9 @@ struct blk_req {
 	struct blk_req *next; /* on the queue's free list or the workers' job list */
 	struct virtq_chain c;
 	struct iovec iov[VIRTIO_BLK_SEG_MAX + 2];
+	uint64_t start_ns; /* when it came off the avail ring (CLOCK_MONOTONIC) */
+	uint32_t type;	   /* for the counters: VIRTIO_BLK_T_*, or TYPE_NONE */
+	uint64_t bytes;	   /* for the counters: data it moves when it succeeds */
 };
 
 struct blk_queue {
@@ -71,7 +76,8 @@ struct blk_queue {
 	pthread_cond_t idle;  /* inflight dropped to 0 */
 	struct blk_req *free;
 	unsigned inflight;
-	bool starved; /* the queue thread stopped taking requests for want of a free blk_req */
+	bool starved;	    /* the queue thread stopped taking requests for want of a free blk_req */
+	uint64_t own_kicks; /* atomic: our own kick eventfd writes not yet read (not the driver's) */
 	struct blk_req reqs[MAX_INFLIGHT];
 };
 
@@ -83,6 +89,7 @@ struct virtio_blk {
 	unsigned nqueues;
 	int stop_fd; /* readable: every queue thread returns */
 	struct blk_queue *q;
+	struct virtio_blk_stats *st; /* the caller's, kept across reboots */
 	/* The workers and their job list. */
 	pthread_mutex_t pool_lock;
 	pthread_cond_t pool_cv;
@@ -118,7 +125,7 @@ static bool in_range(const struct disk *d, uint64_t sector, uint64_t bytes, uint
 
 /* Discard and write-zeroes: a list of {le64 sector, le32 num_sectors, le32 flags} after the header. */
 static uint8_t do_ranges(struct virtio_blk *b, uint32_t type, const struct iovec *out, unsigned nout,
-			 uint64_t out_len)
+			 uint64_t out_len, uint64_t *bytes)
 {
 	uint64_t body = out_len - HDR_SIZE;
 	if (body == 0 || body % 16 || body / 16 > MAX_RANGES)
@@ -140,13 +147,17 @@ static uint8_t do_ranges(struct virtio_blk *b, uint32_t type, const struct iovec
 			return VIRTIO_BLK_S_UNSUPP;
 		if (r)
 			return VIRTIO_BLK_S_IOERR;
+		*bytes += (uint64_t)n * DISK_SECTOR;
 	}
 	return VIRTIO_BLK_S_OK;
 }
 
-/* Serves one request; returns the status and sets *data_in to the bytes written before the status. */
+/*
+ * Serves one request; returns the status and sets *data_in to the bytes written before the status,
+ * *type to the request's type and *bytes to the data it moved (for the counters).
+ */
 static uint8_t serve(struct virtio_blk *b, const struct iovec *iov, const struct virtq_chain *c,
-		     uint32_t *data_in)
+		     uint32_t *data_in, uint32_t *type_out, uint64_t *bytes)
 {
 	const struct iovec *out = iov, *in = iov + c->nout;
 	uint8_t hdr[HDR_SIZE];
@@ -156,10 +167,13 @@ static uint8_t serve(struct virtio_blk *b, const struct iovec *iov, const struct
 	int n, r;
 
 	*data_in = 0;
+	*type_out = TYPE_NONE;
+	*bytes = 0;
 	if (c->out_len < HDR_SIZE)
 		return VIRTIO_BLK_S_IOERR;
 	iov_to_buf(out, c->nout, 0, hdr, HDR_SIZE);
 	uint32_t type = (uint32_t)get_le(hdr, 4);
+	*type_out = type;
 	uint64_t sector = get_le(hdr + 8, 8);
 	uint64_t in_data = c->in_len - 1; /* the status byte is the last writable byte */
 
@@ -174,6 +188,7 @@ static uint8_t serve(struct virtio_blk *b, const struct iovec *iov, const struct
 		if (r)
 			return VIRTIO_BLK_S_IOERR;
 		*data_in = (uint32_t)in_data;
+		*bytes = in_data;
 		return VIRTIO_BLK_S_OK;
 	case VIRTIO_BLK_T_OUT: {
 		uint64_t len = c->out_len - HDR_SIZE;
@@ -182,6 +197,7 @@ static uint8_t serve(struct virtio_blk *b, const struct iovec *iov, const struct
 		n = iov_slice(out, c->nout, HDR_SIZE, len, data, VIRTIO_BLK_SEG_MAX);
 		if (n < 0)
 			return VIRTIO_BLK_S_IOERR;
+		*bytes = len;
 		return (n ? d->ops->pwritev(d, data, n, off) : 0) ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
 	}
 	case VIRTIO_BLK_T_FLUSH:
@@ -202,9 +218,79 @@ static uint8_t serve(struct virtio_blk *b, const struct iovec *iov, const struct
 			return VIRTIO_BLK_S_IOERR;
 		if (type == VIRTIO_BLK_T_DISCARD && !d->can_discard)
 			return VIRTIO_BLK_S_UNSUPP;
-		return do_ranges(b, type, out, c->nout, c->out_len);
+		return do_ranges(b, type, out, c->nout, c->out_len, bytes);
 	default:
 		return VIRTIO_BLK_S_UNSUPP;
+	}
+}
+
+/* ---- counters ---- */
+
+#define COUNT(st, field, v) __atomic_fetch_add(&(st)->field, (v), __ATOMIC_RELAXED)
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* The histogram bucket of a service time: the first i with ns < 2^i us, capped at the last. */
+static unsigned lat_bucket(uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+	unsigned i = us ? 64 - (unsigned)__builtin_clzll(us) : 0;
+	return i < VIRTIO_BLK_LAT_BUCKETS ? i : VIRTIO_BLK_LAT_BUCKETS - 1;
+}
+
+/* Counts a request done with status, served in lat_ns. */
+static void count_request(struct virtio_blk_stats *st, const struct blk_req *req, uint8_t status,
+			  uint64_t lat_ns)
+{
+	uint64_t bytes = status == VIRTIO_BLK_S_OK ? req->bytes : 0;
+	switch (req->type) {
+	case VIRTIO_BLK_T_IN:
+		COUNT(st, read_reqs, 1);
+		COUNT(st, read_bytes, bytes);
+		break;
+	case VIRTIO_BLK_T_OUT:
+		COUNT(st, write_reqs, 1);
+		COUNT(st, write_bytes, bytes);
+		break;
+	case VIRTIO_BLK_T_FLUSH:
+		COUNT(st, flush_reqs, 1);
+		break;
+	case VIRTIO_BLK_T_DISCARD:
+		COUNT(st, discard_reqs, 1);
+		COUNT(st, discard_bytes, bytes);
+		break;
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		COUNT(st, write_zeroes_reqs, 1);
+		COUNT(st, write_zeroes_bytes, bytes);
+		break;
+	case VIRTIO_BLK_T_GET_ID:
+		COUNT(st, get_id_reqs, 1);
+		break;
+	default:
+		COUNT(st, other_reqs, 1);
+		break;
+	}
+	if (status == VIRTIO_BLK_S_IOERR)
+		COUNT(st, ioerr, 1);
+	else if (status != VIRTIO_BLK_S_OK)
+		COUNT(st, unsupp, 1);
+	COUNT(st, lat_sum_ns, lat_ns);
+	COUNT(st, lat_hist[lat_bucket(lat_ns)], 1);
+}
+
+/* Wakes queue bq's thread through its kick eventfd; counted apart from the driver's kicks. */
+static void own_kick(struct blk_queue *bq)
+{
+	uint64_t one = 1;
+	__atomic_fetch_add(&bq->own_kicks, 1, __ATOMIC_RELAXED);
+	if (write(virtio_pci_kick_fd(bq->b->t, bq->index), &one, sizeof(one)) < 0) {
+		__atomic_fetch_sub(&bq->own_kicks, 1, __ATOMIC_RELAXED);
+		perror("kvmini: virtio-blk kick");
 	}
 }
 
@@ -215,10 +301,13 @@ static void complete(struct blk_req *req, uint8_t status, uint32_t data_in)
 	struct virtio_blk *b = bq->b;
 
 	iov_from_buf(req->iov + req->c.nout, req->c.nin, req->c.in_len - 1, &status, 1);
+	/* Counted before the push, so that a driver that sees the completion sees it counted. */
+	count_request(b->st, req, status, now_ns() - req->start_ns);
 	pthread_mutex_lock(&bq->lock);
 	struct virtq *q = virtio_pci_queue(b->t, bq->index);
 	virtq_push(q, req->c.head, data_in + 1);
-	virtio_pci_notify(b->t, bq->index);
+	if (virtio_pci_notify(b->t, bq->index))
+		COUNT(b->st, interrupts, 1);
 	req->next = bq->free;
 	bq->free = req;
 	if (--bq->inflight == 0)
@@ -229,10 +318,8 @@ static void complete(struct blk_req *req, uint8_t status, uint32_t data_in)
 		 * Kick it before unlocking: once inflight is 0 and the lock is free,
 		 * blk_stop() may return and teardown free the transport and its kick fds.
 		 */
-		uint64_t one = 1;
 		bq->starved = false;
-		if (write(virtio_pci_kick_fd(b->t, bq->index), &one, sizeof(one)) < 0)
-			perror("kvmini: virtio-blk kick");
+		own_kick(bq);
 	}
 	pthread_mutex_unlock(&bq->lock);
 }
@@ -240,7 +327,7 @@ static void complete(struct blk_req *req, uint8_t status, uint32_t data_in)
 static void serve_and_complete(struct blk_req *req)
 {
 	uint32_t data_in;
-	uint8_t status = serve(req->bq->b, req->iov, &req->c, &data_in);
+	uint8_t status = serve(req->bq->b, req->iov, &req->c, &data_in, &req->type, &req->bytes);
 	complete(req, status, data_in);
 }
 
@@ -310,6 +397,7 @@ static bool drain(struct blk_queue *bq)
 			bq->inflight++;
 			bool more = virtq_has_work(q);
 			pthread_mutex_unlock(&bq->lock);
+			req->start_ns = now_ns();
 			if (more)
 				pool_submit(b, req);
 			else
@@ -349,9 +437,10 @@ static void *queue_thread(void *arg)
 		if (p[0].revents)
 			break;
 		if (p[1].revents & POLLIN) {
-			uint64_t v;
+			uint64_t v = 0;
 			if (read(p[1].fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 				break;
+			virtio_count_kicks(&b->st->notifications, v, &bq->own_kicks);
 			/* While the VM is paused the kick waits here, and the ring with it. */
 			quiesce_enter(b->gate);
 			if (!drain(bq))
@@ -389,6 +478,8 @@ static int blk_start(void *opaque)
 {
 	struct virtio_blk *b = opaque;
 	for (unsigned i = 0; i < b->nqueues; i++) {
+		/* The reset before this start emptied the kick eventfd, our own kicks with it. */
+		__atomic_store_n(&b->q[i].own_kicks, 0, __ATOMIC_RELAXED);
 		int r = pthread_create(&b->q[i].thread, NULL, queue_thread, &b->q[i]);
 		if (r) {
 			fprintf(stderr, "kvmini: %s: cannot start an I/O thread: %s\n", b->name, strerror(r));
@@ -397,9 +488,7 @@ static int blk_start(void *opaque)
 		}
 		b->q[i].running = true;
 		/* Requests the driver queued before DRIVER_OK, or whose kick we consumed at reset. */
-		uint64_t one = 1;
-		if (write(virtio_pci_kick_fd(b->t, i), &one, sizeof(one)) < 0)
-			perror("kvmini: virtio-blk kick");
+		own_kick(&b->q[i]);
 	}
 	return 0;
 }
@@ -454,7 +543,8 @@ static void blk_free(struct virtio_blk *b)
 }
 
 struct virtio_blk *virtio_blk_create(const struct virtio_pci_env *env, unsigned devfn, struct disk *disk,
-				     unsigned nqueues, const char *name, struct err *e)
+				     unsigned nqueues, struct virtio_blk_stats *stats, const char *name,
+				     struct err *e)
 {
 	if (nqueues < 1 || nqueues > MAX_QUEUES) {
 		err_set(e, -EINVAL, "%s: %u queues (1..%d)", name, nqueues, MAX_QUEUES);
@@ -467,6 +557,7 @@ struct virtio_blk *virtio_blk_create(const struct virtio_pci_env *env, unsigned 
 	}
 	b->disk = disk;
 	b->gate = env->gate;
+	b->st = stats;
 	b->nqueues = nqueues;
 	b->stop_fd = -1;
 	snprintf(b->name, sizeof(b->name), "%s", name);

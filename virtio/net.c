@@ -61,12 +61,14 @@ static void put_le16(uint8_t *p, uint16_t v)
 
 static void notify_rx(struct net_pair *p)
 {
-	virtio_pci_notify(p->n->t, 2 * p->index);
+	if (virtio_pci_notify(p->n->t, 2 * p->index))
+		__atomic_add_fetch(&p->cnt->rx_interrupts, 1, __ATOMIC_RELAXED);
 }
 
 static void notify_tx(struct net_pair *p)
 {
-	virtio_pci_notify(p->n->t, 2 * p->index + 1);
+	if (virtio_pci_notify(p->n->t, 2 * p->index + 1))
+		__atomic_add_fetch(&p->cnt->tx_interrupts, 1, __ATOMIC_RELAXED);
 }
 
 /* ---- link state ---- */
@@ -128,9 +130,16 @@ static int ctrl_set_pairs(void *opaque, unsigned pairs)
 	}
 	/* Wake the pairs so that they start or stop polling their queue. */
 	uint64_t one = 1;
-	for (unsigned q = 1; q < n->npairs; q++)
-		if (n->pairs[q].running && write(virtio_pci_kick_fd(n->t, 2 * q), &one, sizeof(one)) < 0)
+	for (unsigned q = 1; q < n->npairs; q++) {
+		if (!n->pairs[q].running)
+			continue;
+		/* Not the driver's: virtio_count_kicks() leaves it out of rx_notifications. */
+		__atomic_add_fetch(&n->pairs[q].own_rx_kicks, 1, __ATOMIC_RELAXED);
+		if (write(virtio_pci_kick_fd(n->t, 2 * q), &one, sizeof(one)) < 0) {
+			__atomic_sub_fetch(&n->pairs[q].own_rx_kicks, 1, __ATOMIC_RELAXED);
 			perror("kvmini: virtio-net kick");
+		}
+	}
 	return r;
 }
 
@@ -198,19 +207,20 @@ static bool ctrl_drain(struct virtio_net *n, const char **why)
 		if (!virtq_has_work(q))
 			break;
 	}
-	if (pushed)
-		virtio_pci_notify(n->t, n->ctrl_index);
+	if (pushed && virtio_pci_notify(n->t, n->ctrl_index))
+		__atomic_add_fetch(&n->sh->pair[0].ctrl_interrupts, 1, __ATOMIC_RELAXED);
 	return true;
 }
 
 /* ---- the pair threads ---- */
 
-static void drain_eventfd(int fd)
+/* Reads a kick eventfd: the notifications since the last read (0: another wake-up took them). */
+static uint64_t drain_eventfd(int fd)
 {
 	uint64_t v;
-	if (read(fd, &v, sizeof(v)) < 0) {
-		/* EAGAIN: another wake-up already took it */
-	}
+	if (read(fd, &v, sizeof(v)) != sizeof(v))
+		return 0; /* EAGAIN: another wake-up already took it */
+	return v;
 }
 
 enum { PFD_STOP, PFD_RX, PFD_TX, PFD_BACKEND, PFD_CTRL, PFD_COUNT };
@@ -289,16 +299,18 @@ static void *pair_thread(void *arg)
 		if (broken)
 			continue;
 		if (fds[PFD_RX].revents & POLLIN) {
-			drain_eventfd(fds[PFD_RX].fd);
+			virtio_count_kicks(&p->cnt->rx_notifications, drain_eventfd(fds[PFD_RX].fd),
+					   &p->own_rx_kicks);
 			p->rx_starved = false;
 			rx_ready = true;
 		}
 		if (fds[PFD_TX].revents & POLLIN) {
-			drain_eventfd(fds[PFD_TX].fd);
+			virtio_count_kicks(&p->cnt->tx_notifications, drain_eventfd(fds[PFD_TX].fd), NULL);
 			tx_ready = true;
 		}
 		if (fds[PFD_CTRL].fd >= 0 && (fds[PFD_CTRL].revents & POLLIN)) {
-			drain_eventfd(fds[PFD_CTRL].fd);
+			virtio_count_kicks(&n->sh->pair[0].ctrl_notifications,
+					   drain_eventfd(fds[PFD_CTRL].fd), NULL);
 			ctrl_ready = true;
 		}
 		short be = fds[PFD_BACKEND].revents;
@@ -385,6 +397,7 @@ static int net_start(void *opaque)
 		p->filter_gen = 0;
 		net_rx_forget(p);
 		p->tx_blocked = false;
+		__atomic_store_n(&p->own_rx_kicks, 0, __ATOMIC_RELAXED); /* the reset emptied the eventfd */
 		if (!p->rxq && !p->txq && i > 0)
 			continue; /* the driver left this pair out */
 		int e = pthread_create(&p->thread, NULL, pair_thread, p);
@@ -426,6 +439,12 @@ void virtio_net_stats(const struct virtio_net_shared *sh, struct virtio_net_stat
 		ADD(tx_bytes);
 		ADD(tx_dropped);
 		ADD(tx_errors);
+		ADD(rx_notifications);
+		ADD(tx_notifications);
+		ADD(ctrl_notifications);
+		ADD(rx_interrupts);
+		ADD(tx_interrupts);
+		ADD(ctrl_interrupts);
 #undef ADD
 	}
 	s->link_up = !__atomic_load_n(&sh->gone, __ATOMIC_ACQUIRE);

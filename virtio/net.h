@@ -22,6 +22,10 @@ struct virtio_net;
 struct virtio_net_stats {
 	uint64_t rx_packets, rx_bytes, rx_dropped, rx_errors; /* backend -> guest */
 	uint64_t tx_packets, tx_bytes, tx_dropped, tx_errors; /* guest -> backend */
+	/* Driver notifications (kicks) of the receive, transmit and control queues. */
+	uint64_t rx_notifications, tx_notifications, ctrl_notifications;
+	/* Used-buffer interrupts sent to the driver for those queues. */
+	uint64_t rx_interrupts, tx_interrupts, ctrl_interrupts;
 	bool link_up;
 };
 

@@ -112,6 +112,7 @@ struct net_pair {
 	struct net_filter filter;
 	unsigned filter_gen;
 	struct virtio_net_stats *cnt; /* this pair's counters (relaxed atomics: readers sum them) */
+	uint64_t own_rx_kicks;	      /* atomic: the device's writes to the rx kick eventfd not yet read */
 	pthread_t thread;
 	bool running;
 };

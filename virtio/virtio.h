@@ -60,4 +60,24 @@ struct virtio_device_desc {
 
 #define VIRTIO_MAX_QUEUES 256
 
+/*
+ * Counting driver notifications: v was read off a queue's kick eventfd (the
+ * number of signals since the last read); *own counts the device's own writes
+ * to that eventfd (to wake its thread) not yet read, added before each write.
+ * Adds the driver's share of v to *counter. Relaxed atomics: any thread.
+ */
+static inline void virtio_count_kicks(uint64_t *counter, uint64_t v, uint64_t *own)
+{
+	if (!v)
+		return;
+	uint64_t mine = own ? __atomic_exchange_n(own, 0, __ATOMIC_RELAXED) : 0;
+	if (mine > v) {
+		/* Counted before its write landed: a later read takes the rest. */
+		__atomic_fetch_add(own, mine - v, __ATOMIC_RELAXED);
+		mine = v;
+	}
+	if (v > mine)
+		__atomic_fetch_add(counter, v - mine, __ATOMIC_RELAXED);
+}
+
 #endif

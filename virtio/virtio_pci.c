@@ -109,22 +109,21 @@ static void put_le(uint8_t *p, uint64_t v, unsigned n)
 
 /* ---- interrupts ---- */
 
-static void raise_vector(struct virtio_pci *t, uint16_t vec, uint8_t isr_bit)
+/* Whether an interrupt went out: an MSI-X message (left pending when masked) or the INTx line. */
+static bool raise_vector(struct virtio_pci *t, uint16_t vec, uint8_t isr_bit)
 {
-	if (pci_dev_msix_enabled(t->pci)) {
-		if (vec != VIRTIO_MSI_NO_VECTOR)
-			pci_dev_msix_notify(t->pci, vec);
-		return;
-	}
+	if (pci_dev_msix_enabled(t->pci))
+		return vec != VIRTIO_MSI_NO_VECTOR && pci_dev_msix_notify(t->pci, vec);
 	__atomic_or_fetch(&t->isr, isr_bit, __ATOMIC_SEQ_CST);
 	pci_dev_set_intx(t->pci, 1);
+	return true;
 }
 
-void virtio_pci_notify(struct virtio_pci *t, unsigned q)
+bool virtio_pci_notify(struct virtio_pci *t, unsigned q)
 {
 	if (q >= t->d.num_queues || !virtq_should_notify(&t->q[q].vq))
-		return;
-	raise_vector(t, __atomic_load_n(&t->q[q].msix_vector, __ATOMIC_ACQUIRE), 1);
+		return false;
+	return raise_vector(t, __atomic_load_n(&t->q[q].msix_vector, __ATOMIC_ACQUIRE), 1);
 }
 
 void virtio_pci_config_changed(struct virtio_pci *t)

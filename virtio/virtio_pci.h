@@ -54,8 +54,12 @@ uint64_t virtio_pci_features(const struct virtio_pci *t);
 struct virtq *virtio_pci_queue(struct virtio_pci *t, unsigned q);
 /* The eventfd that becomes readable when the driver notifies queue q. */
 int virtio_pci_kick_fd(const struct virtio_pci *t, unsigned q);
-/* After pushing used buffers on queue q: interrupts the driver if it wants one. */
-void virtio_pci_notify(struct virtio_pci *t, unsigned q);
+/*
+ * After pushing used buffers on queue q: interrupts the driver if it wants one.
+ * Returns whether an interrupt went out (an MSI-X message, pending if the vector
+ * is masked, or INTx); false when the driver suppressed it or set no vector.
+ */
+bool virtio_pci_notify(struct virtio_pci *t, unsigned q);
 /* The driver broke the protocol: NEEDS_RESET and a configuration interrupt. */
 void virtio_pci_needs_reset(struct virtio_pci *t, const char *why);
 /* Device configuration changed: bump config_generation and interrupt the driver. */

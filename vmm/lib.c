@@ -24,9 +24,11 @@
 #include "devices/disk/disk.h"
 #include "devices/serial.h"
 #include "net/backend.h"
+#include "virtio/blk.h"
 #include "virtio/net.h"
 #include "vmm/api/server.h"
 #include "vmm/layout.h"
+#include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
 _Static_assert(KVMINI_EXIT_PORT == PORT_GUEST_EXIT, "the exit-status port differs");
@@ -44,6 +46,9 @@ struct kvmini_vm {
 	unsigned nnics;
 	/* NIC counters and link state, kept across the machines a guest reboot builds. */
 	struct virtio_net_shared net_shared[KVMINI_MAX_NICS];
+	/* Disk and vCPU counters, kept likewise. */
+	struct virtio_blk_stats blk_stats[KVMINI_MAX_DISKS];
+	struct vcpu_stats vcpu_stats[KVMINI_MAX_CPUS];
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* exit set, machine swapped, or console room */
@@ -223,10 +228,12 @@ static int build_machine(struct kvmini_vm *k, struct vm **out, struct err *e)
 	    .initrd = k->initrd,
 	    .initrd_len = k->initrd_len,
 	    .cmdline = k->cmdline,
+	    .vcpu_stats = k->vcpu_stats,
 	    .console_tx = console_tx,
 	    .console_rx_space = console_rx_space,
 	    .console_opaque = k,
 	    .disks = k->disks,
+	    .blk_stats = k->blk_stats,
 	    .ndisks = k->ndisks,
 	    .nics = k->nics,
 	    .net_shared = k->net_shared,
@@ -700,8 +707,72 @@ int kvmini_vm_net_stats(struct kvmini_vm *k, unsigned nic, struct kvmini_net_sta
 	    .tx_bytes = s.tx_bytes,
 	    .tx_dropped = s.tx_dropped,
 	    .tx_errors = s.tx_errors,
+	    .rx_notifications = s.rx_notifications,
+	    .tx_notifications = s.tx_notifications,
+	    .ctrl_notifications = s.ctrl_notifications,
+	    .rx_interrupts = s.rx_interrupts,
+	    .tx_interrupts = s.tx_interrupts,
+	    .ctrl_interrupts = s.ctrl_interrupts,
 	    .link_up = s.link_up,
 	};
+	return 0;
+}
+
+_Static_assert(KVMINI_DISK_LAT_BUCKETS == VIRTIO_BLK_LAT_BUCKETS, "latency histograms differ");
+
+int kvmini_vm_disk_stats(struct kvmini_vm *k, unsigned disk, struct kvmini_disk_stats *out)
+{
+	if (disk >= k->ndisks)
+		return -EINVAL;
+	const struct virtio_blk_stats *s = &k->blk_stats[disk];
+#define GET(f) __atomic_load_n(&s->f, __ATOMIC_RELAXED)
+	*out = (struct kvmini_disk_stats){
+	    .read_reqs = GET(read_reqs),
+	    .read_bytes = GET(read_bytes),
+	    .write_reqs = GET(write_reqs),
+	    .write_bytes = GET(write_bytes),
+	    .flush_reqs = GET(flush_reqs),
+	    .discard_reqs = GET(discard_reqs),
+	    .discard_bytes = GET(discard_bytes),
+	    .write_zeroes_reqs = GET(write_zeroes_reqs),
+	    .write_zeroes_bytes = GET(write_zeroes_bytes),
+	    .get_id_reqs = GET(get_id_reqs),
+	    .other_reqs = GET(other_reqs),
+	    .errors_ioerr = GET(ioerr),
+	    .errors_unsupp = GET(unsupp),
+	    .notifications = GET(notifications),
+	    .interrupts = GET(interrupts),
+	    .lat_sum_ns = GET(lat_sum_ns),
+	};
+	for (unsigned i = 0; i < KVMINI_DISK_LAT_BUCKETS; i++)
+		out->lat_hist[i] = GET(lat_hist[i]);
+#undef GET
+	out->requests = out->read_reqs + out->write_reqs + out->flush_reqs + out->discard_reqs +
+			out->write_zeroes_reqs + out->get_id_reqs + out->other_reqs;
+	return 0;
+}
+
+int kvmini_vm_vcpu_stats(struct kvmini_vm *k, unsigned cpu, struct kvmini_vcpu_stats *out)
+{
+	if (cpu >= k->cfg.cpus)
+		return -EINVAL;
+	uint64_t x[VCPU_EXIT_KINDS];
+	for (unsigned i = 0; i < VCPU_EXIT_KINDS; i++)
+		x[i] = __atomic_load_n(&k->vcpu_stats[cpu].exits[i], __ATOMIC_RELAXED);
+	*out = (struct kvmini_vcpu_stats){
+	    .exits_io = x[VCPU_EXIT_IO],
+	    .exits_mmio = x[VCPU_EXIT_MMIO],
+	    .exits_intr = x[VCPU_EXIT_INTR],
+	    .exits_kick = x[VCPU_EXIT_KICK],
+	    .exits_hlt = x[VCPU_EXIT_HLT],
+	    .exits_shutdown = x[VCPU_EXIT_SHUTDOWN],
+	    .exits_system_event = x[VCPU_EXIT_SYSTEM_EVENT],
+	    .exits_internal_error = x[VCPU_EXIT_INTERNAL_ERROR],
+	    .exits_fail_entry = x[VCPU_EXIT_FAIL_ENTRY],
+	    .exits_other = x[VCPU_EXIT_OTHER],
+	};
+	for (unsigned i = 0; i < VCPU_EXIT_KINDS; i++)
+		out->exits_total += x[i];
 	return 0;
 }
 

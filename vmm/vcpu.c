@@ -151,6 +151,37 @@ static void handle_mmio(struct vcpu *c)
 	bus_access(&c->vm->mmio, run->mmio.phys_addr, run->mmio.data, len, run->mmio.is_write);
 }
 
+static enum vcpu_exit_kind exit_kind(uint32_t reason)
+{
+	switch (reason) {
+	case KVM_EXIT_IO:
+		return VCPU_EXIT_IO;
+	case KVM_EXIT_MMIO:
+		return VCPU_EXIT_MMIO;
+	case KVM_EXIT_INTR:
+		return VCPU_EXIT_INTR;
+	case KVM_EXIT_HLT:
+		return VCPU_EXIT_HLT;
+	case KVM_EXIT_SHUTDOWN:
+		return VCPU_EXIT_SHUTDOWN;
+	case KVM_EXIT_SYSTEM_EVENT:
+		return VCPU_EXIT_SYSTEM_EVENT;
+	case KVM_EXIT_INTERNAL_ERROR:
+		return VCPU_EXIT_INTERNAL_ERROR;
+	case KVM_EXIT_FAIL_ENTRY:
+		return VCPU_EXIT_FAIL_ENTRY;
+	default:
+		return VCPU_EXIT_OTHER;
+	}
+}
+
+/* Counts one return from KVM_RUN (the vCPU thread; readers load the counters from any thread). */
+static void count_exit(struct vcpu *c, enum vcpu_exit_kind k)
+{
+	if (c->vm->vcpu_stats)
+		__atomic_fetch_add(&c->vm->vcpu_stats[c->index].exits[k], 1, __ATOMIC_RELAXED);
+}
+
 static void fail_with_regs(struct vcpu *c, const char *what)
 {
 	struct kvm_regs r;
@@ -183,12 +214,14 @@ static void *vcpu_thread(void *arg)
 		int r = ioctl(c->fd, KVM_RUN, 0);
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
+				count_exit(c, VCPU_EXIT_KICK);
 				c->run->immediate_exit = 0;
 				continue;
 			}
 			vm_fail(vm, "vCPU %u: KVM_RUN failed: %s", c->index, strerror(errno));
 			break;
 		}
+		count_exit(c, exit_kind(c->run->exit_reason));
 		switch (c->run->exit_reason) {
 		case KVM_EXIT_IO:
 			handle_io(c);

@@ -6,11 +6,36 @@
 #include <linux/kvm.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "common/err.h"
 #include "vmm/boot/x86_cpu.h"
 
 struct vm;
+
+/* Why KVM_RUN returned, for the counters. */
+enum vcpu_exit_kind {
+	VCPU_EXIT_IO,		/* KVM_EXIT_IO: port I/O */
+	VCPU_EXIT_MMIO,		/* KVM_EXIT_MMIO */
+	VCPU_EXIT_INTR,		/* KVM_EXIT_INTR returned as an exit (KVM mostly fails with EINTR: KICK) */
+	VCPU_EXIT_KICK,		/* KVM_RUN failed with EINTR/EAGAIN: a signal (the kick) or immediate_exit */
+	VCPU_EXIT_HLT,		/* KVM_EXIT_HLT */
+	VCPU_EXIT_SHUTDOWN,	/* KVM_EXIT_SHUTDOWN: a triple fault */
+	VCPU_EXIT_SYSTEM_EVENT, /* KVM_EXIT_SYSTEM_EVENT */
+	VCPU_EXIT_INTERNAL_ERROR, /* KVM_EXIT_INTERNAL_ERROR */
+	VCPU_EXIT_FAIL_ENTRY,	  /* KVM_EXIT_FAIL_ENTRY */
+	VCPU_EXIT_OTHER,	  /* any other exit reason */
+	VCPU_EXIT_KINDS
+};
+
+/*
+ * One vCPU's counters, kept by the caller across guest reboots: KVM_RUN
+ * returns by kind, added by the vCPU thread with relaxed atomics, read from
+ * any thread with relaxed atomic loads.
+ */
+struct vcpu_stats {
+	uint64_t exits[VCPU_EXIT_KINDS];
+};
 
 struct vcpu {
 	struct vm *vm;

@@ -227,7 +227,7 @@ static int create_pci_devices(struct vm *vm, const struct vm_params *p, struct e
 		struct virtio_pci_env env = virtio_env(vm, devfn);
 		char name[32];
 		snprintf(name, sizeof(name), "virtio-blk vd%c", (char)('a' + i % 26));
-		vm->blks[i] = virtio_blk_create(&env, devfn, p->disks[i], nq, name, e);
+		vm->blks[i] = virtio_blk_create(&env, devfn, p->disks[i], nq, &p->blk_stats[i], name, e);
 		if (!vm->blks[i])
 			return -EIO;
 		vm->nblks = i + 1;
@@ -294,6 +294,7 @@ int vm_create(const struct vm_params *p, struct vm **out, struct err *e)
 	vm->kvm_fd = -1;
 	vm->vm_fd = -1;
 	vm->ncpus = p->ncpus;
+	vm->vcpu_stats = p->vcpu_stats;
 	vm->on_stop = p->on_stop;
 	vm->on_stop_opaque = p->on_stop_opaque;
 	pthread_mutex_init(&vm->lock, NULL);

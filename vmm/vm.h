@@ -35,6 +35,8 @@ struct virtio_blk;
 struct virtio_net;
 struct net_backend;
 struct virtio_net_shared;
+struct virtio_blk_stats;
+struct vcpu_stats;
 
 /* Why the vCPUs should stop: the device requests plus the host's own. */
 enum vm_stop_reason {
@@ -56,12 +58,14 @@ struct vm_params {
 	const uint8_t *initrd;
 	size_t initrd_len;
 	const char *cmdline;
+	struct vcpu_stats *vcpu_stats; /* [ncpus], kept across reboots; NULL: not counted */
 	/* Console: guest output and "receive buffer has room again". */
 	void (*console_tx)(void *opaque, const uint8_t *buf, size_t len);
 	void (*console_rx_space)(void *opaque);
 	void *console_opaque;
 	/* Opened disk images, in guest order (vda, vdb, ...); owned by the caller, kept across reboots. */
 	struct disk *const *disks;
+	struct virtio_blk_stats *blk_stats; /* [ndisks], kept across reboots */
 	unsigned ndisks;
 	/* Opened NIC backends and their MACs, in guest order (eth0, ...); owned by the caller. */
 	struct net_backend *const *nics;
@@ -82,7 +86,8 @@ struct vm {
 	struct bus mmio;
 	unsigned ncpus;
 	struct vcpu *vcpus;
-	struct kvm_cpuid2 *cpuid; /* KVM's supported table, copied and adjusted per vCPU */
+	struct vcpu_stats *vcpu_stats; /* [ncpus], the caller's (vm_params); may be NULL */
+	struct kvm_cpuid2 *cpuid;      /* KVM's supported table, copied and adjusted per vCPU */
 
 	struct serial *serial;
 	struct i8042 *i8042;

@@ -1169,7 +1169,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    .ioevent = (h0 & 8) ? &fake_ioevent : NULL,
 	};
 	struct err e = {{0}};
-	struct virtio_blk *blk = virtio_blk_create(&env, DEVFN, disk, r.nq, "virtio-blk fuzz", &e);
+	static struct virtio_blk_stats stats;
+	struct virtio_blk *blk = virtio_blk_create(&env, DEVFN, disk, r.nq, &stats, "virtio-blk fuzz", &e);
 	if (!blk)
 		die("virtio_blk_create failed: %s", e.msg);
 	if (h0 & 0x80)

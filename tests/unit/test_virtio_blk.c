@@ -43,6 +43,7 @@ struct fx {
 	struct pci_host *host;
 	struct disk *disk;
 	struct virtio_blk *blk;
+	struct virtio_blk_stats st;
 	char path[64];
 	uint64_t regs; /* BAR 4 address */
 	int intx;
@@ -154,7 +155,7 @@ static int setup(void **state)
 	    .path = f->path, .format = DISK_FORMAT_RAW, .serial = "SERIAL-1", .readonly = setup_readonly};
 	assert_int_equal(disk_open(&dc, &f->disk, &e), 0);
 	struct virtio_pci_env env = {.host = f->host, .mem = &f->mem, .intx = {intx_set, f, 16}};
-	f->blk = virtio_blk_create(&env, DEVFN, f->disk, 1, "virtio-blk vda", &e);
+	f->blk = virtio_blk_create(&env, DEVFN, f->disk, 1, &f->st, "virtio-blk vda", &e);
 	assert_non_null(f->blk);
 	/* As firmware left it: BAR 4 placed, memory decoding on, bus mastering on. */
 	cfg_write(f, 0x04, 0x6);
@@ -251,6 +252,44 @@ static int64_t request(struct fx *f, uint32_t type, uint64_t sector, uint32_t da
 	return wait_used(f);
 }
 
+/* ---- counters ---- */
+
+#define STAT(f, field) __atomic_load_n(&(f)->st.field, __ATOMIC_RELAXED)
+
+/* Waits up to 5 s for a counter to reach want (some are counted just after the used entry is pushed). */
+static uint64_t wait_count(const uint64_t *counter, uint64_t want)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 5000 && (v = __atomic_load_n(counter, __ATOMIC_RELAXED)) < want; i++) {
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	return v;
+}
+
+static uint64_t hist_sum(struct fx *f)
+{
+	uint64_t n = 0;
+	for (unsigned i = 0; i < VIRTIO_BLK_LAT_BUCKETS; i++)
+		n += STAT(f, lat_hist[i]);
+	return n;
+}
+
+static uint64_t all_reqs(struct fx *f)
+{
+	return STAT(f, read_reqs) + STAT(f, write_reqs) + STAT(f, flush_reqs) + STAT(f, discard_reqs) +
+	       STAT(f, write_zeroes_reqs) + STAT(f, get_id_reqs) + STAT(f, other_reqs);
+}
+
+/* One range of n sectors at sector for discard or write-zeroes, in the data buffer. */
+static void put_range(struct fx *f, uint64_t sector, uint32_t n)
+{
+	uint8_t seg[16] = {0};
+	memcpy(seg, &sector, 8);
+	memcpy(seg + 8, &n, 4);
+	memcpy(f->mem.map + DATA_GPA, seg, 16);
+}
+
 static void test_identity(void **state)
 {
 	struct fx *f = *state;
@@ -336,6 +375,13 @@ static void test_many_in_flight(void **state)
 	/* A reset while idle, then the device still works. */
 	driver_init(f, VIRTIO_BIT(VIRTIO_F_VERSION_1));
 	assert_int_equal(request(f, 4, 0, 0, false), 1);
+	/* Three notifications (blk_start()'s own kicks left out), every request timed once. */
+	assert_int_equal(STAT(f, notifications), 3);
+	assert_int_equal(STAT(f, write_reqs), N);
+	assert_int_equal(STAT(f, write_bytes), N * 4096);
+	assert_int_equal(STAT(f, read_reqs), N);
+	assert_int_equal(STAT(f, read_bytes), N * 4096);
+	assert_int_equal(hist_sum(f), 2 * N + 1);
 }
 
 /* A read-only disk: the device says RO, and write requests that reach it anyway fail. */
@@ -377,6 +423,79 @@ static void test_get_id_and_errors(void **state)
 	assert_int_equal(f->mem.map[STATUS_GPA], 2);
 	/* Still healthy. */
 	assert_false(status(f) & VIRTIO_STATUS_NEEDS_RESET);
+}
+
+/* Known requests, one notification each, and exactly what the counters say about them. */
+static void test_stats(void **state)
+{
+	struct fx *f = *state;
+	enum { READS = 5 };
+	driver_init(f, VIRTIO_BIT(VIRTIO_F_VERSION_1)); /* no EVENT_IDX: every completion interrupts */
+	assert_int_equal(STAT(f, notifications), 0);	/* blk_start()'s own kick is not the driver's */
+	for (int i = 0; i < READS; i++)
+		assert_int_equal(request(f, 0, 8 * (uint64_t)i, 4096, true), 4097);
+	assert_int_equal(STAT(f, read_reqs), READS);
+	assert_int_equal(STAT(f, read_bytes), READS * 4096);
+	assert_int_equal(request(f, 1, 0, 1024, false), 1);
+	assert_int_equal(request(f, 1, 16, 512, false), 1);
+	assert_int_equal(STAT(f, write_reqs), 2);
+	assert_int_equal(STAT(f, write_bytes), 1536);
+	assert_int_equal(request(f, 4, 0, 0, false), 1);
+	assert_int_equal(STAT(f, flush_reqs), 1);
+	assert_int_equal(request(f, 8, 0, 20, true), 21);
+	assert_int_equal(STAT(f, get_id_reqs), 1);
+	put_range(f, 64, 8);
+	assert_int_equal(request(f, 13, 0, 16, false), 1);
+	assert_int_equal(f->mem.map[STATUS_GPA], 0);
+	assert_int_equal(STAT(f, write_zeroes_reqs), 1);
+	assert_int_equal(STAT(f, write_zeroes_bytes), 8 * 512);
+	put_range(f, 128, 16);
+	assert_int_equal(request(f, 11, 0, 16, false), 1);
+	assert_int_equal(STAT(f, discard_reqs), 1);
+	if (f->disk->can_discard) {
+		assert_int_equal(f->mem.map[STATUS_GPA], 0);
+		assert_int_equal(STAT(f, discard_bytes), 16 * 512);
+		assert_int_equal(STAT(f, unsupp), 0);
+	} else {
+		assert_int_equal(f->mem.map[STATUS_GPA], 2);
+		assert_int_equal(STAT(f, discard_bytes), 0);
+		assert_int_equal(STAT(f, unsupp), 1);
+	}
+	uint64_t unsupp = STAT(f, unsupp);
+	assert_int_equal(STAT(f, ioerr), 0);
+	/* A read past the end: a read, an I/O error, no bytes. An unknown type: unsupported. */
+	assert_int_equal(request(f, 0, DISK_SECTORS, 512, true), 1);
+	assert_int_equal(STAT(f, read_reqs), READS + 1);
+	assert_int_equal(STAT(f, read_bytes), READS * 4096);
+	assert_int_equal(STAT(f, ioerr), 1);
+	assert_int_equal(request(f, 99, 0, 0, false), 1);
+	assert_int_equal(STAT(f, other_reqs), 1);
+	assert_int_equal(STAT(f, unsupp), unsupp + 1);
+
+	const uint64_t total = READS + 2 + 1 + 1 + 1 + 1 + 2;
+	assert_int_equal(all_reqs(f), total);
+	assert_int_equal(hist_sum(f), total);
+	assert_true(STAT(f, lat_sum_ns) > 0);
+	assert_int_equal(STAT(f, notifications), total);
+	/* INTx without EVENT_IDX: one interrupt per completion, counted just after its push. */
+	assert_int_equal(wait_count(&f->st.interrupts, total), total);
+
+	/* A reset keeps the counters; the restarted device's own kick still does not count. */
+	driver_init(f, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	assert_int_equal(request(f, 0, 0, 512, true), 513);
+	assert_int_equal(STAT(f, read_reqs), READS + 2);
+	assert_int_equal(STAT(f, read_bytes), READS * 4096 + 512);
+	assert_int_equal(STAT(f, notifications), total + 1);
+	assert_int_equal(hist_sum(f), total + 1);
+	assert_int_equal(wait_count(&f->st.interrupts, total + 1), total + 1);
+	/* The driver asks for no interrupts (VIRTQ_AVAIL_F_NO_INTERRUPT): none is counted. */
+	uint16_t no_int = 1;
+	memcpy(f->mem.map + AVAIL_GPA, &no_int, 2);
+	assert_int_equal(request(f, 4, 0, 0, false), 1);
+	assert_int_equal(STAT(f, notifications), total + 2);
+	struct timespec ts = {0, 20000000};
+	nanosleep(&ts, NULL);
+	assert_int_equal(STAT(f, interrupts), total + 1);
 }
 
 static void test_hostile_chain_needs_reset(void **state)
@@ -435,6 +554,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_write_read_flush, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_get_id_and_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_many_in_flight, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_readonly, setup_ro, teardown),
 	    cmocka_unit_test_setup_teardown(test_hostile_chain_needs_reset, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_features_refused, setup, teardown),
