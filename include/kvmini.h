@@ -259,10 +259,10 @@ struct kvmini_disk_info {
 int kvmini_vm_disk_info(struct kvmini_vm *vm, unsigned disk, struct kvmini_disk_info *out);
 /* What a NIC turned out to be once opened. */
 struct kvmini_net_info {
-	char name[8];		       /* "net0", "net1", ...: kvmini's name, in guest PCI order */
+	char name[8];		      /* "net0", "net1", ...: kvmini's name, in guest PCI order */
 	char ifname[KVMINI_IFNAMSIZ]; /* the host interface: the tap, or the macvtap kvmini created */
-	uint8_t mac[6];		       /* the guest's MAC (given, or the derived default) */
-	unsigned queues;	       /* queue pairs */
+	uint8_t mac[6];		      /* the guest's MAC (given, or the derived default) */
+	unsigned queues;	      /* queue pairs */
 };
 /* 0, or -EINVAL for no such NIC. */
 int kvmini_vm_net_info(struct kvmini_vm *vm, unsigned nic, struct kvmini_net_info *out);
@@ -305,9 +305,9 @@ const struct kvmini_config *kvmini_vm_config(struct kvmini_vm *vm);
 enum kvmini_event_kind {
 	KVMINI_EVENT_PAUSED = 1,
 	KVMINI_EVENT_RESUMED,
-	KVMINI_EVENT_RESET,		/* a fresh machine booted: the guest rebooted, or by_host */
+	KVMINI_EVENT_RESET,		 /* a fresh machine booted: the guest rebooted, or by_host */
 	KVMINI_EVENT_SHUTDOWN_REQUESTED, /* the ACPI power button was pressed */
-	KVMINI_EVENT_STOPPED,		/* the VM ended: exit (and status) say why */
+	KVMINI_EVENT_STOPPED,		 /* the VM ended: exit (and status) say why */
 };
 struct kvmini_event {
 	enum kvmini_event_kind kind;

@@ -243,7 +243,8 @@ static void *pair_thread(void *arg)
 		bool gone = __atomic_load_n(&n->sh->gone, __ATOMIC_ACQUIRE);
 		const char *why = NULL;
 		if (!broken) {
-			/* While the VM is paused the pass waits here: frames stay in the rings and the tap. */
+			/* While the VM is paused the pass waits here: frames stay in the rings and the tap.
+			 */
 			quiesce_enter(n->gate);
 			if (__atomic_load_n(&n->filter_gen, __ATOMIC_ACQUIRE) != p->filter_gen) {
 				pthread_mutex_lock(&n->lock);

@@ -87,14 +87,16 @@ static long next_line(struct conn *c, int timeout_ms, size_t *used)
 			return nl - c->buf;
 		}
 		if (c->len >= CTL_MAX_LINE) {
-			fprintf(stderr, "kvmini ctl: a line from the VM is longer than %u bytes\n", CTL_MAX_LINE);
+			fprintf(stderr, "kvmini ctl: a line from the VM is longer than %u bytes\n",
+				CTL_MAX_LINE);
 			return -1;
 		}
 		int wait = -1;
 		if (timeout_ms >= 0) {
 			struct timespec now;
 			clock_gettime(CLOCK_MONOTONIC, &now);
-			long long ms = (end.tv_sec - now.tv_sec) * 1000LL + (end.tv_nsec - now.tv_nsec) / 1000000;
+			long long ms =
+			    (end.tv_sec - now.tv_sec) * 1000LL + (end.tv_nsec - now.tv_nsec) / 1000000;
 			if (ms <= 0)
 				return -2;
 			wait = (int)ms;
@@ -149,7 +151,8 @@ static int events(struct conn *c, int argc, char **argv)
 				return 1;
 			}
 		} else {
-			fprintf(stderr, "kvmini ctl: events: unknown argument '%s' (see kvmini ctl --help)\n", argv[i]);
+			fprintf(stderr, "kvmini ctl: events: unknown argument '%s' (see kvmini ctl --help)\n",
+				argv[i]);
 			return 1;
 		}
 	}
@@ -176,7 +179,9 @@ static int request(struct conn *c, const char *cmd, int argc, char **argv, int t
 	for (int i = 0; i < argc; i++) {
 		const char *eq = strchr(argv[i], '=');
 		if (!eq || eq == argv[i]) {
-			fprintf(stderr, "kvmini ctl: argument '%s' is not KEY=VALUE (see kvmini ctl --help)\n", argv[i]);
+			fprintf(stderr,
+				"kvmini ctl: argument '%s' is not KEY=VALUE (see kvmini ctl --help)\n",
+				argv[i]);
 			json_decref(args);
 			return 1;
 		}
@@ -215,7 +220,8 @@ static int request(struct conn *c, const char *cmd, int argc, char **argv, int t
 			return 1;
 		}
 		if (n < 0) {
-			fprintf(stderr, "kvmini ctl: the VM closed the connection without replying to '%s'\n", cmd);
+			fprintf(stderr, "kvmini ctl: the VM closed the connection without replying to '%s'\n",
+				cmd);
 			return 1;
 		}
 		json_t *v = json_loads(c->buf, 0, NULL);
@@ -228,7 +234,8 @@ static int request(struct conn *c, const char *cmd, int argc, char **argv, int t
 		json_t *err = json_object_get(v, "error");
 		int rc = 0;
 		if (err) {
-			fprintf(stderr, "kvmini ctl: %s: %s\n", json_string_value(json_object_get(err, "class")),
+			fprintf(stderr, "kvmini ctl: %s: %s\n",
+				json_string_value(json_object_get(err, "class")),
 				json_string_value(json_object_get(err, "desc")));
 			rc = 1;
 		}
@@ -248,7 +255,8 @@ int ctl_main(int argc, char **argv)
 		char *end;
 		long t = strtol(argv[2], &end, 10);
 		if (*end || t < 1 || t > 86400) {
-			fprintf(stderr, "kvmini ctl: --timeout needs seconds from 1 to 86400, not '%s'\n", argv[2]);
+			fprintf(stderr, "kvmini ctl: --timeout needs seconds from 1 to 86400, not '%s'\n",
+				argv[2]);
 			return 1;
 		}
 		timeout_s = (int)t;

@@ -311,7 +311,8 @@ static void *supervisor(void *arg)
 				pthread_cond_broadcast(&k->cond);
 				pthread_mutex_unlock(&k->lock);
 				pthread_mutex_unlock(&k->ctl_lock);
-				emit(k, &(struct kvmini_event){.kind = KVMINI_EVENT_RESET, .by_host = by_host});
+				emit(k,
+				     &(struct kvmini_event){.kind = KVMINI_EVENT_RESET, .by_host = by_host});
 				pthread_mutex_lock(&k->lock);
 				continue;
 			}
@@ -512,9 +513,8 @@ int kvmini_vm_create(const struct kvmini_config *cfg, struct kvmini_vm **out, ch
 	k->kvm_device = strdup(cfg->kvm_device ? cfg->kvm_device : "/dev/kvm");
 	k->stopped_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	k->in_quit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (k->in_quit_fd < 0 ||
-	    !k->kernel_path || !k->cmdline || !k->kvm_device || (cfg->initrd_path && !k->initrd_path) ||
-	    k->stopped_fd < 0) {
+	if (k->in_quit_fd < 0 || !k->kernel_path || !k->cmdline || !k->kvm_device ||
+	    (cfg->initrd_path && !k->initrd_path) || k->stopped_fd < 0) {
 		r = err_set(&e, -ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -931,7 +931,8 @@ uint64_t kvmini_vm_uptime_ms(struct kvmini_vm *k)
 	return (uint64_t)(now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
 }
 
-int kvmini_vm_watch(struct kvmini_vm *k, void (*cb)(void *opaque, const struct kvmini_event *ev), void *opaque)
+int kvmini_vm_watch(struct kvmini_vm *k, void (*cb)(void *opaque, const struct kvmini_event *ev),
+		    void *opaque)
 {
 	int id = -ENOSPC;
 	pthread_mutex_lock(&k->ev_lock);

@@ -130,11 +130,12 @@ if kv_wait_for api KVMINI-API-READY $((KV_BOOT_TIMEOUT + 60)) 1 "$KV_PID" && kv_
 '
 	raw_err dup ParseError '{"cmd": "info", "cmd": "stop"}
 '
-	raw nul "$(printf '{"cmd":"info"}\n{"cmd":"nope","id":"x"}\n')"
-	[ "$(jq -r '.return.state // empty' "$T/raw.nul" | head -n 1)" = running ] &&
-		[ "$(jq -r 'select(.id == "x") | .error.class' "$T/raw.nul")" = CommandNotFound ] &&
+	raw two $'{"cmd":"info"}\n{"cmd":"nope","id":"x"}\n'
+
+	[ "$(jq -r '.return.state // empty' "$T/raw.two" | head -n 1)" = running ] &&
+		[ "$(jq -r 'select(.id == "x") | .error.class' "$T/raw.two")" = CommandNotFound ] &&
 		kv_ok "socat: two requests on one connection, answered in order with the id echoed" ||
-		kv_fail "socat: two requests: expected an info reply then CommandNotFound with id x, saw '$(head -c 400 "$T/raw.nul")'"
+		kv_fail "socat: two requests: expected an info reply then CommandNotFound with id x, saw '$(head -c 400 "$T/raw.two")'"
 	raw partial '{"cmd": "pau'
 	check_eq "a client that disconnects mid-request: no reply" "" "$(cat "$T/raw.partial")"
 	head -c 70000 /dev/zero | tr '\0' 'x' >"$T/huge"
@@ -155,7 +156,7 @@ if kv_wait_for api KVMINI-API-READY $((KV_BOOT_TIMEOUT + 60)) 1 "$KV_PID" && kv_
 		check_eq "stats: read requests" 128 "$(d '.return.disks[0].read.requests')"
 		check_eq "stats: bytes written by 64 x 64 KiB writes" $((4 << 20)) "$(d '.return.disks[0].write.bytes')"
 		check_eq "stats: write requests" 64 "$(d '.return.disks[0].write.requests')"
-		check_range "stats: notifications (at least one per request)" 192 100000 "$(d '.return.disks[0].notifications')"
+		check_range "stats: notifications (kicks: at most one per request, fewer when the device was busy)" 1 200 "$(d '.return.disks[0].notifications')"
 		check_range "stats: interrupts" 1 100000 "$(d '.return.disks[0].interrupts')"
 		check_eq "stats: latency histogram counts every request" \
 			"$(jq -r '.return.disks[0].requests' "$T/ctl.stats1")" \

@@ -50,8 +50,9 @@ static void test_good_requests(void **state)
 	assert_null(req.id);
 	api_request_free(&req);
 
-	assert_string_equal(parse("  {\"id\": [1, \"a\"], \"cmd\": \"shutdown\", \"args\": {\"timeout\": 7}} ", &req, &reply),
-			    "");
+	assert_string_equal(
+	    parse("  {\"id\": [1, \"a\"], \"cmd\": \"shutdown\", \"args\": {\"timeout\": 7}} ", &req, &reply),
+	    "");
 	assert_int_equal(req.cmd, API_CMD_SHUTDOWN);
 	assert_int_equal(req.shutdown_timeout, 7);
 	assert_true(json_is_array(req.id));
@@ -117,7 +118,8 @@ static void test_event_shape(void **state)
 	json_t *ev = api_event("paused", NULL);
 	assert_string_equal(json_string_value(json_object_get(ev, "event")), "paused");
 	assert_true(json_is_object(json_object_get(ev, "data")));
-	assert_true(json_integer_value(json_object_get(json_object_get(ev, "timestamp"), "seconds")) > 1600000000);
+	assert_true(json_integer_value(json_object_get(json_object_get(ev, "timestamp"), "seconds")) >
+		    1600000000);
 	size_t len;
 	char *line = api_line(ev, &len);
 	assert_non_null(line);

@@ -76,6 +76,21 @@ static uint64_t host_ram(void)
 	return (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+static void test_api_sock(void **state)
+{
+	(void)state;
+	struct kvmini_config c;
+	struct err e;
+	defaults(&c);
+	assert_null(c.api_sock);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--api-sock", "/run/vm.sock"), 0);
+	assert_string_equal(c.api_sock, "/run/vm.sock");
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--api-sock=/tmp/b"), 0);
+	assert_string_equal(c.api_sock, "/tmp/b");
+	FAIL("needs a non-empty path", "--kernel", "k", "--api-sock", "");
+	FAIL("--api-sock", "--kernel", "k", "--api-sock");
+}
+
 static void test_minimal(void **state)
 {
 	struct kvmini_config c;
@@ -815,6 +830,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_minimal),
+	    cmocka_unit_test(test_api_sock),
 	    cmocka_unit_test(test_all_separate),
 	    cmocka_unit_test(test_all_equals),
 	    cmocka_unit_test(test_cmdline_as_is),

@@ -93,15 +93,14 @@ static json_t *info(struct api_exec *x)
 	for (unsigned i = 0; i < c->ndisks; i++) {
 		struct kvmini_disk_info di;
 		kvmini_vm_disk_info(vm, i, &di);
-		json_array_append_new(
-		    disks, json_pack("{s:s, s:s, s:s, s:I, s:b, s:s, s:s}", "name", di.name, "path",
-				     c->disks[i].path, "format", di.format, "size", (json_int_t)di.size,
-				     "readonly", c->disks[i].readonly, "cache",
-				     c->disks[i].cache_none ? "none" : "writeback", "serial", c->disks[i].serial));
+		json_array_append_new(disks, json_pack("{s:s, s:s, s:s, s:I, s:b, s:s, s:s}", "name", di.name,
+						       "path", c->disks[i].path, "format", di.format, "size",
+						       (json_int_t)di.size, "readonly", c->disks[i].readonly,
+						       "cache", c->disks[i].cache_none ? "none" : "writeback",
+						       "serial", c->disks[i].serial));
 	}
-	static const char *const kinds[] = {[KVMINI_NET_TAP] = "tap",
-					    [KVMINI_NET_MACVTAP] = "macvtap",
-					    [KVMINI_NET_FD] = "fd"};
+	static const char *const kinds[] = {
+	    [KVMINI_NET_TAP] = "tap", [KVMINI_NET_MACVTAP] = "macvtap", [KVMINI_NET_FD] = "fd"};
 	for (unsigned i = 0; i < c->nnics; i++) {
 		struct kvmini_net_info ni;
 		kvmini_vm_net_info(vm, i, &ni);
@@ -109,8 +108,8 @@ static json_t *info(struct api_exec *x)
 		kvmini_vm_net_stats(vm, i, &st);
 		char mac[18];
 		json_t *n = json_pack("{s:s, s:s, s:s, s:s, s:i, s:b}", "name", ni.name, "kind",
-				      kinds[c->nics[i].kind], "interface", ni.ifname, "mac", mac_str(ni.mac, mac),
-				      "queues", (int)ni.queues, "link_up", st.link_up);
+				      kinds[c->nics[i].kind], "interface", ni.ifname, "mac",
+				      mac_str(ni.mac, mac), "queues", (int)ni.queues, "link_up", st.link_up);
 		if (c->nics[i].kind == KVMINI_NET_MACVTAP)
 			json_object_set_new(n, "parent", json_string(c->nics[i].ifname));
 		if (c->nics[i].bridge[0])
@@ -152,13 +151,15 @@ json_t *api_execute(struct api_exec *x, const struct api_request *req)
 		return api_reply_ok(req->id, NULL);
 	case API_CMD_RESUME:
 		if (kvmini_vm_state(vm) == KVMINI_STATE_CREATED)
-			return api_reply_error(req->id, "InvalidState", "cannot resume: the VM has not started");
+			return api_reply_error(req->id, "InvalidState",
+					       "cannot resume: the VM has not started");
 		if ((r = kvmini_vm_resume(vm)))
 			return state_error(x, req, r, "resume");
 		return api_reply_ok(req->id, NULL);
 	case API_CMD_SHUTDOWN: {
 		if (kvmini_vm_state(vm) != KVMINI_STATE_RUNNING && kvmini_vm_state(vm) != KVMINI_STATE_PAUSED)
-			return api_reply_error(req->id, "InvalidState", "cannot shut down: the VM is not running");
+			return api_reply_error(req->id, "InvalidState",
+					       "cannot shut down: the VM is not running");
 		if (kvmini_vm_shutdown(vm))
 			return state_error(x, req, -EPIPE, "shut down");
 		unsigned t = req->shutdown_timeout >= 0 ? (unsigned)req->shutdown_timeout
@@ -169,7 +170,8 @@ json_t *api_execute(struct api_exec *x, const struct api_request *req)
 	}
 	case API_CMD_STOP:
 		if (kvmini_vm_state(vm) == KVMINI_STATE_STOPPED)
-			return api_reply_error(req->id, "InvalidState", "cannot stop: the VM has stopped already");
+			return api_reply_error(req->id, "InvalidState",
+					       "cannot stop: the VM has stopped already");
 		kvmini_vm_stop(vm);
 		return api_reply_ok(req->id, NULL);
 	case API_CMD_RESET:

@@ -8,8 +8,8 @@
 #include <time.h>
 
 static const char *const names[API_CMD_COUNT] = {
-    [API_CMD_INFO] = "info",	     [API_CMD_STATS] = "stats", [API_CMD_PAUSE] = "pause",
-    [API_CMD_RESUME] = "resume",     [API_CMD_SHUTDOWN] = "shutdown", [API_CMD_STOP] = "stop",
+    [API_CMD_INFO] = "info",	 [API_CMD_STATS] = "stats",	  [API_CMD_PAUSE] = "pause",
+    [API_CMD_RESUME] = "resume", [API_CMD_SHUTDOWN] = "shutdown", [API_CMD_STOP] = "stop",
     [API_CMD_RESET] = "reset",
 };
 
@@ -81,7 +81,8 @@ static int parse_args(struct api_request *req, json_t *args, json_t **reply)
 	json_object_foreach(args, key, v)
 	{
 		if (req->cmd == API_CMD_SHUTDOWN && !strcmp(key, "timeout")) {
-			if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 3600) {
+			if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+			    json_integer_value(v) > 3600) {
 				*reply = api_reply_error(req->id, "InvalidArgument",
 							 "shutdown: 'timeout' must be an integer number of "
 							 "seconds from 0 to 3600");

@@ -43,7 +43,8 @@ const char *api_cmd_name(enum api_cmd cmd);
 /* {"id": id, "return": result}; steals result (NULL: {}), borrows id (may be NULL). */
 json_t *api_reply_ok(json_t *id, json_t *result);
 /* {"id": id, "error": {"class": cls, "desc": desc}}; borrows id. */
-json_t *api_reply_error(json_t *id, const char *cls, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+json_t *api_reply_error(json_t *id, const char *cls, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* {"event": name, "timestamp": {"seconds", "microseconds"}, "data": data}; steals data (NULL: {}). */
 json_t *api_event(const char *name, json_t *data);
 /* One line: compact JSON and "\n", malloc'd; NULL when out of memory. */

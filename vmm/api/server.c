@@ -221,7 +221,8 @@ static void client_read(struct api_server *s, struct api_client *c)
 	}
 	if (too_long) {
 		client_send_json(c, api_reply_error(NULL, "RequestTooLong",
-						    "a request line is longer than %d bytes: closing", API_MAX_LINE));
+						    "a request line is longer than %d bytes: closing",
+						    API_MAX_LINE));
 		c->closing = true;
 		c->in_len = 0;
 	}
@@ -309,8 +310,8 @@ static void *server_thread(void *arg)
 		p[1] = (struct pollfd){.fd = quit ? -1 : s->listen_fd, .events = POLLIN};
 		for (unsigned i = 0; i < API_MAX_CLIENTS; i++) {
 			struct api_client *c = &s->clients[i];
-			p[2 + i] = (struct pollfd){.fd = c->fd,
-						   .events = (quit ? 0 : POLLIN) | (c->out_len ? POLLOUT : 0)};
+			p[2 + i] = (struct pollfd){
+			    .fd = c->fd, .events = (quit ? 0 : POLLIN) | (c->out_len ? POLLOUT : 0)};
 		}
 		int tmo = quit ? ms_to(&flush_end) : s->shutdown_armed ? ms_to(&s->shutdown_deadline) : -1;
 		if (poll(p, 2 + API_MAX_CLIENTS, tmo) < 0 && errno != EINTR)
@@ -321,7 +322,8 @@ static void *server_thread(void *arg)
 			accept_client(s);
 		for (unsigned i = 0; i < API_MAX_CLIENTS; i++) {
 			struct api_client *c = &s->clients[i];
-			if (c->fd >= 0 && p[2 + i].fd == c->fd && (p[2 + i].revents & (POLLIN | POLLHUP | POLLERR)))
+			if (c->fd >= 0 && p[2 + i].fd == c->fd &&
+			    (p[2 + i].revents & (POLLIN | POLLHUP | POLLERR)))
 				client_read(s, c);
 		}
 	}
@@ -334,8 +336,10 @@ static int check_path(const char *path, struct err *e)
 	if (!*path)
 		return err_set(e, -EINVAL, "--api-sock: the socket path is empty");
 	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-		return err_set(e, -ENAMETOOLONG, "--api-sock %s: the path is too long for a unix socket (%zu bytes, at most %zu)",
-			       path, strlen(path), sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+		return err_set(
+		    e, -ENAMETOOLONG,
+		    "--api-sock %s: the path is too long for a unix socket (%zu bytes, at most %zu)", path,
+		    strlen(path), sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 	struct stat st;
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : err_set(e, -errno, "--api-sock %s: %s", path, strerror(errno));
@@ -349,8 +353,10 @@ static int check_path(const char *path, struct err *e)
 		close(fd);
 	if (live)
 		return err_set(e, -EADDRINUSE, "--api-sock %s: another process is serving this socket", path);
-	return err_set(e, -EEXIST, "--api-sock %s: a socket file exists but nothing serves it (a VMM that died?): remove it first",
-		       path);
+	return err_set(
+	    e, -EEXIST,
+	    "--api-sock %s: a socket file exists but nothing serves it (a VMM that died?): remove it first",
+	    path);
 }
 
 int api_server_open(struct kvmini_vm *vm, const char *path, struct api_server **out, struct err *e)
@@ -380,7 +386,8 @@ int api_server_open(struct kvmini_vm *vm, const char *path, struct api_server **
 		r = err_set(e, -errno, "--api-sock %s: cannot bind: %s", path, strerror(errno));
 	} else {
 		bound = true;
-		/* Only the owner may drive the VM (a window between bind and chmod: keep the directory private). */
+		/* Only the owner may drive the VM (a window between bind and chmod: keep the directory
+		 * private). */
 		if (chmod(path, 0600) < 0 || listen(s->listen_fd, 8) < 0)
 			r = err_set(e, -errno, "--api-sock %s: %s", path, strerror(errno));
 	}
