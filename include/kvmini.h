@@ -140,6 +140,9 @@ struct kvmini_config {
 	const char *cmdline;	     /* NULL: KVMINI_DEFAULT_CMDLINE */
 	unsigned cpus;		     /* 1..KVMINI_MAX_CPUS */
 	uint64_t mem_bytes;	     /* guest RAM, a multiple of 4 KiB, at least KVMINI_MIN_MEM */
+	bool mem_hugepages;	     /* RAM from 2 MiB hugetlbfs pages; mem_bytes a multiple of 2 MiB */
+	bool mem_merge;		     /* MADV_MERGEABLE (KSM); private RAM only: not with the others */
+	bool mem_shared;	     /* RAM is a memfd ("kvmini-guest") mapped MAP_SHARED */
 	bool no_reboot;		     /* a guest reboot ends the VM instead of restarting it */
 	unsigned shutdown_timeout_s; /* the kvmini command: grace after SIGTERM (kvmini_config_init: 30) */
 	int console_out_fd;	     /* guest serial output goes here; -1 discards it */

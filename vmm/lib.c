@@ -223,6 +223,9 @@ static int build_machine(struct kvmini_vm *k, struct vm **out, struct err *e)
 	    .kvm_device = k->kvm_device,
 	    .ncpus = k->cfg.cpus,
 	    .mem_bytes = k->cfg.mem_bytes,
+	    .mem_opts = {.hugepages = k->cfg.mem_hugepages,
+			 .merge = k->cfg.mem_merge,
+			 .shared = k->cfg.mem_shared},
 	    .kernel = k->kernel,
 	    .kernel_len = k->kernel_len,
 	    .initrd = k->initrd,
@@ -350,6 +353,12 @@ static int check_config(const struct kvmini_config *cfg, struct err *e)
 			       (unsigned long long)(cfg->mem_bytes >> 10), KVMINI_MIN_MEM >> 20);
 	if (cfg->mem_bytes % 4096)
 		return err_set(e, -EINVAL, "mem must be a multiple of 4 KiB");
+	if (cfg->mem_hugepages && cfg->mem_bytes % (2ULL << 20))
+		return err_set(e, -EINVAL, "mem must be a multiple of 2 MiB with mem_hugepages");
+	if (cfg->mem_merge && (cfg->mem_hugepages || cfg->mem_shared))
+		return err_set(
+		    e, -EINVAL,
+		    "mem_merge (KSM) works on private memory only: not with mem_hugepages or mem_shared");
 	if (cfg->ndisks > KVMINI_MAX_DISKS)
 		return err_set(e, -EINVAL, "at most %d disks, not %u", KVMINI_MAX_DISKS, cfg->ndisks);
 	for (unsigned i = 0; i < cfg->ndisks; i++) {

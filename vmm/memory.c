@@ -3,26 +3,136 @@
 #include "memory.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "vmm/layout.h"
 
+/* The hugetlbfs page size that hugepages uses: the one that x86-64 hosts always have. */
+#define HUGE_2M	      (2ULL << 20)
+#define HUGE_2M_SYSFS "/sys/kernel/mm/hugepages/hugepages-2048kB/"
+/* log2(2 MiB) << 26, as <linux/mman.h> and <linux/memfd.h> have (their other macros clash with glibc's). */
+#ifndef MAP_HUGE_2MB
+#define MAP_HUGE_2MB (21 << 26)
+#endif
+#ifndef MFD_HUGE_2MB
+#define MFD_HUGE_2MB (21U << 26)
+#endif
+
+/* The number in a one-number sysfs file; -1 when it cannot be read. */
+static long read_sysfs_long(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -1;
+	long v;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+/* The message for a hugetlbfs mapping that the kernel refused with ENOMEM: too few free pages. */
+static int no_huge_pages(uint64_t ram_size, struct err *e)
+{
+	unsigned long long mib = (unsigned long long)(ram_size >> 20);
+	unsigned long long need = (unsigned long long)(ram_size / HUGE_2M);
+	long free_pages = read_sysfs_long(HUGE_2M_SYSFS "free_hugepages");
+	long resv = read_sysfs_long(HUGE_2M_SYSFS "resv_hugepages");
+	if (free_pages < 0)
+		return err_set(e, -ENOMEM,
+			       "cannot map %llu MiB of guest memory in 2 MiB huge pages: this host has "
+			       "none (no %s)",
+			       mib, HUGE_2M_SYSFS);
+	/* Free pages that other mappings have reserved are not free for this one. */
+	long avail = free_pages - (resv > 0 ? resv : 0);
+	return err_set(e, -ENOMEM,
+		       "not enough free 2 MiB huge pages for %llu MiB of guest memory (need %llu, have %ld "
+		       "free; see /proc/sys/vm/nr_hugepages)",
+		       mib, need, avail > 0 ? avail : 0);
+}
+
+/* The mapping itself in *out: a private anonymous one, or one of a memfd (then in m->fd) shared. */
+static int map_ram(struct guest_mem *m, uint64_t ram_size, const struct guest_mem_opts *o, void **out,
+		   struct err *e)
+{
+	unsigned long long mib = (unsigned long long)(ram_size >> 20);
+	const char *in_huge = o->hugepages ? " in 2 MiB huge pages" : "";
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+	if (o->shared) {
+		m->fd = memfd_create("kvmini-guest",
+				     MFD_CLOEXEC | (o->hugepages ? MFD_HUGETLB | MFD_HUGE_2MB : 0));
+		if (m->fd < 0)
+			return err_set(e, -errno,
+				       "cannot create a memfd for %llu MiB of shared guest memory%s: %s", mib,
+				       in_huge, strerror(errno));
+		if (ftruncate(m->fd, (off_t)ram_size) < 0)
+			return err_set(e, -errno, "cannot size the memfd of guest memory to %llu MiB: %s",
+				       mib, strerror(errno));
+		flags = MAP_SHARED;
+	} else if (o->hugepages) {
+		/* No MAP_NORESERVE: the pages are reserved now, or mmap fails now (not a fault later). */
+		flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB;
+	}
+	void *p = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, flags, m->fd, 0);
+	if (p == MAP_FAILED) {
+		if (o->hugepages && errno == ENOMEM)
+			return no_huge_pages(ram_size, e);
+		return err_set(e, -errno, "cannot map %llu MiB of guest memory%s: %s", mib, in_huge,
+			       strerror(errno));
+	}
+	*out = p;
+	return 0;
+}
+
 int guest_mem_alloc(struct guest_mem *m, uint64_t ram_size, struct err *e)
 {
+	return guest_mem_alloc_opts(m, ram_size, NULL, e);
+}
+
+int guest_mem_alloc_opts(struct guest_mem *m, uint64_t ram_size, const struct guest_mem_opts *o,
+			 struct err *e)
+{
+	static const struct guest_mem_opts plain;
+	if (!o)
+		o = &plain;
 	memset(m, 0, sizeof(*m));
+	m->fd = -1;
 	if (ram_size == 0 || ram_size % 4096)
 		return err_set(e, -EINVAL, "guest memory size %llu is not a positive multiple of 4 KiB",
 			       (unsigned long long)ram_size);
-	void *p =
-	    mmap(NULL, ram_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
-		return err_set(e, -errno, "cannot map %llu MiB of guest memory: %s",
-			       (unsigned long long)(ram_size >> 20), strerror(errno));
+	if (o->hugepages && ram_size % HUGE_2M)
+		return err_set(e, -EINVAL,
+			       "guest memory of %llu KiB is not a multiple of 2 MiB, as huge pages need",
+			       (unsigned long long)(ram_size >> 10));
+	if (o->merge && (o->hugepages || o->shared))
+		return err_set(e, -EINVAL, "merge (KSM) works on private memory only, not with %s",
+			       o->hugepages ? "huge pages" : "shared memory");
+	void *p = NULL;
+	int r = map_ram(m, ram_size, o, &p, e);
+	if (r) {
+		if (m->fd >= 0)
+			close(m->fd);
+		m->fd = -1;
+		return r;
+	}
+	if (o->merge && madvise(p, ram_size, MADV_MERGEABLE) < 0) {
+		int err = errno;
+		munmap(p, ram_size);
+		if (err == EINVAL)
+			return err_set(
+			    e, -EINVAL,
+			    "cannot mark guest memory mergeable: this kernel has no KSM (CONFIG_KSM)");
+		return err_set(e, -err, "cannot mark guest memory mergeable (KSM): %s", strerror(err));
+	}
 	/* Guest RAM is a good candidate for transparent huge pages; failure is harmless. */
-	madvise(p, ram_size, MADV_HUGEPAGE);
+	if (!o->hugepages)
+		madvise(p, ram_size, MADV_HUGEPAGE);
 	m->map = p;
 	m->ram_size = ram_size;
+	m->hugepages = o->hugepages;
 	uint64_t low = ram_size < LAYOUT_MMIO32_START ? ram_size : LAYOUT_MMIO32_START;
 	m->regions[0] = (struct guest_mem_region){0, low, m->map};
 	m->nregions = 1;
@@ -35,9 +145,14 @@ int guest_mem_alloc(struct guest_mem *m, uint64_t ram_size, struct err *e)
 
 void guest_mem_free(struct guest_mem *m)
 {
-	if (m->map)
+	/* Only with a mapping: fd is 0, not -1, in a zeroed struct that was never allocated. */
+	if (m->map) {
 		munmap(m->map, m->ram_size);
+		if (m->fd >= 0)
+			close(m->fd);
+	}
 	memset(m, 0, sizeof(*m));
+	m->fd = -1;
 }
 
 void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Guest RAM: one anonymous mapping split around the 32-bit MMIO hole, and the
+ * Guest RAM: one mapping split around the 32-bit MMIO hole, and the
  * one checked translation from guest-physical ranges to host pointers. Any
  * code that touches guest memory goes through guest_mem_ptr() (or the read and
  * write helpers built on it), so a guest-supplied address can never reach
@@ -9,6 +9,7 @@
 #ifndef KVMINI_VMM_MEMORY_H
 #define KVMINI_VMM_MEMORY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,10 +28,37 @@ struct guest_mem {
 	unsigned nregions;
 	uint64_t ram_size; /* total bytes of RAM, as configured */
 	uint8_t *map;	   /* the whole mapping, ram_size bytes */
+	int fd;		   /* shared: the memfd behind map (another process may map it); else -1 */
+	bool hugepages;	   /* map is made of 2 MiB hugetlbfs pages */
+};
+
+/*
+ * How guest RAM is backed. All false (guest_mem_alloc()): private anonymous
+ * memory, MAP_NORESERVE, with transparent huge pages where the host has them.
+ */
+struct guest_mem_opts {
+	/*
+	 * 2 MiB hugetlbfs pages (ram_size a multiple of 2 MiB), all reserved
+	 * when mapped: too few free huge pages fail the allocation (-ENOMEM,
+	 * with a message that says how many there are).
+	 */
+	bool hugepages;
+	/* madvise(MADV_MERGEABLE) so that KSM may merge identical pages; -EINVAL without KSM. */
+	bool merge;
+	/* A memfd named "kvmini-guest" (MFD_HUGETLB with hugepages), mapped MAP_SHARED; kept in fd. */
+	bool shared;
 };
 
 /* Maps ram_size bytes (a multiple of 4 KiB) and lays them out below and above the hole. */
 int guest_mem_alloc(struct guest_mem *m, uint64_t ram_size, struct err *e);
+/*
+ * The same, backed as o says (NULL: as guest_mem_alloc()). KSM merges only
+ * private pages that are not hugetlbfs ones, so merge with hugepages or
+ * shared is -EINVAL rather than advice the kernel would silently ignore.
+ */
+int guest_mem_alloc_opts(struct guest_mem *m, uint64_t ram_size, const struct guest_mem_opts *o,
+			 struct err *e);
+/* Unmaps, closes the memfd; harmless twice, on a zeroed struct and after a failed alloc. */
 void guest_mem_free(struct guest_mem *m);
 
 /* Host pointer for [gpa, gpa + len) when the whole range is RAM in one region; NULL otherwise. */

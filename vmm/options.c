@@ -452,6 +452,64 @@ static int parse_net(struct kvmini_config *cfg, const char *spec, struct err *e)
 	return 0;
 }
 
+/* The keys of --mem, after its size. */
+enum mem_key { MK_HUGEPAGES, MK_MERGE, MK_SHARED, MK_COUNT };
+static const char *const mem_keys[MK_COUNT] = {"hugepages", "merge", "shared"};
+
+/* "SIZE[,hugepages=on|off][,merge=on|off][,shared=on|off]". */
+static int parse_mem(struct kvmini_config *cfg, const char *val, struct err *e)
+{
+	char size[32] = "";
+	size_t slen = strcspn(val, ",");
+	if (slen < sizeof(size))
+		memcpy(size, val, slen); /* longer: no sane size, refused below */
+	uint64_t bytes;
+	if (slen >= sizeof(size) || options_parse_size(size, &bytes))
+		return err_set(e, -EINVAL,
+			       "invalid --mem value '%.*s': expected a size such as 512M or 2G "
+			       "(suffix K, M, G or T; a bare number means MiB)",
+			       (int)slen, val);
+	if (bytes % 4096)
+		return err_set(e, -EINVAL, "--mem %s is not a multiple of 4 KiB", size);
+	if (bytes < KVMINI_MIN_MEM)
+		return err_set(e, -EINVAL, "--mem %s is too small: the minimum is %llu MiB", size,
+			       (unsigned long long)(KVMINI_MIN_MEM >> 20));
+	uint64_t host = host_ram_bytes();
+	if (host && bytes > host)
+		return err_set(e, -EINVAL, "--mem %s is too large for this host (%llu MiB of RAM)", size,
+			       (unsigned long long)(host >> 20));
+
+	bool seen[MK_COUNT] = {false}, on[MK_COUNT] = {false};
+	const char *p = strchr(val, ',');
+	if (p && !*++p)
+		return err_set(e, -EINVAL, "--mem: empty item (a stray ',')");
+	while (p && *p) {
+		char v[16];
+		size_t len;
+		int k = next_item(&p, "--mem", mem_keys, MK_COUNT, "hugepages, merge or shared", seen, v,
+				  sizeof(v), &len, e);
+		if (k < 0)
+			return k;
+		if (strcmp(v, "on") && strcmp(v, "off"))
+			return err_set(e, -EINVAL, "--mem: invalid %s '%s%s': expected on or off",
+				       mem_keys[k], v, len >= sizeof(v) ? "..." : "");
+		on[k] = !strcmp(v, "on");
+	}
+	if (on[MK_HUGEPAGES] && bytes % (2ULL << 20))
+		return err_set(e, -EINVAL, "--mem %s is not a multiple of 2 MiB, as hugepages=on needs",
+			       size);
+	if (on[MK_MERGE] && (on[MK_HUGEPAGES] || on[MK_SHARED]))
+		return err_set(e, -EINVAL,
+			       "--mem: merge=on does not go with %s=on: KSM merges private memory only, not "
+			       "huge or shared pages",
+			       on[MK_HUGEPAGES] ? "hugepages" : "shared");
+	cfg->mem_bytes = bytes;
+	cfg->mem_hugepages = on[MK_HUGEPAGES];
+	cfg->mem_merge = on[MK_MERGE];
+	cfg->mem_shared = on[MK_SHARED];
+	return 0;
+}
+
 static int set_value(struct kvmini_config *cfg, enum opt_id id, const char *opt, const char *val,
 		     struct err *e)
 {
@@ -487,25 +545,8 @@ static int set_value(struct kvmini_config *cfg, enum opt_id id, const char *opt,
 		cfg->cpus = (unsigned)n;
 		return 0;
 	}
-	case OPT_MEM: {
-		uint64_t bytes;
-		if (options_parse_size(val, &bytes))
-			return err_set(e, -EINVAL,
-				       "invalid --mem value '%s': expected a size such as 512M or 2G "
-				       "(suffix K, M, G or T; a bare number means MiB)",
-				       val);
-		if (bytes % 4096)
-			return err_set(e, -EINVAL, "--mem %s is not a multiple of 4 KiB", val);
-		if (bytes < KVMINI_MIN_MEM)
-			return err_set(e, -EINVAL, "--mem %s is too small: the minimum is %llu MiB", val,
-				       (unsigned long long)(KVMINI_MIN_MEM >> 20));
-		uint64_t host = host_ram_bytes();
-		if (host && bytes > host)
-			return err_set(e, -EINVAL, "--mem %s is too large for this host (%llu MiB of RAM)",
-				       val, (unsigned long long)(host >> 20));
-		cfg->mem_bytes = bytes;
-		return 0;
-	}
+	case OPT_MEM:
+		return parse_mem(cfg, val, e);
 	case OPT_SHUTDOWN_TIMEOUT: {
 		unsigned long n;
 		if (parse_uint(val, &n) || n > 3600)
@@ -632,8 +673,20 @@ const char *options_run_usage(void)
 	       "  --initrd PATH       initial ramdisk\n"
 	       "  --cmdline STR       kernel command line, used as is (default: \"" KVMINI_DEFAULT_CMDLINE "\")\n"
 	       "  --cpus N            number of vCPUs, 1 to " STR(KVMINI_MAX_CPUS) " (default: 1)\n"
-	       "  --mem SIZE          guest RAM: a number with a K, M or G suffix, a bare number\n"
-	       "                      means MiB; at least 64M, a multiple of 4K (default: 512M)\n"
+	       "  --mem SIZE[,KEY=on|off]...\n"
+	       "                      guest RAM: a number with a K, M or G suffix, a bare number\n"
+	       "                      means MiB; at least 64M, a multiple of 4K (default: 512M).\n"
+	       "                      Keys, all off by default (RAM is then private anonymous\n"
+	       "                      memory, with transparent huge pages where the host has them):\n"
+	       "                        hugepages=on    2 MiB hugetlbfs pages, all taken at start:\n"
+	       "                                        SIZE a multiple of 2M, and enough free\n"
+	       "                                        pages reserved beforehand (as root:\n"
+	       "                                        echo N > /proc/sys/vm/nr_hugepages)\n"
+	       "                        merge=on        let KSM merge identical pages (within\n"
+	       "                                        and across guests); needs a kernel with\n"
+	       "                                        KSM, and not with hugepages or shared\n"
+	       "                        shared=on       RAM is a memfd (\"kvmini-guest\") mapped\n"
+	       "                                        shared, which other processes could map\n"
 	       "  --disk path=PATH[,KEY=VALUE]...\n"
 	       "                      a virtio-blk disk; repeat for more (at most " STR(KVMINI_MAX_DISKS) "), which\n"
 	       "                      the guest sees as vda, vdb, ... in this order. PATH is an\n"

@@ -120,7 +120,7 @@ static int create_machine(struct vm *vm, const struct vm_params *p, struct err *
 	if ((r = kvm_ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit)))
 		return err_set(e, r, "KVM_CREATE_PIT2: %s", strerror(-r));
 
-	if ((r = guest_mem_alloc(&vm->mem, p->mem_bytes, e)))
+	if ((r = guest_mem_alloc_opts(&vm->mem, p->mem_bytes, &p->mem_opts, e)))
 		return r;
 	for (unsigned i = 0; i < vm->mem.nregions; i++) {
 		struct kvm_userspace_memory_region reg = {

@@ -53,6 +53,7 @@ struct vm_params {
 	const char *kvm_device;
 	unsigned ncpus;
 	uint64_t mem_bytes;
+	struct guest_mem_opts mem_opts; /* how RAM is backed (hugepages, merge, shared) */
 	const uint8_t *kernel;
 	size_t kernel_len;
 	const uint8_t *initrd;

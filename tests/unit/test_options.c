@@ -231,6 +231,87 @@ static void test_mem(void **state)
 	FAIL("too large for this host", "--kernel", "k", "--mem", "16777215T");
 }
 
+static void test_mem_keys(void **state)
+{
+	struct kvmini_config c;
+	struct err e;
+	/* No keys: all off. */
+	defaults(&c);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--mem", "256M"), 0);
+	assert_false(c.mem_hugepages);
+	assert_false(c.mem_merge);
+	assert_false(c.mem_shared);
+
+	static const struct {
+		const char *arg;
+		uint64_t bytes;
+		bool hugepages, merge, shared;
+	} ok[] = {
+	    {"256M,hugepages=on", 256 * MiB, true, false, false},
+	    {"256M,hugepages=off", 256 * MiB, false, false, false},
+	    {"1G,merge=on", GiB, false, true, false},
+	    {"1G,merge=off", GiB, false, false, false},
+	    {"128,shared=on", 128 * MiB, false, false, true},
+	    {"128,shared=off", 128 * MiB, false, false, false},
+	    {"256M,hugepages=on,shared=on", 256 * MiB, true, false, true},
+	    {"256M,shared=on,hugepages=on", 256 * MiB, true, false, true},
+	    {"256M,shared=off,merge=on,hugepages=off", 256 * MiB, false, true, false},
+	    {"65540K,shared=on", 65540ULL << 10, false, false, true}, /* only hugepages needs 2 MiB */
+	    {"2G,hugepages=on,merge=off,shared=on", 2 * GiB, true, false, true},
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		defaults(&c);
+		if (PARSE(&c, &e, "--kernel", "k", "--mem", ok[i].arg) != 0)
+			fail_msg("--mem %s: %s", ok[i].arg, err_msg(&e));
+		assert_int_equal(c.mem_bytes, ok[i].bytes);
+		assert_int_equal(c.mem_hugepages, ok[i].hugepages);
+		assert_int_equal(c.mem_merge, ok[i].merge);
+		assert_int_equal(c.mem_shared, ok[i].shared);
+	}
+	defaults(&c);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--mem=512M,merge=on"), 0);
+	assert_true(c.mem_merge);
+	assert_int_equal(c.mem_bytes, 512 * MiB);
+
+	FAIL("--mem 255M is not a multiple of 2 MiB, as hugepages=on needs", "--kernel", "k", "--mem",
+	     "255M,hugepages=on");
+	FAIL("--mem 65540K is not a multiple of 2 MiB", "--kernel", "k", "--mem", "65540K,hugepages=on");
+	FAIL("--mem: invalid hugepages 'yes': expected on or off", "--kernel", "k", "--mem",
+	     "256M,hugepages=yes");
+	FAIL("--mem: invalid merge '1': expected on or off", "--kernel", "k", "--mem", "256M,merge=1");
+	FAIL("--mem: invalid shared 'ON': expected on or off", "--kernel", "k", "--mem", "256M,shared=ON");
+	FAIL("--mem: invalid shared 'offffffffffffff...': expected on or off", "--kernel", "k", "--mem",
+	     "256M,shared=offffffffffffffffffffff");
+	FAIL("--mem: key 'hugepages' given more than once", "--kernel", "k", "--mem",
+	     "256M,hugepages=on,hugepages=on");
+	FAIL("--mem: key 'shared' given more than once", "--kernel", "k", "--mem",
+	     "256M,shared=off,hugepages=on,shared=on");
+	FAIL("--mem: unknown key 'numa' (expected hugepages, merge or shared)", "--kernel", "k", "--mem",
+	     "256M,numa=on");
+	FAIL("--mem: unknown key 'hugepage'", "--kernel", "k", "--mem", "256M,hugepage=on");
+	FAIL("--mem: unknown key 'size'", "--kernel", "k", "--mem", "256M,size=1G");
+	FAIL("--mem: 'hugepages' is not key=value", "--kernel", "k", "--mem", "256M,hugepages");
+	FAIL("--mem: key 'merge' has an empty value", "--kernel", "k", "--mem", "256M,merge=");
+	FAIL("--mem: empty item (a stray ',')", "--kernel", "k", "--mem", "256M,");
+	FAIL("--mem: empty item (a stray ',')", "--kernel", "k", "--mem", "256M,,shared=on");
+	FAIL("--mem: empty item (a stray ',')", "--kernel", "k", "--mem", "256M,shared=on,");
+	FAIL("--mem: '=' without a key", "--kernel", "k", "--mem", "256M,=on");
+	FAIL("--mem: merge=on does not go with hugepages=on: KSM merges private memory only", "--kernel", "k",
+	     "--mem", "256M,merge=on,hugepages=on");
+	FAIL("--mem: merge=on does not go with shared=on", "--kernel", "k", "--mem",
+	     "256M,shared=on,merge=on");
+	/* The size comes first, and its own mistakes are reported as before. */
+	FAIL("invalid --mem value 'hugepages=on'", "--kernel", "k", "--mem", "hugepages=on,256M");
+	FAIL("invalid --mem value ''", "--kernel", "k", "--mem", ",hugepages=on");
+	FAIL("invalid --mem value '12X'", "--kernel", "k", "--mem", "12X,hugepages=on");
+	FAIL("--mem 32M is too small: the minimum is 64 MiB", "--kernel", "k", "--mem", "32M,shared=on");
+	FAIL("--mem 1025K is not a multiple of 4 KiB", "--kernel", "k", "--mem", "1025K,merge=on");
+	FAIL("invalid --mem value '000000000000000000000000000000000064M'", "--kernel", "k", "--mem",
+	     "000000000000000000000000000000000064M,shared=on");
+	FAIL("option '--mem' given more than once", "--kernel", "k", "--mem", "256M", "--mem",
+	     "256M,hugepages=on");
+}
+
 static void test_help(void **state)
 {
 	struct kvmini_config c, before;
@@ -791,7 +872,11 @@ static void test_usage(void **state)
 	    "--initrd",
 	    "--cmdline",
 	    "--cpus",
-	    "--mem",
+	    "--mem SIZE[,KEY=on|off]",
+	    "hugepages=on",
+	    "merge=on",
+	    "shared=on",
+	    "/proc/sys/vm/nr_hugepages",
 	    "--no-reboot",
 	    "--kvm-device",
 	    "--disk path=PATH",
@@ -836,6 +921,7 @@ int main(void)
 	    cmocka_unit_test(test_cmdline_as_is),
 	    cmocka_unit_test(test_cpus),
 	    cmocka_unit_test(test_mem),
+	    cmocka_unit_test(test_mem_keys),
 	    cmocka_unit_test(test_help),
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_repeatable),
