@@ -514,7 +514,8 @@ int kvmini_vm_create(const struct kvmini_config *cfg, struct kvmini_vm **out, ch
 	pthread_mutex_init(&k->ctl_lock, NULL);
 	pthread_mutex_init(&k->ev_lock, NULL);
 	k->cfg = *cfg;
-	if ((r = check_config(cfg, &e)))
+	/* A bad socket path is a mistake worth reporting before the slow work. */
+	if ((r = check_config(cfg, &e)) || (cfg->api_sock && (r = api_server_check_path(cfg->api_sock, &e))))
 		goto fail;
 	k->kernel_path = dup_or_null(cfg->kernel_path);
 	k->initrd_path = dup_or_null(cfg->initrd_path);

@@ -57,7 +57,7 @@ state() {
 }
 
 # --- bad socket paths: one line, no guest ---
-base=(run --kernel "$KVMINI_KERNEL" --initrd "$KVMINI_INITRD" --mem 256M)
+base=(run --kernel "$KVMINI_KERNEL" --initrd "$KVMINI_INITRD")
 long=$T/$(printf 'x%.0s' $(seq 1 120))
 kv_bad "socket path too long" "too long" "${base[@]}" --api-sock "$long"
 touch "$T/a-file"
@@ -70,7 +70,7 @@ rc=$?
 
 # --- one VM driven through the socket ---
 truncate -s 64M "$T/disk.raw"
-kv_hold_start api $((KV_BOOT_TIMEOUT + 600)) "${base[@]}" --cpus 2 --api-sock "$S" \
+kv_hold_start api $((KV_BOOT_TIMEOUT + 600)) "${base[@]}" --mem 256M,shared=on --cpus 2 --api-sock "$S" \
 	--disk "path=$T/disk.raw" --cmdline "$KV_CMDLINE kvmini.test=api"
 VMPID=""
 if kv_wait_for api KVMINI-API-READY $((KV_BOOT_TIMEOUT + 60)) 1 "$KV_PID" && kv_wait_for api "KVMINI-TICK 3" 60 1 "$KV_PID"; then
@@ -84,6 +84,7 @@ if kv_wait_for api KVMINI-API-READY $((KV_BOOT_TIMEOUT + 60)) 1 "$KV_PID" && kv_
 	check_eq "info: pid" "$VMPID" "$(jq -r .return.pid "$T/ctl.info")"
 	check_eq "info: vcpus" 2 "$(jq -r .return.vcpus "$T/ctl.info")"
 	check_eq "info: memory bytes" $((256 << 20)) "$(jq -r .return.memory.bytes "$T/ctl.info")"
+	check_eq "info: memory shared" true "$(jq -r .return.memory.shared "$T/ctl.info")"
 	check_eq "info: disk path" "$T/disk.raw" "$(jq -r '.return.disks[0].path' "$T/ctl.info")"
 	check_eq "info: disk format (probed)" raw "$(jq -r '.return.disks[0].format' "$T/ctl.info")"
 	check_eq "info: api socket" "$S" "$(jq -r .return.api_socket "$T/ctl.info")"
@@ -186,7 +187,7 @@ kv_release
 kv_wait_pid "$KV_PID" 10
 
 # --- reset and stop ---
-kv_start reset $((KV_BOOT_TIMEOUT * 2 + 200)) "${base[@]}" --api-sock "$S" --cmdline "$KV_CMDLINE kvmini.test=api"
+kv_start reset $((KV_BOOT_TIMEOUT * 2 + 200)) "${base[@]}" --mem 256M --api-sock "$S" --cmdline "$KV_CMDLINE kvmini.test=api"
 if kv_wait_for reset KVMINI-API-READY $((KV_BOOT_TIMEOUT + 60)) 1 "$KV_PID"; then
 	ctl_ok reset reset
 	if kv_wait_for reset KVMINI-API-READY $((KV_BOOT_TIMEOUT + 60)) 2 "$KV_PID"; then

@@ -116,7 +116,8 @@ static json_t *info(struct api_exec *x)
 			json_object_set_new(n, "bridge", json_string(c->nics[i].bridge));
 		json_array_append_new(nics, n);
 	}
-	json_t *mem = json_pack("{s:I}", "bytes", (json_int_t)c->mem_bytes);
+	json_t *mem = json_pack("{s:I, s:b, s:b, s:b}", "bytes", (json_int_t)c->mem_bytes, "hugepages",
+				c->mem_hugepages, "merge", c->mem_merge, "shared", c->mem_shared);
 	return json_pack("{s:s, s:I, s:I, s:i, s:o, s:s, s:s?, s:s, s:o, s:o, s:s?, s:i, s:b}", "state",
 			 state_name(kvmini_vm_state(vm)), "pid", (json_int_t)getpid(), "uptime_ms",
 			 (json_int_t)kvmini_vm_uptime_ms(vm), "vcpus", (int)c->cpus, "memory", mem, "kernel",

@@ -34,6 +34,14 @@ json_t *api_reply_error(json_t *id, const char *cls, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(desc, sizeof(desc), fmt, ap);
 	va_end(ap);
+	/*
+	 * The message may quote the request (jansson's error text, a command
+	 * name cut at 64 bytes): keep it printable ASCII, or it would not be
+	 * valid UTF-8 and the reply could not be encoded.
+	 */
+	for (char *p = desc; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+			*p = '?';
 	json_t *r = json_object();
 	if (id)
 		json_object_set(r, "id", id);

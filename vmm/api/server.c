@@ -331,7 +331,7 @@ static void *server_thread(void *arg)
 }
 
 /* Why path cannot be our socket, or 0 when it does not exist. */
-static int check_path(const char *path, struct err *e)
+int api_server_check_path(const char *path, struct err *e)
 {
 	if (!*path)
 		return err_set(e, -EINVAL, "--api-sock: the socket path is empty");
@@ -362,7 +362,7 @@ static int check_path(const char *path, struct err *e)
 int api_server_open(struct kvmini_vm *vm, const char *path, struct api_server **out, struct err *e)
 {
 	*out = NULL;
-	int r = check_path(path, e);
+	int r = api_server_check_path(path, e);
 	if (r)
 		return r;
 	struct api_server *s = calloc(1, sizeof(*s));

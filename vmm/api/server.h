@@ -22,6 +22,8 @@ struct api_server;
  * before the VM starts). 0, or -errno with one line in e.
  */
 int api_server_open(struct kvmini_vm *vm, const char *path, struct api_server **out, struct err *e);
+/* 0 when path can become the socket (it does not exist, and fits); else -errno with one line in e. */
+int api_server_check_path(const char *path, struct err *e);
 /* Sends what is pending (events included) for up to a second, closes every client, removes the socket. */
 void api_server_close(struct api_server *s);
 
