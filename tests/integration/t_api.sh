@@ -142,6 +142,18 @@ if kv_wait_for api KVMINI-API-READY $((KV_BOOT_TIMEOUT + 60)) 1 "$KV_PID" && kv_
 	head -c 70000 /dev/zero | tr '\0' 'x' >"$T/huge"
 	raw_err toolong RequestTooLong "$(cat "$T/huge")"
 	ctl_err badctl InvalidArgument pause hard=true
+	# 16 clients at once (the event watcher and 15 idle ones): a 17th is refused, politely.
+	idle=()
+	for _ in $(seq 1 15); do
+		sleep 60 | socat - "UNIX-CONNECT:$S" >/dev/null 2>&1 &
+		idle+=($!)
+		KV_PIDS+=($!)
+	done
+	sleep 2
+	raw_err busy TooManyClients '{"cmd": "info"}
+'
+	kill "${idle[@]}" 2>/dev/null
+	sleep 1
 	check_eq "after the bad requests: state" running "$(state)"
 	kv_wait_for api "KVMINI-TICK $((after + 8))" 30 1 "$KV_PID" && kv_ok "after the bad requests: the guest still ticks" ||
 		kv_fail "after the bad requests: expected the guest to keep ticking"

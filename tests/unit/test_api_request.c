@@ -91,7 +91,8 @@ static void test_bad_requests(void **state)
 	expect_error("{\"cmd\":\"INFO\"}", "CommandNotFound");
 	/* Invalid UTF-8, and a long name cut inside a character: the reply must still encode. */
 	expect_error("{\"\\\xcc\x9c\xdd\xc5\xdd\xd6\x96\x91\x90o\"}", "ParseError");
-	expect_error("{\"cmd\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9\"}", "CommandNotFound");
+	expect_error("{\"cmd\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9\"}",
+		     "CommandNotFound");
 	expect_error("{\"cmd\":\"\"}", "CommandNotFound");
 	expect_error("{\"cmd\":\"pause\",\"args\":[]}", "InvalidArgument");
 	expect_error("{\"cmd\":\"pause\",\"args\":{\"timeout\":1}}", "InvalidArgument");
