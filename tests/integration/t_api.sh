@@ -149,9 +149,12 @@ if kv_wait_for api KVMINI-API-READY $((KV_BOOT_TIMEOUT + 60)) 1 "$KV_PID" && kv_
 		idle+=($!)
 		KV_PIDS+=($!)
 	done
-	sleep 2
-	raw_err busy TooManyClients '{"cmd": "info"}
-'
+	sleep 5
+	# Only reading: the refusal comes at once, before a request could be sent.
+	timeout 20 socat -u "UNIX-CONNECT:$S" - 2>/dev/null | grep -v '"event"' >"$T/raw.busy"
+	[ "$(jq -r '.error.class // empty' "$T/raw.busy" 2>/dev/null | head -n 1)" = TooManyClients ] &&
+		kv_ok "a 17th client: refused with TooManyClients" ||
+		kv_fail "a 17th client: expected a TooManyClients error, saw '$(head -c 300 "$T/raw.busy")'"
 	kill "${idle[@]}" 2>/dev/null
 	sleep 1
 	check_eq "after the bad requests: state" running "$(state)"
