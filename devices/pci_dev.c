@@ -23,43 +23,43 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define CFG_SIZE	   PCI_CONFIG_SPACE_SIZE
-#define CAP_START	   0x40 /* first capability: right after the type-0 header */
-#define MAX_CAPS	   ((CFG_SIZE - CAP_START) / 4)
-#define REG_COMMAND	   0x04
-#define REG_CLASS	   0x08
-#define REG_HEADER	   0x0c
-#define REG_BAR0	   0x10
-#define REG_SUBSYS	   0x2c
-#define REG_CAP_PTR	   0x34
-#define REG_INT_LINE	   0x3c
-#define CMD_IO		   0x0001u
-#define CMD_MEMORY	   0x0002u
-#define CMD_INTX_DISABLE   0x0400u
-#define CMD_WMASK	   0x0547u /* I/O, memory, bus master, parity, SERR#, INTx disable */
-#define STATUS_INTX	   0x0008u
-#define STATUS_CAP_LIST	   0x0010u
-#define BAR_IO_FLAG	   0x1u
-#define BAR_MEM64_FLAG	   0x4u
-#define BAR_PREFETCH_FLAG  0x8u
-#define MSIX_CAP_ID	   0x11
-#define MSIX_CAP_LEN	   12
-#define MSIX_CTRL_ENABLE   0x8000u
-#define MSIX_CTRL_MASKALL  0x4000u
-#define MSIX_ENTRY_SIZE	   16
-#define MSIX_VEC_MASKED	   0x1u
-#define MSIX_MAX_VECTORS   2048
-#define IO_BAR_MIN	   16
-#define IO_BAR_MAX	   256 /* PCI 3.0: an I/O BAR claims at most 256 bytes */
-#define MEM_BAR_MIN	   4096
-#define MEM32_BAR_MAX	   (1ULL << 31)
-#define MEM64_BAR_MAX	   (1ULL << 62)
-#define IO_SPACE_LAST	   0xffffULL
-#define MEM32_SPACE_LAST   0xffffffffULL
-#define MSIX_CTRL_RESERVED 0x3800u
-#define MSIX_CTRL_QSIZE	   0x07ffu
+#define CFG_SIZE	  PCI_CONFIG_SPACE_SIZE
+#define CAP_START	  0x40 /* first capability: right after the type-0 header */
+#define MAX_CAPS	  ((CFG_SIZE - CAP_START) / 4)
+#define REG_COMMAND	  0x04
+#define REG_CLASS	  0x08
+#define REG_HEADER	  0x0c
+#define REG_BAR0	  0x10
+#define REG_SUBSYS	  0x2c
+#define REG_CAP_PTR	  0x34
+#define REG_INT_LINE	  0x3c
+#define CMD_IO		  0x0001u
+#define CMD_MEMORY	  0x0002u
+#define CMD_INTX_DISABLE  0x0400u
+#define CMD_WMASK	  0x0547u /* I/O, memory, bus master, parity, SERR#, INTx disable */
+#define STATUS_INTX	  0x0008u
+#define STATUS_CAP_LIST	  0x0010u
+#define BAR_IO_FLAG	  0x1u
+#define BAR_MEM64_FLAG	  0x4u
+#define BAR_PREFETCH_FLAG 0x8u
+#define MSIX_CAP_ID	  0x11
+#define MSIX_CAP_LEN	  12
+#define MSIX_CTRL_ENABLE  0x8000u
+#define MSIX_CTRL_MASKALL 0x4000u
+#define MSIX_ENTRY_SIZE	  16
+#define MSIX_VEC_MASKED	  0x1u
+#define MSIX_MAX_VECTORS  2048
+#define IO_BAR_MIN	  16
+#define IO_BAR_MAX	  256 /* PCI 3.0: an I/O BAR claims at most 256 bytes */
+#define MEM_BAR_MIN	  4096
+#define MEM32_BAR_MAX	  (1ULL << 31)
+#define MEM64_BAR_MAX	  (1ULL << 62)
+#define IO_SPACE_LAST	  0xffffULL
+#define MEM32_SPACE_LAST  0xffffffffULL
 
 #define PCI_DEV_STATE_VERSION 1
+#define MSIX_CTRL_RESERVED    0x3800u
+#define MSIX_CTRL_QSIZE	      0x07ffu
 
 struct bar {
 	bool present;

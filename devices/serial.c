@@ -49,15 +49,16 @@
 #define LSR_THRE 0x20
 #define LSR_TEMT 0x40
 
-#define MSR_DCTS   0x01
-#define MSR_DDSR   0x02
-#define MSR_TERI   0x04
-#define MSR_DDCD   0x08
-#define MSR_CTS	   0x10
-#define MSR_DSR	   0x20
-#define MSR_RI	   0x40
-#define MSR_DCD	   0x80
-#define MSR_DELTAS 0x0f
+#define MSR_DCTS 0x01
+#define MSR_DDSR 0x02
+#define MSR_TERI 0x04
+#define MSR_DDCD 0x08
+#define MSR_CTS	 0x10
+#define MSR_DSR	 0x20
+#define MSR_RI	 0x40
+#define MSR_DCD	 0x80
+
+#define MSR_DELTAS 0x0f /* MSR bits 3:0 */
 
 #define SERIAL_STATE_VERSION 1
 
