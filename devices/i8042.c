@@ -439,8 +439,11 @@ int i8042_load(struct i8042 *k, struct sreader *in, struct err *e)
 	t.last_out = sreader_u8(in);
 	uint8_t level = sreader_u8(in);
 	t.q_count = sreader_u8(in);
+	if (!in->bad && t.q_count > QUEUE_SIZE) /* before reading the entries it counts */
+		return err_set(e, -EINVAL, "i8042: output queue holds %u bytes, more than %d", t.q_count,
+			       QUEUE_SIZE);
 	bool aux_ok = true;
-	for (unsigned i = 0; i < t.q_count && i < QUEUE_SIZE; i++) {
+	for (unsigned i = 0; i < t.q_count; i++) {
 		t.q[i].val = sreader_u8(in);
 		uint8_t aux = sreader_u8(in);
 		aux_ok = aux_ok && aux <= 1;
@@ -453,9 +456,6 @@ int i8042_load(struct i8042 *k, struct sreader *in, struct err *e)
 	uint8_t scanning = sreader_u8(in);
 	if (in->bad)
 		return err_set(e, -EINVAL, "i8042: saved state truncated");
-	if (t.q_count > QUEUE_SIZE)
-		return err_set(e, -EINVAL, "i8042: output queue holds %u bytes, more than %d", t.q_count,
-			       QUEUE_SIZE);
 	if (!aux_ok)
 		return err_set(e, -EINVAL, "i8042: an output queue byte's AUX flag is not 0 or 1");
 	if (!pending_ok(t.pending))
