@@ -2,6 +2,7 @@
 /* Runs on vCPU threads (the I/O handlers), the API thread (power button) and the set-up thread. */
 #include "acpi_pm.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -15,6 +16,10 @@
 /* BM_RLD and SLP_TYP keep what is written; SLP_EN and GBL_RLS are write-only, SCI_EN fixed at 1. */
 #define PM1_CNT_KEEP	0x1c02
 #define PM1_CNT_SLP_TYP 0x1c00
+/* The only status bit this model ever sets. */
+#define PM1_STS_MASK ACPI_PM1_PWRBTN_STS
+
+#define ACPI_PM_STATE_VERSION 1
 
 struct acpi_pm {
 	pthread_mutex_t lock;
@@ -166,4 +171,51 @@ void acpi_pm_destroy(struct acpi_pm *pm)
 		return;
 	pthread_mutex_destroy(&pm->lock);
 	free(pm);
+}
+
+/* ---- saved state ---- */
+
+void acpi_pm_save(const struct acpi_pm *cpm, struct sbuf *out)
+{
+	struct acpi_pm *pm = (struct acpi_pm *)cpm; /* the lock only */
+
+	pthread_mutex_lock(&pm->lock);
+	sbuf_u32(out, ACPI_PM_STATE_VERSION);
+	sbuf_u16(out, pm->sts);
+	sbuf_u16(out, pm->en);
+	sbuf_u16(out, pm->cnt);
+	sbuf_u8(out, (uint8_t)pm->sci_level);
+	pthread_mutex_unlock(&pm->lock);
+}
+
+int acpi_pm_load(struct acpi_pm *pm, struct sreader *in, struct err *e)
+{
+	uint32_t ver = sreader_u32(in);
+
+	if (in->bad)
+		return err_set(e, -EINVAL, "acpi_pm: saved state truncated");
+	if (ver != ACPI_PM_STATE_VERSION)
+		return err_set(e, -EINVAL, "acpi_pm: saved state version %u, this build reads %u", ver,
+			       ACPI_PM_STATE_VERSION);
+	uint16_t sts = sreader_u16(in), en = sreader_u16(in), cnt = sreader_u16(in);
+	uint8_t level = sreader_u8(in);
+	if (in->bad)
+		return err_set(e, -EINVAL, "acpi_pm: saved state truncated");
+	if (sts & ~PM1_STS_MASK)
+		return err_set(e, -EINVAL, "acpi_pm: PM1_STS 0x%04x has bits this model never sets", sts);
+	if (en & ~PM1_EN_WMASK)
+		return err_set(e, -EINVAL, "acpi_pm: PM1_EN 0x%04x has reserved bits set", en);
+	if (cnt & ~PM1_CNT_KEEP)
+		return err_set(e, -EINVAL, "acpi_pm: PM1_CNT 0x%04x has bits the register does not keep",
+			       cnt);
+	if (level > 1 || level != ((sts & en) != 0))
+		return err_set(e, -EINVAL, "acpi_pm: SCI level %u contradicts PM1_STS and PM1_EN", level);
+
+	pthread_mutex_lock(&pm->lock);
+	pm->sts = sts;
+	pm->en = en;
+	pm->cnt = cnt;
+	update_sci(pm); /* the only callback: the SCI to the saved level when it is not there */
+	pthread_mutex_unlock(&pm->lock);
+	return 0;
 }

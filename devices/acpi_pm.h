@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/err.h"
+#include "common/sbuf.h"
 #include "devices/irq.h"
 #include "devices/platform.h"
 
@@ -45,5 +47,19 @@ void acpi_pm_reset_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, b
 void acpi_pm_press_power_button(struct acpi_pm *pm);
 /* Power-on state: status, enables and control cleared, SCI lowered. */
 void acpi_pm_reset(struct acpi_pm *pm);
+
+/*
+ * Saved state (docs/MIGRATION.md): a version, PM1_STS (the power-button
+ * latch), PM1_EN, PM1_CNT (what it keeps) and the SCI level. The reset
+ * register has no state.
+ */
+void acpi_pm_save(const struct acpi_pm *pm, struct sbuf *out);
+/*
+ * Reads one saved state from in (bytes after it are left for the caller):
+ * 0, or -EINVAL with e naming the problem and the device unchanged. No power
+ * request is sent (PM1_CNT keeps no SLP_EN); the SCI is driven only when the
+ * restored level differs from the one this device last drove.
+ */
+int acpi_pm_load(struct acpi_pm *pm, struct sreader *in, struct err *e);
 
 #endif

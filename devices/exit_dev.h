@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/err.h"
+#include "common/sbuf.h"
 #include "devices/platform.h"
 
 struct exit_dev;
@@ -25,5 +27,14 @@ void exit_dev_destroy(struct exit_dev *x);
  * give 0xff. Stateless, so no lock: any vCPU thread.
  */
 void exit_dev_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool is_write);
+
+/*
+ * Saved state: only a version. The port has no state (a write acts at once),
+ * but it follows the pattern every device does, so that a later version may
+ * add some and an old stream is still recognised.
+ */
+void exit_dev_save(const struct exit_dev *x, struct sbuf *out);
+/* Reads the version from in: 0, or -EINVAL with e set. Changes nothing, calls nothing. */
+int exit_dev_load(struct exit_dev *x, struct sreader *in, struct err *e);
 
 #endif

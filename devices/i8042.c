@@ -2,8 +2,10 @@
 /* Runs on vCPU threads (i8042_data_io, i8042_cmd_io) and the set-up thread (create, reset, destroy). */
 #include "i8042.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Status register (read at the command port). */
 #define STR_OBF	    0x01
@@ -29,6 +31,8 @@
 #define KBD_BAT_OK 0xaa
 
 #define QUEUE_SIZE 16
+
+#define I8042_STATE_VERSION 1
 
 struct out_byte {
 	uint8_t val;
@@ -375,4 +379,125 @@ void i8042_destroy(struct i8042 *k)
 		return;
 	pthread_mutex_destroy(&k->lock);
 	free(k);
+}
+
+/* ---- saved state ---- */
+
+void i8042_save(const struct i8042 *ck, struct sbuf *out)
+{
+	struct i8042 *k = (struct i8042 *)ck; /* the lock only */
+
+	pthread_mutex_lock(&k->lock);
+	sbuf_u32(out, I8042_STATE_VERSION);
+	sbuf_put(out, k->ram, sizeof(k->ram));
+	sbuf_u8(out, k->outport);
+	sbuf_u8(out, k->pending);
+	sbuf_u8(out, k->last_cmd);
+	sbuf_u8(out, k->last_out);
+	sbuf_u8(out, (uint8_t)k->irq_level);
+	sbuf_u8(out, (uint8_t)k->q_count);
+	for (unsigned i = 0; i < k->q_count; i++) {
+		const struct out_byte *b = &k->q[(k->q_head + i) % QUEUE_SIZE];
+		sbuf_u8(out, b->val);
+		sbuf_u8(out, b->aux);
+	}
+	sbuf_u8(out, k->kbd_pending);
+	sbuf_u8(out, k->kbd_set);
+	sbuf_u8(out, k->kbd_leds);
+	sbuf_u8(out, k->kbd_last);
+	sbuf_u8(out, k->kbd_scanning);
+	pthread_mutex_unlock(&k->lock);
+}
+
+/* A controller command that waits for a data-port byte (what cmd_write() leaves in pending). */
+static bool pending_ok(uint8_t cmd)
+{
+	return cmd == 0 || (cmd >= 0x60 && cmd <= 0x7f) || (cmd >= 0xd1 && cmd <= 0xd4);
+}
+
+/* A keyboard command that waits for its parameter (what kbd_write() leaves in kbd_pending). */
+static bool kbd_pending_ok(uint8_t cmd)
+{
+	return cmd == 0 || cmd == 0xed || cmd == 0xf0 || cmd == 0xf3;
+}
+
+int i8042_load(struct i8042 *k, struct sreader *in, struct err *e)
+{
+	struct i8042 t; /* the state only: no lock, no callbacks */
+	uint32_t ver = sreader_u32(in);
+
+	if (in->bad)
+		return err_set(e, -EINVAL, "i8042: saved state truncated");
+	if (ver != I8042_STATE_VERSION)
+		return err_set(e, -EINVAL, "i8042: saved state version %u, this build reads %u", ver,
+			       I8042_STATE_VERSION);
+	memset(&t, 0, sizeof(t));
+	sreader_get(in, t.ram, sizeof(t.ram));
+	t.outport = sreader_u8(in);
+	t.pending = sreader_u8(in);
+	uint8_t last_cmd = sreader_u8(in);
+	t.last_out = sreader_u8(in);
+	uint8_t level = sreader_u8(in);
+	t.q_count = sreader_u8(in);
+	if (!in->bad && t.q_count > QUEUE_SIZE) /* before reading the entries it counts */
+		return err_set(e, -EINVAL, "i8042: output queue holds %u bytes, more than %d", t.q_count,
+			       QUEUE_SIZE);
+	bool aux_ok = true;
+	for (unsigned i = 0; i < t.q_count; i++) {
+		t.q[i].val = sreader_u8(in);
+		uint8_t aux = sreader_u8(in);
+		aux_ok = aux_ok && aux <= 1;
+		t.q[i].aux = aux;
+	}
+	t.kbd_pending = sreader_u8(in);
+	t.kbd_set = sreader_u8(in);
+	t.kbd_leds = sreader_u8(in);
+	t.kbd_last = sreader_u8(in);
+	uint8_t scanning = sreader_u8(in);
+	if (in->bad)
+		return err_set(e, -EINVAL, "i8042: saved state truncated");
+	if (!aux_ok)
+		return err_set(e, -EINVAL, "i8042: an output queue byte's AUX flag is not 0 or 1");
+	if (!pending_ok(t.pending))
+		return err_set(e, -EINVAL, "i8042: pending controller command 0x%02x takes no data byte",
+			       t.pending);
+	if (!kbd_pending_ok(t.kbd_pending))
+		return err_set(e, -EINVAL, "i8042: pending keyboard command 0x%02x takes no parameter",
+			       t.kbd_pending);
+	if (t.kbd_set < 1 || t.kbd_set > 3)
+		return err_set(e, -EINVAL, "i8042: scancode set %u is not 1..3", t.kbd_set);
+	if (t.kbd_leds & ~7)
+		return err_set(e, -EINVAL, "i8042: keyboard LEDs 0x%02x beyond bits 2:0", t.kbd_leds);
+	if (last_cmd > 1 || scanning > 1 || level > 1)
+		return err_set(e, -EINVAL,
+			       "i8042: a flag (command %u, scanning %u, IRQ level %u) is not 0 or 1",
+			       last_cmd, scanning, level);
+	t.last_cmd = last_cmd;
+	t.kbd_scanning = scanning;
+	/* The line follows from the queue and the command byte after every access. */
+	if (level != (t.q_count && !t.q[0].aux && (t.ram[0] & CTR_KBDINT)))
+		return err_set(e, -EINVAL, "i8042: IRQ level %u contradicts the output queue", level);
+
+	pthread_mutex_lock(&k->lock);
+	memcpy(k->ram, t.ram, sizeof(k->ram));
+	k->outport = t.outport;
+	k->pending = t.pending;
+	k->last_cmd = t.last_cmd;
+	k->last_out = t.last_out;
+	memcpy(k->q, t.q, sizeof(k->q));
+	k->q_head = 0;
+	k->q_count = t.q_count;
+	k->kbd_pending = t.kbd_pending;
+	k->kbd_set = t.kbd_set;
+	k->kbd_leds = t.kbd_leds;
+	k->kbd_last = t.kbd_last;
+	k->kbd_scanning = t.kbd_scanning;
+	/*
+	 * The only callback: the line to the saved level when it is not there. An
+	 * output port with the reset line low sends no reset request: the source
+	 * already sent it when the guest wrote it.
+	 */
+	update_irq(k);
+	pthread_mutex_unlock(&k->lock);
+	return 0;
 }

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/err.h"
+#include "common/sbuf.h"
 #include "devices/irq.h"
 #include "devices/platform.h"
 
@@ -31,5 +33,22 @@ void i8042_data_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool
 void i8042_cmd_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool is_write);
 /* Power-on state: empty output buffer, default command byte, IRQ lowered. */
 void i8042_reset(struct i8042 *k);
+
+/*
+ * Saved state (docs/MIGRATION.md): a version, the controller RAM (command
+ * byte included), output port, pending controller command, last-write-was-
+ * command flag, last byte read, IRQ level, the output queue (bytes and their
+ * KBD/AUX source), and the keyboard's pending command, scancode set, LEDs,
+ * last byte sent and scanning flag.
+ */
+void i8042_save(const struct i8042 *k, struct sbuf *out);
+/*
+ * Reads one saved state from in (bytes after it are left for the caller):
+ * 0, or -EINVAL with e naming the problem and the device unchanged. No reset
+ * request is sent; the IRQ line is driven only when the restored level
+ * differs from the one this device last drove (load after the interrupt
+ * controller's state, so that a line it already holds high is no new edge).
+ */
+int i8042_load(struct i8042 *k, struct sreader *in, struct err *e);
 
 #endif

@@ -24,6 +24,8 @@
 #define MAX_DECODERS	  (NUM_DEVFN * SLOT_BARS)
 #define NUM_WINDOWS	  3
 
+#define PCI_HOST_STATE_VERSION 1
+
 _Static_assert(IRQ_PCI_INTX_BASE + IRQ_PCI_INTX_COUNT <= IOAPIC_NUM_PINS,
 	       "PCI INTx GSIs must be IOAPIC pins");
 
@@ -79,9 +81,9 @@ static void put16(uint8_t *p, uint16_t v)
 	p[1] = (uint8_t)(v >> 8);
 }
 
-static void hb_init(struct pci_host *h)
+/* The bridge's configuration space at power-on. */
+static void hb_image(uint8_t *c)
 {
-	uint8_t *c = h->hb_cfg;
 	memset(c, 0, PCI_CONFIG_SPACE_SIZE);
 	put16(c + 0x00, PCI_HOST_VENDOR_ID);
 	put16(c + 0x02, PCI_HOST_DEVICE_ID);
@@ -91,6 +93,11 @@ static void hb_init(struct pci_host *h)
 	c[0x0b] = 0x06; /* class: bridge */
 	c[0x0e] = 0x00; /* header type 0, single function */
 			/* BARs, interrupt pin and line stay 0: the bridge decodes nothing itself. */
+}
+
+static void hb_init(struct pci_host *h)
+{
+	hb_image(h->hb_cfg);
 }
 
 static uint8_t hb_read(const struct pci_host *h, uint32_t reg)
@@ -475,4 +482,53 @@ void pci_host_destroy(struct pci_host *h)
 	pthread_rwlock_destroy(&h->map);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
+}
+
+/* ---- saved state ---- */
+
+void pci_host_save(const struct pci_host *ch, struct sbuf *out)
+{
+	struct pci_host *h = (struct pci_host *)ch; /* the lock only */
+
+	pthread_mutex_lock(&h->lock);
+	sbuf_u32(out, PCI_HOST_STATE_VERSION);
+	sbuf_u32(out, h->addr);
+	sbuf_put(out, h->hb_cfg, PCI_CONFIG_SPACE_SIZE);
+	pthread_mutex_unlock(&h->lock);
+}
+
+int pci_host_load(struct pci_host *h, struct sreader *in, struct err *e)
+{
+	uint8_t cfg[PCI_CONFIG_SPACE_SIZE];
+	uint8_t ref[PCI_CONFIG_SPACE_SIZE];
+	uint32_t ver = sreader_u32(in);
+
+	if (in->bad)
+		return err_set(e, -EINVAL, "pci host: saved state truncated");
+	if (ver != PCI_HOST_STATE_VERSION)
+		return err_set(e, -EINVAL, "pci host: saved state version %u, this build reads %u", ver,
+			       PCI_HOST_STATE_VERSION);
+	uint32_t addr = sreader_u32(in);
+	sreader_get(in, cfg, sizeof(cfg));
+	if (in->bad)
+		return err_set(e, -EINVAL, "pci host: saved state truncated");
+	if (addr & ~CONFIG_ADDR_MASK)
+		return err_set(e, -EINVAL, "pci host: CONFIG_ADDRESS 0x%08x has reserved bits set", addr);
+	hb_image(ref);
+	for (unsigned reg = 0; reg < PCI_CONFIG_SPACE_SIZE; reg++) {
+		uint8_t m = 0;
+		if (reg == PCI_COMMAND || reg == PCI_COMMAND + 1)
+			m = (uint8_t)(PCI_COMMAND_WMASK >> ((reg - PCI_COMMAND) * 8));
+		if ((cfg[reg] & ~m) != (ref[reg] & ~m))
+			return err_set(
+			    e, -EINVAL,
+			    "pci host: bridge register 0x%02x is 0x%02x, which the guest cannot write", reg,
+			    cfg[reg]);
+	}
+
+	pthread_mutex_lock(&h->lock);
+	h->addr = addr;
+	memcpy(h->hb_cfg, cfg, sizeof(cfg));
+	pthread_mutex_unlock(&h->lock);
+	return 0;
 }

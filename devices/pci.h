@@ -18,6 +18,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/err.h"
+#include "common/sbuf.h"
+
 #define PCI_HOST_VENDOR_ID    0x1b36 /* Red Hat, Inc. */
 #define PCI_HOST_DEVICE_ID    0x0008 /* QEMU PCIe host bridge */
 #define PCI_CONFIG_SPACE_SIZE 256
@@ -132,5 +135,20 @@ void pci_host_addr_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, b
 void pci_host_data_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool is_write);
 /* CONFIG_ADDRESS and the host bridge's registers back to power-on; plugged devices reset themselves. */
 void pci_host_reset(struct pci_host *h);
+
+/*
+ * Saved state (docs/MIGRATION.md): a version, CONFIG_ADDRESS (the 0xcf8
+ * latch) and the host bridge's 256-byte configuration space. Plugged
+ * functions save their own (pci_dev_save), BAR decoding included; the
+ * windows' allocations are fixed by the configuration and not saved.
+ */
+void pci_host_save(const struct pci_host *h, struct sbuf *out);
+/*
+ * Reads one saved state from in (bytes after it are left for the caller):
+ * 0, or -EINVAL with e naming the problem and the host unchanged. Only the
+ * bridge's writable command bits may differ from their power-on values.
+ * Calls nothing.
+ */
+int pci_host_load(struct pci_host *h, struct sreader *in, struct err *e);
 
 #endif

@@ -57,6 +57,10 @@
 #define IO_SPACE_LAST	  0xffffULL
 #define MEM32_SPACE_LAST  0xffffffffULL
 
+#define PCI_DEV_STATE_VERSION 1
+#define MSIX_CTRL_RESERVED    0x3800u
+#define MSIX_CTRL_QSIZE	      0x07ffu
+
 struct bar {
 	bool present;
 	bool upper; /* the high half of the 64-bit BAR below */
@@ -836,4 +840,250 @@ void pci_dev_destroy(struct pci_dev *d)
 	pthread_mutex_destroy(&d->remap_lock);
 	pthread_mutex_destroy(&d->cfg_lock);
 	free(d);
+}
+
+/* ---- saved state ---- */
+
+/* A BAR's kind in the saved state: 0 absent, 1 the upper half of a 64-bit BAR, else 2 + its type. */
+static uint8_t bar_kind(const struct bar *b)
+{
+	if (!b->present)
+		return 0;
+	return b->upper ? 1 : (uint8_t)(2 + b->type);
+}
+
+void pci_dev_save(const struct pci_dev *cd, struct sbuf *out)
+{
+	struct pci_dev *d = (struct pci_dev *)cd; /* the locks only */
+
+	pthread_mutex_lock(&d->cfg_lock);
+	pthread_mutex_lock(&d->lock);
+	sbuf_u32(out, PCI_DEV_STATE_VERSION);
+	/* Identity and layout: fixed by the configuration, checked on load. */
+	sbuf_u16(out, d->id.vendor);
+	sbuf_u16(out, d->id.device);
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+		sbuf_u8(out, bar_kind(&d->bars[i]));
+		sbuf_u64(out, d->bars[i].size);
+		sbuf_u64(out, d->bars[i].addr);
+	}
+	sbuf_u16(out, (uint16_t)d->msix_nvec);
+	/* What the guest can change. */
+	sbuf_u16(out, d->command);
+	sbuf_u8(out, d->int_line);
+	sbuf_put(out, d->cfg + CAP_START, CFG_SIZE - CAP_START);
+	sbuf_u8(out, d->intx_level);
+	for (unsigned v = 0; v < d->msix_nvec; v++) {
+		sbuf_u32(out, d->vec[v].addr_lo);
+		sbuf_u32(out, d->vec[v].addr_hi);
+		sbuf_u32(out, d->vec[v].data);
+		sbuf_u32(out, d->vec[v].ctrl);
+	}
+	for (unsigned i = 0; i < d->pba_len / 8; i++)
+		sbuf_u64(out, d->pba[i]);
+	pthread_mutex_unlock(&d->lock);
+	pthread_mutex_unlock(&d->cfg_lock);
+}
+
+/* The highest address a BAR register of this type can hold. */
+static uint64_t bar_reg_limit(enum pci_bar_type type)
+{
+	return type == PCI_BAR_MEM64 ? UINT64_MAX : MEM32_SPACE_LAST;
+}
+
+/* cfg_lock held: checks the saved capability area cfg against this function's capabilities. */
+static int check_caps(const struct pci_dev *d, const uint8_t *cfg, unsigned slot, unsigned fn, struct err *e)
+{
+	for (uint32_t reg = CAP_START; reg < CFG_SIZE; reg++) {
+		const struct cap *c = NULL;
+		for (unsigned i = 0; i < d->ncaps; i++)
+			if (reg >= d->caps[i].off && reg < (uint32_t)d->caps[i].off + d->caps[i].len)
+				c = &d->caps[i];
+		uint8_t v = cfg[reg - CAP_START];
+		if (!c) {
+			if (v)
+				return err_set(
+				    e, -EINVAL,
+				    "PCI function %02x.%x: config byte 0x%02x is 0x%02x outside any "
+				    "capability",
+				    slot, fn, reg, v);
+			continue;
+		}
+		uint32_t at = reg - c->off;
+		bool ok;
+		if (at == 0)
+			ok = v == c->id;
+		else if (at == 1)
+			ok = v == c->next;
+		else if (d->msix_nvec && c->off == d->msix_cap && at < 4)
+			ok = true; /* Message Control: checked as a whole below */
+		else if (c->ops == &msix_cap_ops || (!c->ops || (!c->ops->write && !c->ops->read)))
+			ok = v == d->cfg[reg]; /* read-only to the guest */
+		else
+			ok = true; /* the owner's hooks keep these bytes: its own saved state vouches for them
+				    */
+		if (!ok)
+			return err_set(
+			    e, -EINVAL,
+			    "PCI function %02x.%x: capability 0x%02x byte %u is 0x%02x, which the guest "
+			    "cannot write",
+			    slot, fn, c->id, at, v);
+	}
+	if (d->msix_nvec) {
+		const uint8_t *p = cfg + (d->msix_cap + 2 - CAP_START);
+		uint16_t ctrl = (uint16_t)(p[0] | p[1] << 8);
+		if ((ctrl & MSIX_CTRL_QSIZE) != d->msix_nvec - 1 || (ctrl & MSIX_CTRL_RESERVED))
+			return err_set(e, -EINVAL,
+				       "PCI function %02x.%x: MSI-X Message Control 0x%04x is not "
+				       "one this function can have",
+				       slot, fn, ctrl);
+	}
+	return 0;
+}
+
+int pci_dev_load(struct pci_dev *d, struct sreader *in, struct err *e)
+{
+	unsigned slot = (d->devfn >> 3) & 0x1f, fn = d->devfn & 7;
+	uint32_t ver = sreader_u32(in);
+
+	if (in->bad)
+		return err_set(e, -EINVAL, "PCI function %02x.%x: saved state truncated", slot, fn);
+	if (ver != PCI_DEV_STATE_VERSION)
+		return err_set(e, -EINVAL,
+			       "PCI function %02x.%x: saved state version %u, this build reads %u", slot, fn,
+			       ver, PCI_DEV_STATE_VERSION);
+
+	/* Layout first: the sizes of what follows depend on it. nvec and the BAR kinds are fixed after
+	 * set-up. */
+	uint16_t vendor = sreader_u16(in), device = sreader_u16(in);
+	uint8_t kind[PCI_NUM_BARS];
+	uint64_t size[PCI_NUM_BARS], addr[PCI_NUM_BARS];
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+		kind[i] = sreader_u8(in);
+		size[i] = sreader_u64(in);
+		addr[i] = sreader_u64(in);
+	}
+	uint16_t nvec = sreader_u16(in);
+	if (in->bad)
+		return err_set(e, -EINVAL, "PCI function %02x.%x: saved state truncated", slot, fn);
+	if (vendor != d->id.vendor || device != d->id.device)
+		return err_set(e, -EINVAL,
+			       "PCI function %02x.%x: saved state is for %04x:%04x, this is %04x:%04x", slot,
+			       fn, vendor, device, d->id.vendor, d->id.device);
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+		const struct bar *b = &d->bars[i];
+		if (kind[i] != bar_kind(b) || size[i] != b->size)
+			return err_set(
+			    e, -EINVAL,
+			    "PCI function %02x.%x: saved BAR %u (kind %u, size 0x%llx) differs from this "
+			    "function's",
+			    slot, fn, i, kind[i], (unsigned long long)size[i]);
+		if (!b->present || b->upper) {
+			if (addr[i])
+				return err_set(e, -EINVAL, "PCI function %02x.%x: BAR %u holds no address",
+					       slot, fn, i);
+			continue;
+		}
+		if ((addr[i] & (b->size - 1)) || addr[i] > bar_reg_limit(b->type))
+			return err_set(
+			    e, -EINVAL,
+			    "PCI function %02x.%x: BAR %u address 0x%llx is not one its register can hold",
+			    slot, fn, i, (unsigned long long)addr[i]);
+	}
+	if (nvec != d->msix_nvec)
+		return err_set(e, -EINVAL,
+			       "PCI function %02x.%x: saved state has %u MSI-X vectors, this has %u", slot,
+			       fn, nvec, d->msix_nvec);
+
+	uint16_t command = sreader_u16(in);
+	uint8_t int_line = sreader_u8(in);
+	uint8_t cfg[CFG_SIZE - CAP_START];
+	sreader_get(in, cfg, sizeof(cfg));
+	uint8_t intx_level = sreader_u8(in);
+	struct msix_vec *vec = nvec ? calloc(nvec, sizeof(*vec)) : NULL;
+	size_t pba_words = d->pba_len / 8;
+	uint64_t *pba = pba_words ? calloc(pba_words, sizeof(*pba)) : NULL;
+	if ((nvec && !vec) || (pba_words && !pba)) {
+		free(vec);
+		free(pba);
+		return err_set(e, -ENOMEM, "PCI function %02x.%x: out of memory", slot, fn);
+	}
+	for (unsigned v = 0; v < nvec; v++) {
+		vec[v].addr_lo = sreader_u32(in);
+		vec[v].addr_hi = sreader_u32(in);
+		vec[v].data = sreader_u32(in);
+		vec[v].ctrl = sreader_u32(in);
+	}
+	for (size_t i = 0; i < pba_words; i++)
+		pba[i] = sreader_u64(in);
+
+	int r = 0;
+	if (in->bad)
+		r = err_set(e, -EINVAL, "PCI function %02x.%x: saved state truncated", slot, fn);
+	else if (command & ~CMD_WMASK)
+		r = err_set(e, -EINVAL,
+			    "PCI function %02x.%x: command 0x%04x has bits the register does not keep", slot,
+			    fn, command);
+	else if (intx_level > 1)
+		r = err_set(e, -EINVAL, "PCI function %02x.%x: INTx level %u is not 0 or 1", slot, fn,
+			    intx_level);
+	for (unsigned v = 0; !r && v < nvec; v++)
+		if (vec[v].ctrl & ~MSIX_VEC_MASKED)
+			r = err_set(
+			    e, -EINVAL,
+			    "PCI function %02x.%x: MSI-X vector %u control 0x%08x has reserved bits set",
+			    slot, fn, v, vec[v].ctrl);
+	for (unsigned v = nvec; !r && v < pba_words * 64; v++)
+		if (pba[v / 64] & (1ULL << (v % 64)))
+			r = err_set(e, -EINVAL, "PCI function %02x.%x: PBA bit %u is past the last vector",
+				    slot, fn, v);
+	if (r) {
+		free(vec);
+		free(pba);
+		return r;
+	}
+
+	struct remap_batch rb = {0};
+	pthread_mutex_lock(&d->cfg_lock);
+	r = check_caps(d, cfg, slot, fn, e);
+	if (r) {
+		pthread_mutex_unlock(&d->cfg_lock);
+		free(vec);
+		free(pba);
+		return r;
+	}
+	/* Nothing below can fail. */
+	memcpy(d->cfg + CAP_START, cfg, sizeof(cfg));
+	for (unsigned i = 0; i < d->ncaps; i++)
+		cap_restore(d, &d->caps[i]);
+	d->int_line = int_line;
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+		if (d->bars[i].present && !d->bars[i].upper)
+			d->bars[i].addr = addr[i];
+	pthread_mutex_lock(&d->lock);
+	d->command = command;
+	d->intx_level = intx_level;
+	if (nvec) {
+		uint16_t ctrl = (uint16_t)(d->cfg[d->msix_cap + 2] | d->cfg[d->msix_cap + 3] << 8);
+		__atomic_store_n(&d->msix_enabled, (ctrl & MSIX_CTRL_ENABLE) != 0, __ATOMIC_RELEASE);
+		d->msix_fmask = ctrl & MSIX_CTRL_MASKALL;
+		memcpy(d->pba, pba, pba_words * sizeof(*pba));
+		/* Routes and eventfds are this process's: keep them, and re-aim them below. */
+		for (unsigned v = 0; v < nvec; v++) {
+			d->vec[v].addr_lo = vec[v].addr_lo;
+			d->vec[v].addr_hi = vec[v].addr_hi;
+			d->vec[v].data = vec[v].data;
+			d->vec[v].ctrl = vec[v].ctrl;
+		}
+		for (unsigned v = 0; v < nvec; v++)
+			vec_refresh(d, v);
+	}
+	intx_update(d);
+	pthread_mutex_unlock(&d->lock);
+	/* Decoding where the guest put each BAR, as a command or BAR write would have made it. */
+	publish(d, &rb);
+	unlock_and_remap(d, &rb);
+	free(vec);
+	free(pba);
+	return 0;
 }

@@ -46,6 +46,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/sbuf.h"
 #include "devices/irq.h"
 #include "devices/pci.h"
 
@@ -152,5 +153,30 @@ uint64_t pci_dev_bar_addr(const struct pci_dev *d, unsigned bar);
  * BARs where they were placed. The INTx level stays the device's to drive.
  */
 void pci_dev_reset(struct pci_dev *d);
+
+/*
+ * Saved state (docs/MIGRATION.md): a version; the function's identity and
+ * layout (vendor, device, each BAR's kind and size, MSI-X vector count), to
+ * be checked against the destination's; the guest-writable configuration
+ * space: command register, interrupt line, each BAR's programmed address, the
+ * capability bytes (MSI-X Enable and Function Mask among them); the INTx
+ * level; the MSI-X table and PBA. The owner of the function (the virtio
+ * transport, pvpanic) saves it inside its own state, config-space state its
+ * capability hooks keep elsewhere included. Take it while the VM is paused.
+ */
+void pci_dev_save(const struct pci_dev *d, struct sbuf *out);
+/*
+ * Reads one saved state from in (bytes after it are left for the caller) and
+ * makes it the function's: 0, or -EINVAL with e naming the function and the
+ * problem and the function unchanged. A function built with a different
+ * layout is refused. Restoring the visible state calls what it needs to,
+ * and nothing else: the host decodes every BAR where the guest had put it
+ * (remap fires for BARs that start decoding, move or stop, so that the owner
+ * moves its ioeventfds), deliverable MSI-X vectors get their routes aimed at
+ * their table entries (and a pending one that is deliverable is delivered,
+ * as an unmask would), and the INTx line is driven when its level changes.
+ * No capability hook runs. Not from a callback of this function.
+ */
+int pci_dev_load(struct pci_dev *d, struct sreader *in, struct err *e);
 
 #endif

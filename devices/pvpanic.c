@@ -8,6 +8,8 @@
 
 #include "devices/pci_dev.h"
 
+#define PVPANIC_STATE_VERSION 1
+
 struct pvpanic {
 	struct pci_dev *pci;
 	struct vm_requester req;
@@ -79,4 +81,32 @@ void pvpanic_destroy(struct pvpanic *p)
 unsigned pvpanic_events_seen(const struct pvpanic *p)
 {
 	return __atomic_load_n(&p->seen, __ATOMIC_ACQUIRE);
+}
+
+void pvpanic_save(const struct pvpanic *p, struct sbuf *out)
+{
+	sbuf_u32(out, PVPANIC_STATE_VERSION);
+	sbuf_u8(out, (uint8_t)pvpanic_events_seen(p));
+	pci_dev_save(p->pci, out);
+}
+
+int pvpanic_load(struct pvpanic *p, struct sreader *in, struct err *e)
+{
+	uint32_t ver = sreader_u32(in);
+	uint8_t seen = sreader_u8(in);
+
+	if (in->bad)
+		return err_set(e, -EINVAL, "pvpanic: saved state truncated");
+	if (ver != PVPANIC_STATE_VERSION)
+		return err_set(e, -EINVAL, "pvpanic: saved state version %u, this build reads %u", ver,
+			       PVPANIC_STATE_VERSION);
+	if (seen & ~PVPANIC_EVENTS)
+		return err_set(e, -EINVAL, "pvpanic: events seen 0x%02x include unsupported ones", seen);
+	/* The function last: once it has loaded nothing can fail, so the device changes all at once or not.
+	 */
+	int r = pci_dev_load(p->pci, in, e);
+	if (r)
+		return r;
+	__atomic_store_n(&p->seen, seen, __ATOMIC_RELEASE);
+	return 0;
 }

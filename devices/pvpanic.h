@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/sbuf.h"
 #include "devices/pci.h"
 #include "devices/platform.h"
 
@@ -40,5 +41,18 @@ struct pvpanic *pvpanic_create(struct pci_host *h, unsigned devfn, const struct 
 void pvpanic_destroy(struct pvpanic *p);
 /* The supported events the guest has written so far (PVPANIC_* bits); any thread. */
 unsigned pvpanic_events_seen(const struct pvpanic *p);
+
+/*
+ * Saved state (docs/MIGRATION.md): a version, the events seen, then its PCI
+ * function's state (pci_dev_save: config space, where its BAR decodes).
+ */
+void pvpanic_save(const struct pvpanic *p, struct sbuf *out);
+/*
+ * Reads one saved state from in (bytes after it are left for the caller):
+ * 0, or -EINVAL with e naming the problem and the device unchanged. Events
+ * seen are restored without sending VM_REQUEST_PANIC again (the source acted
+ * on it); the function's BAR decodes where the guest had put it.
+ */
+int pvpanic_load(struct pvpanic *p, struct sreader *in, struct err *e);
 
 #endif

@@ -2,6 +2,7 @@
 /* Runs on vCPU threads (rtc_io), the event loop (rtc_tick) and the set-up thread. */
 #include "rtc.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,8 @@
 #define D_VRT 0x80 /* RAM and time valid */
 
 #define ALARM_DONT_CARE 0xc0
+
+#define RTC_STATE_VERSION 1
 
 struct rtc {
 	pthread_mutex_t lock;
@@ -320,4 +323,66 @@ void rtc_destroy(struct rtc *rtc)
 		return;
 	pthread_mutex_destroy(&rtc->lock);
 	free(rtc);
+}
+
+/* ---- saved state ---- */
+
+void rtc_save(const struct rtc *crtc, struct sbuf *out)
+{
+	struct rtc *rtc = (struct rtc *)crtc; /* the lock only */
+
+	pthread_mutex_lock(&rtc->lock);
+	sbuf_u32(out, RTC_STATE_VERSION);
+	sbuf_put(out, rtc->cmos, CMOS_SIZE);
+	sbuf_u8(out, rtc->index);
+	sbuf_u64(out, (uint64_t)rtc->offset);
+	sbuf_u8(out, rtc->c_flags);
+	sbuf_u64(out, (uint64_t)rtc->last_tick);
+	sbuf_u8(out, rtc->ticked);
+	sbuf_u8(out, (uint8_t)rtc->irq_level);
+	pthread_mutex_unlock(&rtc->lock);
+}
+
+int rtc_load(struct rtc *rtc, struct sreader *in, struct err *e)
+{
+	uint8_t cmos[CMOS_SIZE];
+	uint32_t ver = sreader_u32(in);
+
+	if (in->bad)
+		return err_set(e, -EINVAL, "rtc: saved state truncated");
+	if (ver != RTC_STATE_VERSION)
+		return err_set(e, -EINVAL, "rtc: saved state version %u, this build reads %u", ver,
+			       RTC_STATE_VERSION);
+	sreader_get(in, cmos, CMOS_SIZE);
+	uint8_t index = sreader_u8(in);
+	int64_t offset = (int64_t)sreader_u64(in); /* any value: guest_now() saturates on overflow */
+	uint8_t c_flags = sreader_u8(in);
+	int64_t last_tick = (int64_t)sreader_u64(in);
+	uint8_t ticked = sreader_u8(in), level = sreader_u8(in);
+	if (in->bad)
+		return err_set(e, -EINVAL, "rtc: saved state truncated");
+	if (index >= CMOS_SIZE)
+		return err_set(e, -EINVAL, "rtc: index register 0x%02x beyond the %d bytes of CMOS", index,
+			       CMOS_SIZE);
+	if (cmos[REG_A] & 0x80)
+		return err_set(e, -EINVAL, "rtc: register A 0x%02x has UIP set, which this model never does",
+			       cmos[REG_A]);
+	if (c_flags & ~(C_UF | C_AF))
+		return err_set(e, -EINVAL, "rtc: register C flags 0x%02x beyond UF and AF", c_flags);
+	if (ticked > 1 || level > 1)
+		return err_set(e, -EINVAL, "rtc: a flag (ticked %u, IRQ level %u) is not 0 or 1", ticked,
+			       level);
+	if (level != ((c_flags & cmos[REG_B] & (C_UF | C_AF)) != 0))
+		return err_set(e, -EINVAL, "rtc: IRQ level %u contradicts registers B and C", level);
+
+	pthread_mutex_lock(&rtc->lock);
+	memcpy(rtc->cmos, cmos, CMOS_SIZE);
+	rtc->index = index;
+	rtc->offset = offset;
+	rtc->c_flags = c_flags;
+	rtc->last_tick = last_tick;
+	rtc->ticked = ticked;
+	update_irq(rtc); /* the only callback: the line to the saved level, when it is not there */
+	pthread_mutex_unlock(&rtc->lock);
+	return 0;
 }

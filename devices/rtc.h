@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "common/err.h"
+#include "common/sbuf.h"
 #include "devices/irq.h"
 
 struct rtc;
@@ -36,5 +38,20 @@ void rtc_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool is_wri
 void rtc_tick(struct rtc *rtc);
 /* The RESET pin: interrupt enables and flags cleared; the time and RAM survive (battery-backed). */
 void rtc_reset(struct rtc *rtc);
+
+/*
+ * Saved state (docs/MIGRATION.md): a version, the 128 bytes of CMOS RAM, the
+ * index register, the guest clock's offset from the host clock (so the guest's
+ * time keeps running across a migration between hosts whose clocks agree),
+ * the C flags, the update-cycle tracking and the IRQ level.
+ */
+void rtc_save(const struct rtc *rtc, struct sbuf *out);
+/*
+ * Reads one saved state from in (bytes after it are left for the caller):
+ * 0, or -EINVAL with e naming the problem and the device unchanged. The IRQ
+ * line is driven only when the restored level differs from the one this
+ * device last drove (load after the interrupt controller's state).
+ */
+int rtc_load(struct rtc *rtc, struct sreader *in, struct err *e);
 
 #endif

@@ -2,8 +2,10 @@
 /* Runs on vCPU threads (serial_io), the console thread (serial_rx_push) and the set-up thread. */
 #include "serial.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Register offsets. */
 #define REG_RBR_THR 0 /* DLL when LCR.DLAB */
@@ -55,6 +57,10 @@
 #define MSR_DSR	 0x20
 #define MSR_RI	 0x40
 #define MSR_DCD	 0x80
+
+#define MSR_DELTAS 0x0f /* MSR bits 3:0 */
+
+#define SERIAL_STATE_VERSION 1
 
 struct serial {
 	pthread_mutex_t lock;
@@ -376,4 +382,103 @@ void serial_destroy(struct serial *s)
 		return;
 	pthread_mutex_destroy(&s->lock);
 	free(s);
+}
+
+/* ---- saved state ---- */
+
+/*
+ * Not saved: rx_blocked (a promise to the host-side writer of this process;
+ * the destination's writer starts unblocked) and the callbacks.
+ */
+void serial_save(const struct serial *cs, struct sbuf *out)
+{
+	struct serial *s = (struct serial *)cs; /* the lock only */
+
+	pthread_mutex_lock(&s->lock);
+	sbuf_u32(out, SERIAL_STATE_VERSION);
+	sbuf_u8(out, s->ier);
+	sbuf_u8(out, s->lcr);
+	sbuf_u8(out, s->mcr);
+	sbuf_u8(out, s->scr);
+	sbuf_u8(out, s->dll);
+	sbuf_u8(out, s->dlm);
+	sbuf_u8(out, s->fcr);
+	sbuf_u8(out, s->msr_delta);
+	sbuf_u8(out, s->last_rx);
+	sbuf_u8(out, s->thr_ipending);
+	sbuf_u8(out, (uint8_t)s->irq_level);
+	sbuf_u16(out, (uint16_t)s->rx_count);
+	for (size_t i = 0; i < s->rx_count; i++)
+		sbuf_u8(out, s->rx[(s->rx_head + i) % SERIAL_RX_BUF_SIZE]);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int serial_load(struct serial *s, struct sreader *in, struct err *e)
+{
+	struct serial t; /* the registers only: no lock, no callbacks */
+	uint32_t ver = sreader_u32(in);
+
+	if (in->bad)
+		return err_set(e, -EINVAL, "serial: saved state truncated");
+	if (ver != SERIAL_STATE_VERSION)
+		return err_set(e, -EINVAL, "serial: saved state version %u, this build reads %u", ver,
+			       SERIAL_STATE_VERSION);
+	memset(&t, 0, sizeof(t));
+	t.ier = sreader_u8(in);
+	t.lcr = sreader_u8(in);
+	t.mcr = sreader_u8(in);
+	t.scr = sreader_u8(in);
+	t.dll = sreader_u8(in);
+	t.dlm = sreader_u8(in);
+	t.fcr = sreader_u8(in);
+	t.msr_delta = sreader_u8(in);
+	t.last_rx = sreader_u8(in);
+	uint8_t thri = sreader_u8(in), level = sreader_u8(in);
+	t.rx_count = sreader_u16(in);
+	if (!in->bad && t.rx_count <= SERIAL_RX_BUF_SIZE)
+		sreader_get(in, t.rx, t.rx_count);
+	if (in->bad)
+		return err_set(e, -EINVAL, "serial: saved state truncated");
+	t.thr_ipending = thri == 1;
+	t.irq_level = level;
+	if (t.rx_count > SERIAL_RX_BUF_SIZE)
+		return err_set(e, -EINVAL, "serial: receive buffer holds %zu bytes, more than %d", t.rx_count,
+			       SERIAL_RX_BUF_SIZE);
+	if (t.ier & ~IER_MASK)
+		return err_set(e, -EINVAL, "serial: IER 0x%02x has reserved bits set", t.ier);
+	if (t.mcr & ~MCR_MASK)
+		return err_set(e, -EINVAL, "serial: MCR 0x%02x has reserved bits set", t.mcr);
+	if (t.fcr & ~FCR_KEEP_MASK || (t.fcr && !(t.fcr & FCR_ENABLE)))
+		return err_set(e, -EINVAL, "serial: FCR 0x%02x is not a value the FIFO control keeps", t.fcr);
+	if (t.msr_delta & ~MSR_DELTAS)
+		return err_set(e, -EINVAL, "serial: MSR deltas 0x%02x beyond bits 3:0", t.msr_delta);
+	if (thri > 1 || level > 1)
+		return err_set(e, -EINVAL, "serial: a flag (THRI pending %u, IRQ level %u) is not 0 or 1",
+			       thri, level);
+	/* The line level follows from the registers: one that does not is a state the model cannot be in. */
+	if (level != (iir_id(&t) != IIR_NO_INT && (t.mcr & MCR_OUT2)))
+		return err_set(e, -EINVAL, "serial: IRQ level %u contradicts the saved registers", level);
+
+	pthread_mutex_lock(&s->lock);
+	s->ier = t.ier;
+	s->lcr = t.lcr;
+	s->mcr = t.mcr;
+	s->scr = t.scr;
+	s->dll = t.dll;
+	s->dlm = t.dlm;
+	s->fcr = t.fcr;
+	s->msr_delta = t.msr_delta;
+	s->last_rx = t.last_rx;
+	s->thr_ipending = t.thr_ipending;
+	memcpy(s->rx, t.rx, t.rx_count);
+	s->rx_head = 0;
+	s->rx_count = t.rx_count;
+	/*
+	 * The only callback: the line goes to the saved level if it is not there
+	 * already (a fresh device's is low). A blocked host writer keeps waiting
+	 * for the guest to drain the buffer; rx_space is not called here.
+	 */
+	update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
 }

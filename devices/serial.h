@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/err.h"
+#include "common/sbuf.h"
 #include "devices/irq.h"
 
 #define SERIAL_RX_BUF_SIZE 1024
@@ -53,5 +55,21 @@ void serial_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool is_
 size_t serial_rx_push(struct serial *s, const uint8_t *buf, size_t len);
 /* Power-on state: registers reset, receive buffer emptied, IRQ lowered. */
 void serial_reset(struct serial *s);
+
+/*
+ * Saved state (docs/MIGRATION.md): a version, every register, the MSR deltas,
+ * the THR-empty interrupt pending flag, the last byte read, the IRQ level and
+ * the receive buffer's contents. Take it while the VM is paused.
+ */
+void serial_save(const struct serial *s, struct sbuf *out);
+/*
+ * Reads one saved state from in (bytes after it are left for the caller) and
+ * makes it the device's: 0, or -EINVAL with e naming the problem and the
+ * device unchanged. No tx or rx_space callback fires; the IRQ line is driven
+ * when the restored level differs from the one this device last drove (load
+ * after the interrupt controller's own state, so that re-asserting a level it
+ * already holds is not a new edge).
+ */
+int serial_load(struct serial *s, struct sreader *in, struct err *e);
 
 #endif

@@ -1040,6 +1040,150 @@ static void test_concurrent(void **state)
 		pthread_join(t[i], NULL);
 }
 
+/* ---- saved state ---- */
+
+static void save_to(struct fx *x, struct sbuf *s)
+{
+	sbuf_init(s);
+	pci_dev_save(x->dev, s);
+	assert_false(s->oom);
+}
+
+/* Loading the damaged copy of s (byte off set to val, or cut to len bytes) fails naming what, and changes
+ * nothing. */
+static void refuse_state(struct fx *y, const struct sbuf *s, size_t len, size_t off, uint8_t val,
+			 const char *what)
+{
+	uint8_t *b = malloc(s->len);
+	struct sreader r;
+	struct err e = {{0}};
+	struct sbuf now;
+	int nev = y->f.nev, adds = y->msi.adds, changes = y->line.changes;
+
+	assert_non_null(b);
+	memcpy(b, s->data, s->len);
+	if (off < s->len)
+		b[off] = val;
+	sreader_init(&r, b, len);
+	assert_int_equal(pci_dev_load(y->dev, &r, &e), -EINVAL);
+	if (!strstr(err_msg(&e), what) || !strstr(err_msg(&e), "PCI function 03.0"))
+		fail_msg("byte %zu = 0x%02x, length %zu: \"%s\" does not say \"%s\"", off, val, len,
+			 err_msg(&e), what);
+	save_to(y, &now);
+	assert_int_equal(now.len, s->len);
+	assert_memory_equal(now.data, s->data, s->len);
+	sbuf_free(&now);
+	assert_int_equal(y->f.nev, nev);
+	assert_int_equal(y->msi.adds, adds);
+	assert_int_equal(y->line.changes, changes);
+	free(b);
+}
+
+static void test_state(void **state)
+{
+	struct fx *x = *state, *y = make(true);
+	const uint64_t io_new = 0x2000, m32_new = 0xd0000000ULL, m64_new = MEM64_START + 0x100000;
+
+	/* The guest moves every BAR, enables decoding, programs MSI-X and leaves a vector pending. */
+	cfg_write(x, 0x10, 4, (uint32_t)io_new);
+	cfg_write(x, 0x14, 4, (uint32_t)m32_new);
+	cfg_write(x, 0x18, 4, (uint32_t)m64_new);
+	cfg_write(x, 0x1c, 4, (uint32_t)(m64_new >> 32));
+	cfg_write(x, 0x3c, 1, 0x0b);
+	cfg_write(x, 0x04, 2, 0x0007);
+	msix_ctrl(x, 0x8000);
+	set_entry(x, 1, 0xfee00000, 0x4021, false);
+	set_entry(x, 3, 0xfee01000, 0x4023, true);
+	assert_true(pci_dev_msix_notify(x->dev, 3)); /* masked: pending */
+	pci_dev_set_intx(x->dev, 1);		     /* MSI-X on: the pin stays low */
+	mem_write(x, m32_new + 0x1000, 0x77, 1);
+	assert_int_equal(x->line.level, 0);
+
+	struct sbuf s;
+	save_to(x, &s);
+	assert_int_equal(y->f.nev, 0);
+	struct sreader r;
+	struct err e = {{0}};
+	sreader_init(&r, s.data, s.len);
+	assert_int_equal(pci_dev_load(y->dev, &r, &e), 0);
+	assert_true(sreader_done(&r));
+
+	/* Remap fired once per BAR, at the guest's addresses; the host decodes them there. */
+	assert_int_equal(y->f.nev, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_true(y->f.ev[i].mapped);
+		assert_int_equal(y->f.ev[i].addr, i == 0 ? io_new : i == 1 ? m32_new : m64_new);
+	}
+	for (unsigned bar = 0; bar < PCI_NUM_BARS; bar++)
+		assert_int_equal(pci_dev_bar_addr(y->dev, bar), pci_dev_bar_addr(x->dev, bar));
+	for (unsigned reg = 0; reg < 0x100; reg += 4)
+		assert_int_equal(cfg_read(y, reg, 4), cfg_read(x, reg, 4));
+	y->f.regs[1][0x1000] = 0x77;
+	int acc = y->f.accesses;
+	assert_int_equal(mem_read(y, m32_new + 0x1000, 1), 0x77);
+	assert_int_equal(y->f.accesses, acc + 1);
+	assert_int_equal(mem_read(y, MEM32_START + 0x1000, 4), 0xffffffffu); /* nothing at the old place */
+	uint8_t d = 0;
+	guest_io(y, true, io_new, &d, 1, false);
+	assert_int_equal(y->f.accesses, acc + 2);
+	for (unsigned off = 0; off < 16 * NVEC; off += 4)
+		assert_int_equal(mem_read(y, table(y) + off, 4), mem_read(x, table(x) + off, 4));
+	assert_int_equal(mem_read(y, pba(y), 8), 1u << 3);
+	assert_int_equal(y->line.level, 0);
+	assert_int_equal(y->line.changes, 0);
+
+	/* Vector 1 was deliverable: its route is already aimed at the entry. */
+	int r1 = route_to(&y->msi, 0xfee00000, 0x4021);
+	assert_true(r1 >= 0);
+	assert_true(pci_dev_msix_notify(y->dev, 1));
+	assert_int_equal(fired(&y->msi, r1), 1);
+	/* Unmasking vector 3 delivers what was pending, on both. */
+	mem_write(x, table(x) + 16 * 3 + 12, 0, 4);
+	mem_write(y, table(y) + 16 * 3 + 12, 0, 4);
+	int r3 = route_to(&y->msi, 0xfee01000, 0x4023);
+	assert_true(r3 >= 0);
+	assert_int_equal(fired(&y->msi, r3), 1);
+	assert_int_equal(mem_read(y, pba(y), 8), mem_read(x, pba(x), 8));
+	/* MSI-X off: the saved INTx level reaches the line. */
+	msix_ctrl(x, 0);
+	msix_ctrl(y, 0);
+	assert_int_equal(x->line.level, 1);
+	assert_int_equal(y->line.level, 1);
+
+	/* Damaged input, into a function holding s again. */
+	sreader_init(&r, s.data, s.len);
+	assert_int_equal(pci_dev_load(y->dev, &r, &e), 0);
+	assert_int_equal(y->line.level, 0); /* MSI-X back on */
+	for (size_t n = 0; n < s.len; n++)
+		refuse_state(y, &s, n, s.len, 0, "truncated");
+	/*
+	 * Layout: version 0..3, vendor 4, device 6, per BAR i at 8 + 17 i: kind, size (8), address (8);
+	 * vectors 110, command 112, line 114, capability bytes 115..306, INTx 307, table 308, PBA 388.
+	 */
+	assert_int_equal(s.len, 396);
+	refuse_state(y, &s, s.len, 0, 2, "version");
+	refuse_state(y, &s, s.len, 4, 0, "saved state is for");
+	refuse_state(y, &s, s.len, 8, 3, "saved BAR 0");
+	refuse_state(y, &s, s.len, 8 + 17 + 1, 0x40, "saved BAR 1");
+	refuse_state(y, &s, s.len, 8 + 17 + 9, 0x10, "BAR 1 address");
+	refuse_state(y, &s, s.len, 8 + 17 * 4 + 9, 0x10, "BAR 4 holds no address");
+	refuse_state(y, &s, s.len, 8 + 17 * 3 + 9, 0x10, "BAR 3 holds no address");
+	refuse_state(y, &s, s.len, 110, 6, "MSI-X vectors");
+	refuse_state(y, &s, s.len, 113, 0xf8, "command");
+	refuse_state(y, &s, s.len, 115, 0x05, "capability 0x11 byte 0 is 0x05");
+	refuse_state(y, &s, s.len, 115 + 1, 0x80, "capability 0x11 byte 1");
+	refuse_state(y, &s, s.len, 115 + 2, 0x07, "Message Control");
+	refuse_state(y, &s, s.len, 115 + 3, 0x88, "Message Control");
+	refuse_state(y, &s, s.len, 115 + 4, 0x08, "capability 0x11 byte 4");
+	refuse_state(y, &s, s.len, 115 + 0x10, 1, "outside any capability");
+	refuse_state(y, &s, s.len, 307, 2, "INTx level");
+	refuse_state(y, &s, s.len, 308 + 12, 2, "vector 0 control");
+	refuse_state(y, &s, s.len, 388, 0x20, "PBA bit 5");
+	sbuf_free(&s);
+	void *p = y;
+	teardown(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1057,6 +1201,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_setup_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hostile_config, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_state, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("pci_dev", tests, NULL, NULL);
 }
