@@ -271,13 +271,14 @@ int vcpu_state_parse(struct sreader *in, uint32_t host_xsave_size, struct vcpu_s
 /* ---- Writing to KVM ---- */
 
 /*
- * The order matters (as in QEMU's kvm_arch_put_registers):
- * - CPUID first: KVM checks XSAVE features, MSRs and more against it, and
- *   refuses to change it once the vCPU ran.
- * - sregs before MSRs: EFER and CR0/CR4 decide which MSR values are valid.
- * - LAPIC before MSRs, so that TSC_DEADLINE lands in a LAPIC in TSC-deadline
- *   mode, and before events: setting the LAPIC resets what it has pending.
- * - MP state last: it may raise INIT/SIPI that the events must not undo.
+ * The order matters (QEMU's kvm_arch_put_registers keeps the same):
+ * - CPUID first: KVM checks XSAVE features, XCR0 and MSR values against it,
+ *   and refuses to change it once the vCPU ran.
+ * - sregs (EFER, APIC base) and the LAPIC before the MSRs: TSC_DEADLINE only
+ *   takes in an enabled LAPIC whose timer is in TSC-deadline mode.
+ * - LAPIC before the events, which put a latched INIT into it.
+ * - MP state last: KVM checks it against the SMM and latched-INIT state that
+ *   the events set (no INIT_RECEIVED or SIPI_RECEIVED while INIT is latched).
  */
 int vcpu_state_put(int vcpu_fd, const struct vcpu_state *s, struct err *e)
 {
