@@ -13,7 +13,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CPPFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE -I. -Iinclude $(CPPFLAGS)
 LIBS := -lpthread -lz -lzstd -lmnl -ljansson
 
-LIB_SRCS := $(sort $(wildcard common/*.c vmm/*.c vmm/api/*.c vmm/boot/*.c devices/*.c devices/disk/*.c virtio/*.c net/*.c))
+LIB_SRCS := $(sort $(wildcard common/*.c vmm/*.c vmm/api/*.c vmm/migration/*.c vmm/boot/*.c devices/*.c devices/disk/*.c virtio/*.c net/*.c))
 LIB_SRCS := $(filter-out vmm/main.c vmm/ctl.c,$(LIB_SRCS))
 ASM_SRCS := vmm/boot/dsdt_blob.S
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
