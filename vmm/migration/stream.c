@@ -1,0 +1,346 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Reading and writing the saved-state stream over a file descriptor. The
+ * reader trusts nothing: every length is bounded by its type before anything
+ * is read, and its buffer grows only with bytes that actually arrived, so a
+ * hostile length costs no memory the peer did not send.
+ */
+#include "vmm/migration/stream.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+static void put_le(uint8_t *p, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+	for (unsigned i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static uint32_t crc(uint32_t c, const void *p, size_t n)
+{
+	/* n is bounded by the record limits; crc32() of a NULL buffer would reset the sum. */
+	return n ? (uint32_t)crc32(c, p, (uInt)n) : c;
+}
+
+/* ---- Writer ---- */
+
+void stream_writer_init(struct stream_writer *w, int fd)
+{
+	struct stat st;
+	w->fd = fd;
+	w->sock = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+	w->error = 0;
+	w->len = 0;
+	w->records = w->bytes = 0;
+}
+
+static int write_all(struct stream_writer *w, const uint8_t *p, size_t n, struct err *err)
+{
+	while (n) {
+		ssize_t k = w->sock ? send(w->fd, p, n, MSG_NOSIGNAL) : write(w->fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			w->error = k < 0 ? -errno : -EIO;
+			return err_set(err, w->error, "writing the state stream: %s", strerror(-w->error));
+		}
+		p += k;
+		n -= (size_t)k;
+		w->bytes += (uint64_t)k;
+	}
+	return 0;
+}
+
+static int failed(struct stream_writer *w, struct err *err)
+{
+	return err_set(err, w->error, "the state stream failed earlier: %s", strerror(-w->error));
+}
+
+int stream_flush(struct stream_writer *w, struct err *err)
+{
+	if (w->error)
+		return failed(w, err);
+	int rc = write_all(w, w->buf, w->len, err);
+	w->len = 0;
+	return rc;
+}
+
+/* Buffers n bytes; direct when larger than the buffer (the caller's memory is stable then). */
+static int put(struct stream_writer *w, const void *p, size_t n, struct err *err)
+{
+	if (n > STREAM_WBUF - w->len) {
+		int rc = stream_flush(w, err);
+		if (rc < 0)
+			return rc;
+		if (n >= STREAM_WBUF)
+			return write_all(w, p, n, err);
+	}
+	memcpy(w->buf + w->len, p, n);
+	w->len += n;
+	return 0;
+}
+
+int stream_write_header(struct stream_writer *w, struct err *err)
+{
+	uint8_t h[STREAM_HDR_LEN];
+	memcpy(h, STREAM_MAGIC, 8);
+	put_le(h + 8, STREAM_VERSION, 4);
+	put_le(h + 12, 0, 4);
+	return w->error ? failed(w, err) : put(w, h, sizeof(h), err);
+}
+
+static void record_header(uint8_t *h, uint32_t type, uint64_t len)
+{
+	put_le(h, type, 4);
+	put_le(h + 4, 0, 4);
+	put_le(h + 8, len, 8);
+}
+
+int stream_write_record(struct stream_writer *w, uint32_t type, const void *payload, size_t len,
+			struct err *err)
+{
+	char why[160];
+	if (w->error)
+		return failed(w, err);
+	if (stream_check_payload(type, payload, len, why, sizeof(why)) < 0)
+		return err_set(err, -EINVAL, "writing a %s record: %s", stream_type_name(type), why);
+	uint8_t h[STREAM_REC_HDR], c[4];
+	record_header(h, type, len);
+	put_le(c, crc(crc(0, h, sizeof(h)), payload, len), 4);
+	int rc = put(w, h, sizeof(h), err);
+	if (rc == 0 && len)
+		rc = put(w, payload, len, err);
+	if (rc == 0)
+		rc = put(w, c, sizeof(c), err);
+	w->records += rc == 0;
+	return rc;
+}
+
+int stream_write_ram(struct stream_writer *w, uint64_t gpa, uint32_t npages, const void *pages,
+		     struct err *err)
+{
+	uint8_t h[STREAM_REC_HDR + STREAM_RAM_HDR], c[4];
+	size_t data = pages ? (size_t)npages * STREAM_PAGE : 0;
+	char why[160];
+	if (w->error)
+		return failed(w, err);
+	record_header(h, STREAM_RAM, STREAM_RAM_HDR + data);
+	put_le(h + 16, gpa, 8);
+	put_le(h + 24, npages, 4);
+	put_le(h + 28, pages ? 0 : STREAM_RAM_ZERO, 4);
+	/* The layout check needs only the RAM header; pass the length the data would give. */
+	if (stream_check_payload(STREAM_RAM, h + 16, STREAM_RAM_HDR + data, why, sizeof(why)) < 0)
+		return err_set(err, -EINVAL, "writing a RAM record: %s", why);
+	uint32_t sum = crc(0, h, sizeof(h));
+	int rc = put(w, h, sizeof(h), err);
+	/* Copy, then checksum the copy: a vCPU may be writing these pages (live migration). */
+	for (size_t off = 0; rc == 0 && off < data;) {
+		if (w->len == STREAM_WBUF && (rc = stream_flush(w, err)) < 0)
+			break;
+		size_t n = STREAM_WBUF - w->len < data - off ? STREAM_WBUF - w->len : data - off;
+		memcpy(w->buf + w->len, (const uint8_t *)pages + off, n);
+		sum = crc(sum, w->buf + w->len, n);
+		w->len += n;
+		off += n;
+	}
+	put_le(c, sum, 4);
+	if (rc == 0)
+		rc = put(w, c, sizeof(c), err);
+	w->records += rc == 0;
+	return rc;
+}
+
+int stream_write_end(struct stream_writer *w, struct err *err)
+{
+	int rc = stream_write_record(w, STREAM_END, NULL, 0, err);
+	if (rc == 0)
+		rc = stream_flush(w, err);
+	/* The reader waits for end of file after END; the other direction stays open for a reply. */
+	if (rc == 0 && w->sock && shutdown(w->fd, SHUT_WR) < 0) {
+		w->error = -errno;
+		rc = err_set(err, w->error, "ending the state stream: %s", strerror(-w->error));
+	}
+	return rc;
+}
+
+/* ---- Reader ---- */
+
+/* Reads up to n bytes, fewer only at end of file. */
+static ssize_t read_full(int fd, uint8_t *p, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t k = read(fd, p + got, n - got);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		if (k == 0)
+			break;
+		got += (size_t)k;
+	}
+	return (ssize_t)got;
+}
+
+static int read_header(int fd, struct err *err)
+{
+	uint8_t h[STREAM_HDR_LEN];
+	ssize_t k = read_full(fd, h, sizeof(h));
+	if (k < 0)
+		return err_set(err, (int)k, "reading the state stream's header: %s", strerror((int)-k));
+	if (k == 0)
+		return err_set(err, -EINVAL, "the state stream is empty");
+	if (memcmp(h, STREAM_MAGIC, (size_t)k < 8 ? (size_t)k : 8) != 0)
+		return err_set(err, -EINVAL, "not a kvmini state stream");
+	if ((size_t)k < sizeof(h))
+		return err_set(err, -EINVAL, "the stream ended inside its header");
+	uint32_t version = (uint32_t)get_le(h + 8, 4), flags = (uint32_t)get_le(h + 12, 4);
+	if (version != STREAM_VERSION)
+		return err_set(err, -EPROTONOSUPPORT,
+			       "stream version %" PRIu32 ", this kvmini reads version %u", version,
+			       STREAM_VERSION);
+	if (flags)
+		return err_set(err, -EPROTONOSUPPORT,
+			       "stream flags 0x%" PRIx32 " not known (version 1 has none)", flags);
+	return 0;
+}
+
+int stream_reader_init(struct stream_reader *r, int fd, struct err *err)
+{
+	memset(r, 0, sizeof(*r));
+	r->fd = fd;
+	r->error = read_header(fd, err);
+	return r->error;
+}
+
+void stream_reader_destroy(struct stream_reader *r)
+{
+	free(r->buf);
+	r->buf = NULL;
+	r->cap = 0;
+}
+
+/* Reads n bytes into r->buf, growing it with what arrived (doubling from 64 KiB) rather than
+ * to n at once. Returns the bytes read: fewer than n at end of file. */
+static ssize_t read_payload(struct stream_reader *r, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		if (got == r->cap) {
+			size_t cap = r->cap ? r->cap * 2 : 64u << 10;
+			cap = cap < n ? cap : n;
+			uint8_t *b = realloc(r->buf, cap);
+			if (!b)
+				return -ENOMEM;
+			r->buf = b;
+			r->cap = cap;
+		}
+		size_t want = (r->cap < n ? r->cap : n) - got;
+		ssize_t k = read_full(r->fd, r->buf + got, want);
+		if (k < 0)
+			return k;
+		got += (size_t)k;
+		if ((size_t)k < want)
+			break;
+	}
+	return (ssize_t)got;
+}
+
+/* After END: the stream must end too (a socket's writer shuts down its side). */
+static int check_eof(struct stream_reader *r, uint64_t idx, struct err *err)
+{
+	uint8_t b;
+	ssize_t k = read_full(r->fd, &b, 1);
+	if (k < 0)
+		return err_set(err, (int)k, "reading after the END record (record %" PRIu64 "): %s", idx,
+			       strerror((int)-k));
+	if (k > 0)
+		return err_set(err, -EINVAL, "trailing data after the END record (record %" PRIu64 ")", idx);
+	return 0;
+}
+
+static int read_record(struct stream_reader *r, uint32_t *type, const uint8_t **payload, size_t *len,
+		       struct err *err)
+{
+	uint64_t idx = r->index;
+	if (r->ended)
+		return err_set(err, -EINVAL, "reading past the END record");
+	uint8_t h[STREAM_REC_HDR];
+	ssize_t k = read_full(r->fd, h, sizeof(h));
+	if (k < 0)
+		return err_set(err, (int)k, "reading record %" PRIu64 ": %s", idx, strerror((int)-k));
+	if (k == 0)
+		return err_set(err, -EINVAL,
+			       "the stream ended after %" PRIu64 " records, without an END record", idx);
+	uint32_t t = (uint32_t)get_le(h, 4), flags = (uint32_t)get_le(h + 4, 4);
+	const char *name = stream_type_name(t);
+	if ((size_t)k < sizeof(h))
+		return err_set(err, -EINVAL, "the stream ended inside the header of record %" PRIu64, idx);
+	if (!stream_type_known(t))
+		return err_set(err, -EINVAL, "record %" PRIu64 " has unknown type %" PRIu32, idx, t);
+	if (flags)
+		return err_set(err, -EINVAL,
+			       "record %" PRIu64 " (%s) has flags 0x%" PRIx32 " (version 1 has none)", idx,
+			       name, flags);
+	uint64_t n = get_le(h + 8, 8);
+	if (n > stream_max_len(t))
+		return err_set(err, -EINVAL,
+			       "record %" PRIu64 " (%s) is %" PRIu64 " bytes, over the limit of %zu", idx,
+			       name, n, stream_max_len(t));
+	k = read_payload(r, (size_t)n + 4);
+	if (k == -ENOMEM)
+		return err_set(err, -ENOMEM, "no memory for record %" PRIu64 " (%s)", idx, name);
+	if (k < 0)
+		return err_set(err, (int)k, "reading record %" PRIu64 " (%s): %s", idx, name,
+			       strerror((int)-k));
+	if ((size_t)k < n + 4)
+		return err_set(err, -EINVAL, "the stream ended inside a %s record (record %" PRIu64 ")", name,
+			       idx);
+	uint32_t want = (uint32_t)get_le(r->buf + n, 4), got = crc(crc(0, h, sizeof(h)), r->buf, (size_t)n);
+	if (want != got)
+		return err_set(err, -EINVAL,
+			       "record %" PRIu64 " (%s) fails its CRC check (0x%08" PRIx32
+			       ", computed 0x%08" PRIx32 ")",
+			       idx, name, want, got);
+	char why[160];
+	if (stream_check_payload(t, r->buf, (size_t)n, why, sizeof(why)) < 0)
+		return err_set(err, -EINVAL, "record %" PRIu64 " (%s): %s", idx, name, why);
+	r->index++;
+	if (t == STREAM_END) {
+		r->ended = true;
+		int rc = check_eof(r, idx, err);
+		if (rc < 0)
+			return rc;
+	}
+	*type = t;
+	*payload = r->buf;
+	*len = (size_t)n;
+	return 0;
+}
+
+/* After an error the reader's place in the stream is lost: every later call fails. */
+int stream_read_record(struct stream_reader *r, uint32_t *type, const uint8_t **payload, size_t *len,
+		       struct err *err)
+{
+	if (r->error)
+		return err_set(err, r->error, "the state stream failed earlier (record %" PRIu64 ")",
+			       r->index);
+	int rc = read_record(r, type, payload, len, err);
+	if (rc < 0)
+		r->error = rc;
+	return rc;
+}
