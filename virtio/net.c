@@ -537,8 +537,10 @@ static int net_load(void *opaque, struct sreader *r, uint64_t features, bool run
 static uint16_t net_held(void *opaque, unsigned q)
 {
 	struct virtio_net *n = opaque;
-	if (q >= 2 * n->npairs)
-		return 0; /* the control queue: commands are answered within the pass that takes them */
+	/* The control queue (2 * npairs, or 2 without MQ): commands are answered in the pass that takes them.
+	 */
+	if (q >= 2 * n->npairs || (n->ctrlq && q == n->ctrl_index))
+		return 0;
 	const struct net_pair *p = &n->pairs[q / 2];
 	return (uint16_t)(q % 2 ? p->tx_blocked : p->rx_tail);
 }
