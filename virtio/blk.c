@@ -305,7 +305,7 @@ static void complete(struct blk_req *req, uint8_t status, uint32_t data_in)
 	count_request(b->st, req, status, now_ns() - req->start_ns);
 	pthread_mutex_lock(&bq->lock);
 	struct virtq *q = virtio_pci_queue(b->t, bq->index);
-	virtq_push(q, req->c.head, data_in + 1);
+	virtq_push_iov(q, req->c.head, req->iov + req->c.nout, req->c.nin, data_in + 1);
 	if (virtio_pci_notify(b->t, bq->index))
 		COUNT(b->st, interrupts, 1);
 	req->next = bq->free;
@@ -499,6 +499,13 @@ static void blk_config_read(void *opaque, uint32_t off, uint8_t *data, uint32_t 
 	memcpy(data, b->config + off, len);
 }
 
+/*
+ * Saved state: none beyond the transport's. The configuration is fixed by the
+ * disk and options (the destination opens the same ones), and once the VM is
+ * paused every request taken off a ring has completed and is on the used ring
+ * (blk_req's are free), so the queues' indices are the whole story: no
+ * save/load/held ops.
+ */
 static const struct virtio_device_ops blk_ops = {
     .config_read = blk_config_read,
     .start = blk_start,
@@ -621,6 +628,11 @@ struct virtio_blk *virtio_blk_create(const struct virtio_pci_env *env, unsigned 
 fail:
 	blk_free(b);
 	return NULL;
+}
+
+struct virtio_pci *virtio_blk_transport(struct virtio_blk *b)
+{
+	return b->t;
 }
 
 void virtio_blk_destroy(struct virtio_blk *b)

@@ -49,5 +49,7 @@ struct virtio_blk *virtio_blk_create(const struct virtio_pci_env *env, unsigned 
 				     unsigned nqueues, struct virtio_blk_stats *stats, const char *name,
 				     struct err *e);
 void virtio_blk_destroy(struct virtio_blk *b);
+/* Its virtio-pci transport (saved state: virtio_pci_save() / virtio_pci_load()). */
+struct virtio_pci *virtio_blk_transport(struct virtio_blk *b);
 
 #endif

@@ -42,6 +42,9 @@ struct virtio_net {
 	struct net_filter filter;
 	unsigned filter_gen; /* atomic */
 	struct net_ctrl_state ctrl;
+	unsigned active_pairs; /* what the driver asked for (VQ_PAIRS_SET), 0 before a start */
+	uint64_t offloads;     /* guest offloads in force (CTRL_GUEST_OFFLOADS), 0 before a start */
+	bool restored;	       /* a loaded state waits for start(): its filter, pairs and offloads */
 	uint8_t config[CONFIG_SIZE];
 	struct virtio_net_shared *sh; /* counters; sh->gone (atomic): the backend went away */
 };
@@ -122,6 +125,7 @@ static int ctrl_set_pairs(void *opaque, unsigned pairs)
 {
 	struct virtio_net *n = opaque;
 	int r = 0;
+	n->active_pairs = pairs;
 	for (unsigned q = 0; q < n->npairs; q++) {
 		int rq = net_backend_set_queue(n->nb, q, q < pairs);
 		if (rq && !r)
@@ -146,7 +150,10 @@ static int ctrl_set_pairs(void *opaque, unsigned pairs)
 static int ctrl_set_offloads(void *opaque, uint64_t f)
 {
 	struct virtio_net *n = opaque;
-	return net_backend_set_offload(n->nb, tun_offloads(n, f));
+	int r = net_backend_set_offload(n->nb, tun_offloads(n, f));
+	if (r == 0)
+		n->offloads = f;
+	return r;
 }
 
 static void ctrl_set_filter(void *opaque, const struct net_filter *f)
@@ -191,7 +198,7 @@ static bool ctrl_drain(struct virtio_net *n, const char **why)
 			}
 			uint8_t ack = net_ctrl_command(&n->ctrl, &ops, iov, c.nout, c.out_len);
 			iov_from_buf(iov + c.nout, c.nin, 0, &ack, 1);
-			virtq_push(q, c.head, 1);
+			virtq_push_iov(q, c.head, iov + c.nout, c.nin, 1);
 			pushed = true;
 		}
 		if (r == -E2BIG) {
@@ -343,6 +350,8 @@ static void net_stop(void *opaque)
 		p->rxq = p->txq = NULL;
 	}
 	n->ctrlq = NULL;
+	n->active_pairs = 0;
+	n->offloads = 0;
 	uint64_t v;
 	while (read(n->stop_fd, &v, sizeof(v)) == sizeof(v))
 		;
@@ -375,19 +384,28 @@ static int net_start(void *opaque)
 	n->ctrl_index = mq ? 2 * n->npairs : 2;
 	n->ctrlq = negotiated(n, VIRTIO_NET_F_CTRL_VQ) ? virtio_pci_queue(n->t, n->ctrl_index) : NULL;
 
-	/* A fresh driver: all frames accepted until it sets filters, one pair until it asks for more. */
+	/*
+	 * A fresh driver: all frames accepted until it sets filters, one pair until it asks for more,
+	 * every negotiated offload. A restored one (net_load()): what the driver had set.
+	 */
+	bool restored = n->restored;
+	n->restored = false;
 	pthread_mutex_lock(&n->lock);
-	memset(&n->filter, 0, sizeof(n->filter));
-	n->filter.promisc = true;
-	memcpy(n->filter.mac, n->config, 6);
+	if (!restored) {
+		memset(&n->filter, 0, sizeof(n->filter));
+		n->filter.promisc = true;
+		memcpy(n->filter.mac, n->config, 6);
+	}
 	n->ctrl = (struct net_ctrl_state){.features = n->features, .max_pairs = pairs, .filter = n->filter};
 	__atomic_add_fetch(&n->filter_gen, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&n->lock);
-	int r = net_backend_set_offload(n->nb, tun_offloads(n, n->features));
+	uint64_t offloads = restored ? n->offloads : n->features & NET_GUEST_OFFLOAD_BITS;
+	int r = net_backend_set_offload(n->nb, tun_offloads(n, offloads));
 	if (r)
 		fprintf(stderr, "kvmini: %s: cannot set the offloads of %s: %s\n", n->name, n->nb->ifname,
 			strerror(-r));
-	ctrl_set_pairs(n, 1);
+	n->offloads = offloads;
+	ctrl_set_pairs(n, restored && n->active_pairs ? n->active_pairs : 1);
 
 	struct net_mode m = mode_for(n);
 	for (unsigned i = 0; i < pairs; i++) {
@@ -420,10 +438,120 @@ static void net_config_read(void *opaque, uint32_t off, uint8_t *data, uint32_t 
 	pthread_mutex_unlock(&n->lock);
 }
 
+/* ---- saved state ---- */
+
+/*
+ * The device's own state: the MAC and status of the configuration, the
+ * receive filter, the active pairs and the guest offloads. Frames are not
+ * saved: receive chains held ahead are handed back as not taken (held()), so
+ * the destination takes them again, and a frame stashed half-delivered for
+ * want of buffers is dropped with them (packet loss, which the protocols
+ * above recover from); a transmit chain the backend refused is taken again
+ * and sent from the destination.
+ */
+#define NET_STATE_VERSION 1
+enum { NF_PROMISC = 1, NF_ALLMULTI = 2, NF_UNI_OVERFLOW = 4, NF_MULTI_OVERFLOW = 8 };
+
+static void net_save(void *opaque, struct sbuf *b)
+{
+	struct virtio_net *n = opaque;
+	pthread_mutex_lock(&n->lock);
+	const struct net_filter *f = &n->filter;
+	sbuf_u32(b, NET_STATE_VERSION);
+	sbuf_put(b, n->config, 6);
+	sbuf_u16(b, (uint16_t)(n->config[6] | n->config[7] << 8));
+	sbuf_u8(b, (uint8_t)((f->promisc ? NF_PROMISC : 0) | (f->allmulti ? NF_ALLMULTI : 0) |
+			     (f->uni_overflow ? NF_UNI_OVERFLOW : 0) |
+			     (f->multi_overflow ? NF_MULTI_OVERFLOW : 0)));
+	sbuf_put(b, f->mac, 6);
+	sbuf_u16(b, (uint16_t)f->nuni);
+	sbuf_put(b, f->uni, 6 * (size_t)f->nuni);
+	sbuf_u16(b, (uint16_t)f->nmulti);
+	sbuf_put(b, f->multi, 6 * (size_t)f->nmulti);
+	sbuf_u16(b, (uint16_t)n->active_pairs);
+	sbuf_u64(b, n->offloads);
+	pthread_mutex_unlock(&n->lock);
+}
+
+static int net_load(void *opaque, struct sreader *r, uint64_t features, bool running, struct err *e)
+{
+	struct virtio_net *n = opaque;
+	struct net_filter f = {0};
+	uint8_t mac[6];
+	uint32_t version = sreader_u32(r);
+	sreader_get(r, mac, 6);
+	uint16_t status = sreader_u16(r);
+	uint8_t flags = sreader_u8(r);
+	sreader_get(r, f.mac, 6);
+	f.nuni = sreader_u16(r);
+	if (sreader_check(r, f.nuni <= NET_MAC_TABLE))
+		sreader_get(r, f.uni, 6 * (size_t)f.nuni);
+	f.nmulti = sreader_u16(r);
+	if (sreader_check(r, f.nmulti <= NET_MAC_TABLE))
+		sreader_get(r, f.multi, 6 * (size_t)f.nmulti);
+	unsigned pairs = sreader_u16(r);
+	uint64_t offloads = sreader_u64(r);
+	if (r->bad || !sreader_done(r))
+		return err_set(e, -EINVAL,
+			       "%s: saved state truncated, too long or with too many MAC filter entries",
+			       n->name);
+	if (version != NET_STATE_VERSION)
+		return err_set(e, -EINVAL, "%s: saved state version %u, not %d", n->name, version,
+			       NET_STATE_VERSION);
+	f.promisc = flags & NF_PROMISC;
+	f.allmulti = flags & NF_ALLMULTI;
+	f.uni_overflow = flags & NF_UNI_OVERFLOW;
+	f.multi_overflow = flags & NF_MULTI_OVERFLOW;
+	bool mq = features & VIRTIO_BIT(VIRTIO_NET_F_MQ);
+	const char *why = NULL;
+	if (flags & ~(NF_PROMISC | NF_ALLMULTI | NF_UNI_OVERFLOW | NF_MULTI_OVERFLOW))
+		why = "unknown filter flags";
+	else if ((mac[0] & 1) || (f.mac[0] & 1))
+		why = "a multicast MAC address";
+	else if ((f.uni_overflow && f.nuni) || (f.multi_overflow && f.nmulti))
+		why = "a MAC table both overflowed and filled";
+	else if (status & ~(NET_S_LINK_UP | NET_S_ANNOUNCE))
+		why = "unknown status bits";
+	else if ((status & NET_S_ANNOUNCE) && !(features & VIRTIO_BIT(VIRTIO_NET_F_GUEST_ANNOUNCE)))
+		why = "an announcement without GUEST_ANNOUNCE";
+	else if (pairs > n->npairs || (features && pairs > (mq ? n->npairs : 1)) || (running && pairs < 1))
+		why = "active queue pairs out of range";
+	else if (offloads & ~NET_GUEST_OFFLOAD_BITS || (features && (offloads & ~features)))
+		why = "offloads that were not negotiated";
+	if (why)
+		return err_set(e, -EINVAL, "%s: saved state: %s", n->name, why);
+
+	pthread_mutex_lock(&n->lock);
+	memcpy(n->config, mac, 6);
+	/* The link is this host's backend's; whether the guest still owes an announcement is the stream's. */
+	uint16_t link = __atomic_load_n(&n->sh->gone, __ATOMIC_ACQUIRE) ? 0 : NET_S_LINK_UP;
+	put_le16(n->config + 6, (uint16_t)(link | (status & NET_S_ANNOUNCE)));
+	n->filter = f;
+	n->active_pairs = pairs;
+	n->offloads = offloads;
+	n->restored = running;
+	pthread_mutex_unlock(&n->lock);
+	return 0;
+}
+
+static uint16_t net_held(void *opaque, unsigned q)
+{
+	struct virtio_net *n = opaque;
+	/* The control queue (2 * npairs, or 2 without MQ): commands are answered in the pass that takes them.
+	 */
+	if (q >= 2 * n->npairs || (n->ctrlq && q == n->ctrl_index))
+		return 0;
+	const struct net_pair *p = &n->pairs[q / 2];
+	return (uint16_t)(q % 2 ? p->tx_blocked : p->rx_tail);
+}
+
 static const struct virtio_device_ops net_ops = {
     .config_read = net_config_read, /* writes are ignored: the MAC changes through the control queue */
     .start = net_start,
     .stop = net_stop,
+    .save = net_save,
+    .load = net_load,
+    .held = net_held,
 };
 
 void virtio_net_stats(const struct virtio_net_shared *sh, struct virtio_net_stats *s)
@@ -546,6 +674,11 @@ struct virtio_net *virtio_net_create(const struct virtio_pci_env *env, unsigned 
 fail:
 	net_free(n);
 	return NULL;
+}
+
+struct virtio_pci *virtio_net_transport(struct virtio_net *n)
+{
+	return n->t;
 }
 
 void virtio_net_destroy(struct virtio_net *n)

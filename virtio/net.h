@@ -48,6 +48,8 @@ struct virtio_net *virtio_net_create(const struct virtio_pci_env *env, unsigned 
 				     struct virtio_net_shared *sh, const uint8_t mac[6], const char *name,
 				     struct err *e);
 void virtio_net_destroy(struct virtio_net *n);
+/* Its virtio-pci transport (saved state: virtio_pci_save() / virtio_pci_load(), with the NIC's own). */
+struct virtio_pci *virtio_net_transport(struct virtio_net *n);
 /* Counters summed over the queue pairs, and the link state; any thread. */
 void virtio_net_stats(const struct virtio_net_shared *sh, struct virtio_net_stats *s);
 /* Asks the guest to announce itself (GUEST_ANNOUNCE), e.g. after a migration. */

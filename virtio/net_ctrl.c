@@ -17,11 +17,7 @@ enum { CLASS_RX = 0, CLASS_MAC = 1, CLASS_ANNOUNCE = 3, CLASS_MQ = 4, CLASS_GUES
 enum { RX_PROMISC = 0, RX_ALLMULTI = 1 };
 enum { MAC_TABLE_SET = 0, MAC_ADDR_SET = 1 };
 
-/* Offload features the driver may switch at run time (5.1.6.5.6.1). */
-#define GUEST_OFFLOAD_BITS                                                                                   \
-	(VIRTIO_BIT(VIRTIO_NET_F_GUEST_CSUM) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO4) |                         \
-	 VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO6) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_ECN) |                          \
-	 VIRTIO_BIT(VIRTIO_NET_F_GUEST_UFO))
+#define GUEST_OFFLOAD_BITS NET_GUEST_OFFLOAD_BITS
 
 static bool has(const struct net_ctrl_state *s, unsigned bit)
 {

@@ -37,6 +37,12 @@
 #define VIRTIO_NET_F_MQ			 22
 #define VIRTIO_NET_F_CTRL_MAC_ADDR	 23
 
+/* Offload features the driver may switch at run time (5.1.6.5.6.1). */
+#define NET_GUEST_OFFLOAD_BITS                                                                               \
+	(VIRTIO_BIT(VIRTIO_NET_F_GUEST_CSUM) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO4) |                         \
+	 VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO6) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_ECN) |                          \
+	 VIRTIO_BIT(VIRTIO_NET_F_GUEST_UFO))
+
 /* struct virtio_net_hdr_v1 (5.1.6). */
 #define NET_HDR_F_NEEDS_CSUM 1
 #define NET_HDR_F_DATA_VALID 2
@@ -94,6 +100,12 @@ struct net_pair {
 	/* Receive: chains popped ahead (a ring of NET_RX_PENDING), oldest at rx_first. */
 	struct net_rx_chain rx[NET_RX_PENDING];
 	unsigned rx_first, rx_count;
+	/*
+	 * How many of those, newest first, are the last chains taken off the ring
+	 * (a chain given back unused in between, for too many segments, breaks the
+	 * run): what a saved state may hand back as not taken (virtio_device_ops.held).
+	 */
+	unsigned rx_tail;
 	bool rx_starved; /* not enough buffers for a frame: wait for a kick before reading */
 	/*
 	 * A frame read while the guest was short of buffers: its first stash_at bytes

@@ -43,7 +43,7 @@ bool net_filter_accepts(const struct net_filter *f, const uint8_t dst[6])
 
 void net_rx_forget(struct net_pair *p)
 {
-	p->rx_first = p->rx_count = 0;
+	p->rx_first = p->rx_count = p->rx_tail = 0;
 	p->rx_starved = false;
 	p->stash_len = 0;
 }
@@ -89,6 +89,7 @@ static int gather(struct net_pair *p, uint64_t need, const char **why, unsigned 
 		if (r == -E2BIG) {
 			/* Well formed but more segments than we map: give it back unused. */
 			virtq_push(q, vc.head, 0);
+			p->rx_tail = 0; /* the chains held before it are no longer the last ones taken */
 			(*returned)++;
 			__atomic_add_fetch(&p->cnt->rx_errors, 1, __ATOMIC_RELAXED);
 			continue;
@@ -116,6 +117,7 @@ static int gather(struct net_pair *p, uint64_t need, const char **why, unsigned 
 		c->niov = vc.nin;
 		c->len = (uint32_t)vc.in_len;
 		p->rx_count++;
+		p->rx_tail++;
 	}
 }
 
@@ -163,11 +165,13 @@ static void deliver(struct net_pair *p, const struct iovec *iov, unsigned niov, 
 	for (unsigned k = 0; k < used; k++) {
 		struct net_rx_chain *c = ahead(p, k);
 		uint32_t w = left < c->len ? (uint32_t)left : c->len;
-		virtq_push(p->rxq, c->head, w);
+		virtq_push_iov(p->rxq, c->head, c->iov, c->niov, w);
 		left -= w;
 	}
 	p->rx_first = (p->rx_first + used) % NET_RX_PENDING;
 	p->rx_count -= used;
+	if (p->rx_tail > p->rx_count)
+		p->rx_tail = p->rx_count;
 	__atomic_add_fetch(&p->cnt->rx_packets, 1, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&p->cnt->rx_bytes, len - NET_VNET_HDR_LEN, __ATOMIC_RELAXED);
 }

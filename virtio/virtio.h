@@ -6,7 +6,11 @@
 #ifndef KVMINI_VIRTIO_VIRTIO_H
 #define KVMINI_VIRTIO_VIRTIO_H
 
+#include <stdbool.h>
 #include <stdint.h>
+
+#include "common/err.h"
+#include "common/sbuf.h"
 
 /* Device status bits (2.1). */
 #define VIRTIO_STATUS_ACKNOWLEDGE 1
@@ -45,6 +49,19 @@ struct virtio_device_ops {
 	 * queues or guest memory afterwards. Only called after a successful start.
 	 */
 	void (*stop)(void *opaque);
+	/*
+	 * Saved state (migration; all optional, called by virtio_pci_save() and
+	 * virtio_pci_load() while the VM is paused). save writes the device's own
+	 * state (its version first). load reads it back into a stopped device,
+	 * before start(): features are what the driver negotiated (0 before
+	 * FEATURES_OK), running whether start() follows at once. It validates everything before it changes
+	 * anything and returns 0, or -errno with e set and the device unchanged. held: chains of queue q the
+	 * device took off the avail ring and holds without having used them (necessarily the last ones it
+	 * took): saved as not taken yet.
+	 */
+	void (*save)(void *opaque, struct sbuf *b);
+	int (*load)(void *opaque, struct sreader *r, uint64_t features, bool running, struct err *e);
+	uint16_t (*held)(void *opaque, unsigned q);
 };
 
 struct virtio_device_desc {

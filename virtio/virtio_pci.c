@@ -10,6 +10,7 @@
 #include "virtio/virtio_pci.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -594,4 +595,190 @@ void virtio_pci_destroy(struct virtio_pci *t)
 	pthread_mutex_destroy(&t->status_lock);
 	free(t->q);
 	free(t);
+}
+
+/* ---- saved state ---- */
+
+#define VIRTIO_PCI_STATE_VERSION 1
+#define STATUS_KNOWN                                                                                         \
+	(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK |                        \
+	 VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED)
+
+void virtio_pci_save(const struct virtio_pci *ct, struct sbuf *b)
+{
+	struct virtio_pci *t = (struct virtio_pci *)ct; /* for the locks only */
+	pthread_mutex_lock(&t->lock);
+	sbuf_u32(b, VIRTIO_PCI_STATE_VERSION);
+	sbuf_u8(b, __atomic_load_n(&t->status, __ATOMIC_ACQUIRE));
+	sbuf_u8(b, __atomic_load_n(&t->isr, __ATOMIC_ACQUIRE));
+	sbuf_u8(b, t->config_gen);
+	sbuf_u32(b, t->dfselect);
+	sbuf_u32(b, t->gfselect);
+	sbuf_u64(b, t->features);
+	sbuf_u16(b, __atomic_load_n(&t->config_msix, __ATOMIC_ACQUIRE));
+	sbuf_u16(b, t->qselect);
+	sbuf_u16(b, (uint16_t)t->d.num_queues);
+	for (unsigned i = 0; i < t->d.num_queues; i++) {
+		const struct vp_queue *vq = &t->q[i];
+		sbuf_u16(b, vq->size);
+		sbuf_u16(b, __atomic_load_n(&vq->msix_vector, __ATOMIC_ACQUIRE));
+		sbuf_u8(b, vq->enable);
+		sbuf_u64(b, vq->desc);
+		sbuf_u64(b, vq->driver);
+		sbuf_u64(b, vq->device);
+		uint16_t held =
+		    vq->vq.enabled && t->started && t->d.ops->held ? t->d.ops->held(t->d.opaque, i) : 0;
+		virtq_save(&vq->vq, held, b);
+	}
+	pthread_mutex_unlock(&t->lock);
+	/* The device's own state, length first so that the transport can bound it. */
+	size_t at = b->len;
+	sbuf_u32(b, 0);
+	if (t->d.ops->save)
+		t->d.ops->save(t->d.opaque, b);
+	if (!b->oom)
+		put_le(b->data + at, b->len - at - 4, 4);
+}
+
+static bool vector_ok(const struct virtio_pci *t, uint16_t v)
+{
+	return v == VIRTIO_MSI_NO_VECTOR || v < t->d.num_queues + 1u;
+}
+
+int virtio_pci_load(struct virtio_pci *t, struct sreader *r, struct err *e)
+{
+	const char *name = t->d.name;
+	uint32_t version = sreader_u32(r);
+	uint8_t status = sreader_u8(r), isr = sreader_u8(r), config_gen = sreader_u8(r);
+	uint32_t dfselect = sreader_u32(r), gfselect = sreader_u32(r);
+	uint64_t features = sreader_u64(r);
+	uint16_t config_msix = sreader_u16(r), qselect = sreader_u16(r), nq = sreader_u16(r);
+	if (r->bad)
+		return err_set(e, -EINVAL, "%s: saved transport state truncated", name);
+	if (version != VIRTIO_PCI_STATE_VERSION)
+		return err_set(e, -EINVAL, "%s: saved transport state version %u, not %d", name, version,
+			       VIRTIO_PCI_STATE_VERSION);
+	if (nq != t->d.num_queues)
+		return err_set(e, -EINVAL, "%s: saved state has %u queues, this device %u", name, nq,
+			       t->d.num_queues);
+	if (status & ~STATUS_KNOWN)
+		return err_set(e, -EINVAL, "%s: saved device status %#x has unknown bits", name, status);
+	bool features_ok = status & VIRTIO_STATUS_FEATURES_OK;
+	/* What write_status() lets through: FEATURES_OK only for offered features with VERSION_1 ... */
+	if (features_ok && ((features & ~t->offered) || !(features & VIRTIO_BIT(VIRTIO_F_VERSION_1))))
+		return err_set(e, -EINVAL,
+			       "%s: saved features %#" PRIx64 " with FEATURES_OK, not offered %#" PRIx64,
+			       name, features, t->offered);
+	/* ... and NEEDS_RESET only from a device that the driver started (DRIVER_OK). */
+	if ((status & VIRTIO_STATUS_NEEDS_RESET) && !(status & VIRTIO_STATUS_DRIVER_OK))
+		return err_set(e, -EINVAL, "%s: saved status %#x: NEEDS_RESET without DRIVER_OK", name,
+			       status);
+	if (isr & ~3u)
+		return err_set(e, -EINVAL, "%s: saved ISR %#x has unknown bits", name, isr);
+	if (!vector_ok(t, config_msix))
+		return err_set(e, -EINVAL, "%s: saved configuration vector %u out of range", name,
+			       config_msix);
+	bool live = (status & VIRTIO_STATUS_DRIVER_OK) && features_ok;
+	bool running = live && !(status & VIRTIO_STATUS_NEEDS_RESET);
+	if (t->started)
+		return err_set(e, -EBUSY, "%s: cannot load state into a device the driver started", name);
+
+	struct vp_queue *nqs = calloc(nq, sizeof(*nqs));
+	if (!nqs)
+		return err_set(e, -ENOMEM, "out of memory");
+	int ret = 0;
+	for (unsigned i = 0; i < nq && !ret; i++) {
+		struct vp_queue *vq = &nqs[i];
+		vq->size = sreader_u16(r);
+		vq->msix_vector = sreader_u16(r);
+		uint8_t enable = sreader_u8(r);
+		vq->enable = enable;
+		vq->desc = sreader_u64(r);
+		vq->driver = sreader_u64(r);
+		vq->device = sreader_u64(r);
+		struct err qe = {0};
+		int qr = virtq_load(&vq->vq, t->env.mem, r, &qe);
+		if (r->bad)
+			ret = err_set(e, -EINVAL, "%s: saved transport state truncated", name);
+		else if (qr)
+			ret = err_set(e, qr, "%s: queue %u: %s", name, i, qe.msg);
+		else if (enable > 1 || vq->size > t->d.max_queue_size)
+			ret = err_set(e, -EINVAL, "%s: queue %u: saved size %u or enable %u out of range",
+				      name, i, vq->size, enable);
+		else if (!vector_ok(t, vq->msix_vector))
+			ret = err_set(e, -EINVAL, "%s: queue %u: saved vector %u out of range", name, i,
+				      vq->msix_vector);
+		else if (running && vq->enable && !vq->vq.enabled)
+			ret = err_set(e, -EINVAL, "%s: queue %u: enabled in a running device but not loaded",
+				      name, i);
+		else if (vq->vq.enabled) {
+			const struct virtq_layout *l = &vq->vq.l;
+			if (!live || !vq->enable || l->size != vq->size || l->desc != vq->desc ||
+			    l->avail != vq->driver || l->used != vq->device ||
+			    l->event_idx != !!(features & VIRTIO_BIT(VIRTIO_F_RING_EVENT_IDX)) ||
+			    l->indirect != !!(features & VIRTIO_BIT(VIRTIO_F_RING_INDIRECT_DESC)))
+				ret =
+				    err_set(e, -EINVAL,
+					    "%s: queue %u: saved ring state does not match the registers or "
+					    "features",
+					    name, i);
+		}
+	}
+	/* The device's own state, within its length. */
+	uint32_t dlen = sreader_u32(r);
+	if (!ret && (r->bad || !sreader_check(r, dlen <= r->len - r->off)))
+		ret = err_set(e, -EINVAL, "%s: saved transport state truncated", name);
+	if (!ret) {
+		struct sreader dr;
+		sreader_init(&dr, r->p + r->off, dlen);
+		r->off += dlen;
+		if (t->d.ops->load)
+			ret = t->d.ops->load(t->d.opaque, &dr, features_ok ? features : 0, running, e);
+		else if (dlen)
+			ret = err_set(e, -EINVAL, "%s: saved device state where this device has none", name);
+	}
+	if (ret) {
+		free(nqs);
+		return ret;
+	}
+
+	/* Everything checked, the device's part in: nothing can fail from here. */
+	pthread_mutex_lock(&t->status_lock);
+	pthread_mutex_lock(&t->lock);
+	t->features = features;
+	t->dfselect = dfselect;
+	t->gfselect = gfselect;
+	t->config_gen = config_gen;
+	t->qselect = qselect;
+	__atomic_store_n(&t->config_msix, config_msix, __ATOMIC_RELEASE);
+	__atomic_store_n(&t->isr, isr, __ATOMIC_RELEASE); /* the INTx level is pci_dev's state */
+	__atomic_store_n(&t->status, status, __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < nq; i++) {
+		struct vp_queue *vq = &t->q[i], *s = &nqs[i];
+		vq->vq = s->vq;
+		vq->size = s->size;
+		__atomic_store_n(&vq->msix_vector, s->msix_vector, __ATOMIC_RELEASE);
+		vq->enable = s->enable;
+		vq->desc = s->desc;
+		vq->driver = s->driver;
+		vq->device = s->device;
+		uint64_t drain;
+		while (read(vq->kick_fd, &drain, sizeof(drain)) == sizeof(drain))
+			; /* kicks for this device's old rings; start() looks at the rings anyway */
+	}
+	/* Already there when BAR 4 was placed (pci_dev state loads first); harmless twice. */
+	if (t->regs_mapped)
+		ioevents_set(t, true);
+	pthread_mutex_unlock(&t->lock);
+	free(nqs);
+	if (running) {
+		/* What start_device() does after enabling the queues: they are enabled at their saved places.
+		 */
+		if (t->d.ops->start(t->d.opaque) == 0)
+			t->started = true;
+		else
+			virtio_pci_needs_reset(t, "the device could not start");
+	}
+	pthread_mutex_unlock(&t->status_lock);
+	return 0;
 }

@@ -47,6 +47,25 @@ struct virtio_pci *virtio_pci_create(const struct virtio_pci_env *env, unsigned 
 /* Stops the device (if started), unplugs and frees. */
 void virtio_pci_destroy(struct virtio_pci *t);
 
+/*
+ * Saved state (migration), with the VM paused (common/quiesce.h: no device
+ * thread inside a pass, nothing in flight). Saves the registers (status,
+ * feature selects, negotiated features, config generation, ISR, MSI-X
+ * vectors, queue select, per queue size, enable and ring addresses), each
+ * queue's virtqueue state, then the device's own (virtio_device_ops.save).
+ * The PCI function itself (config space, BARs, MSI-X table) is pci_dev's to
+ * save and is loaded first.
+ *
+ * Load is for a device the driver has not started (freshly built, or reset),
+ * with guest memory restored: everything is validated before anything
+ * changes (0, or -errno with e set and the transport and device unchanged).
+ * A transport saved in DRIVER_OK (FEATURES_OK, no NEEDS_RESET) comes back
+ * running without the driver's help: queues enabled at their saved
+ * positions, the device started, ioeventfds at the current BAR address.
+ */
+void virtio_pci_save(const struct virtio_pci *t, struct sbuf *b);
+int virtio_pci_load(struct virtio_pci *t, struct sreader *r, struct err *e);
+
 /* ---- for the device, from its own threads, between start() and stop() ---- */
 /* Negotiated features. */
 uint64_t virtio_pci_features(const struct virtio_pci *t);

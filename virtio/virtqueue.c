@@ -11,6 +11,7 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <string.h>
 
 #define DESC_F_NEXT	     1
@@ -212,6 +213,25 @@ void virtq_push(struct virtq *q, uint16_t head, uint32_t written)
 	__atomic_store_n(&e->len, htole32(written), __ATOMIC_RELAXED);
 	/* Release: the element (and the data written into the buffers) before the index that publishes it. */
 	store16(&u->idx, ++q->used_idx, __ATOMIC_RELEASE);
+	/* After the writes they cover (see guest_mem_mark_dirty()); one load when logging is off. */
+	guest_mem_mark_dirty(q->mem, q->l.used + 4 + 8ULL * ((uint16_t)(q->used_idx - 1) & (q->l.size - 1)),
+			     8);
+	guest_mem_mark_dirty(q->mem, q->l.used + 2, 2);
+}
+
+void virtq_push_iov(struct virtq *q, uint16_t head, const struct iovec *in, unsigned nin, uint32_t written)
+{
+	if (!q->enabled)
+		return;
+	if (guest_mem_dirty_logging(q->mem)) {
+		for (unsigned i = 0; i < nin; i++) {
+			uint64_t gpa;
+			/* virtq_pop() mapped each one inside one region: the translation back cannot fail. */
+			if (in[i].iov_len && guest_mem_gpa(q->mem, in[i].iov_base, &gpa) == 0)
+				guest_mem_mark_dirty(q->mem, gpa, in[i].iov_len);
+		}
+	}
+	virtq_push(q, head, written);
 }
 
 bool virtq_should_notify(struct virtq *q)
@@ -244,10 +264,13 @@ void virtq_set_notify(struct virtq *q, bool enable)
 		 * writes nothing: the driver kicks only when its idx crosses avail_event, and
 		 * that normally was the kick that woke us, so it stays quiet until we enable.
 		 */
-		if (enable)
+		if (enable) {
 			store16(avail_event(q), q->last_avail, __ATOMIC_RELAXED);
+			guest_mem_mark_dirty(q->mem, q->l.used + 4 + 8ULL * q->l.size, 2);
+		}
 	} else {
 		store16(&((struct used *)q->used)->flags, enable ? 0 : USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+		guest_mem_mark_dirty(q->mem, q->l.used, 2);
 	}
 	/* Full fence: the request must be visible before the caller rereads avail->idx (virtq_has_work). */
 	if (enable)
@@ -259,4 +282,80 @@ bool virtq_has_work(const struct virtq *q)
 	if (!q->enabled)
 		return false;
 	return load16(&((const struct avail *)q->avail)->idx, __ATOMIC_ACQUIRE) != q->last_avail;
+}
+
+/* ---- saved state ---- */
+
+#define VIRTQ_STATE_VERSION 1
+#define ST_ENABLED	    1
+#define ST_EVENT_IDX	    2
+#define ST_INDIRECT	    4
+#define ST_SIGNALLED_VALID  8
+
+void virtq_save(const struct virtq *q, uint16_t held, struct sbuf *b)
+{
+	sbuf_u32(b, VIRTQ_STATE_VERSION);
+	sbuf_u8(b,
+		(uint8_t)((q->enabled ? ST_ENABLED : 0) | (q->l.event_idx ? ST_EVENT_IDX : 0) |
+			  (q->l.indirect ? ST_INDIRECT : 0) | (q->signalled_valid ? ST_SIGNALLED_VALID : 0)));
+	sbuf_u16(b, q->l.size);
+	sbuf_u64(b, q->l.desc);
+	sbuf_u64(b, q->l.avail);
+	sbuf_u64(b, q->l.used);
+	sbuf_u16(b, (uint16_t)(q->last_avail - held));
+	sbuf_u16(b, q->used_idx);
+	sbuf_u16(b, q->signalled_used);
+}
+
+int virtq_load(struct virtq *q, const struct guest_mem *mem, struct sreader *r, struct err *e)
+{
+	uint32_t version = sreader_u32(r);
+	uint8_t flags = sreader_u8(r);
+	struct virtq_layout l = {.size = sreader_u16(r)};
+	l.desc = sreader_u64(r);
+	l.avail = sreader_u64(r);
+	l.used = sreader_u64(r);
+	l.event_idx = flags & ST_EVENT_IDX;
+	l.indirect = flags & ST_INDIRECT;
+	uint16_t last_avail = sreader_u16(r), used_idx = sreader_u16(r), signalled_used = sreader_u16(r);
+	if (r->bad)
+		return err_set(e, -EINVAL, "virtqueue state: truncated");
+	if (version != VIRTQ_STATE_VERSION)
+		return err_set(e, -EINVAL, "virtqueue state: version %" PRIu32 ", not %d", version,
+			       VIRTQ_STATE_VERSION);
+	if (flags & ~(ST_ENABLED | ST_EVENT_IDX | ST_INDIRECT | ST_SIGNALLED_VALID))
+		return err_set(e, -EINVAL, "virtqueue state: unknown flags %#x", flags);
+	struct virtq n;
+	if (!(flags & ST_ENABLED)) {
+		/* A disabled queue is a reset one: all zero. */
+		if (flags || l.size || l.desc || l.avail || l.used || last_avail || used_idx ||
+		    signalled_used)
+			return err_set(e, -EINVAL, "virtqueue state: a disabled queue with state");
+		virtq_reset(q);
+		return 0;
+	}
+	if (virtq_enable(&n, mem, &l))
+		return err_set(e, -EINVAL,
+			       "virtqueue state: size %u or ring addresses (%#" PRIx64 ", %#" PRIx64
+			       ", %#" PRIx64 ") invalid for this guest memory",
+			       l.size, l.desc, l.avail, l.used);
+	/* Guest memory was restored first: the rings there must be the ones these indices are about. */
+	uint16_t mem_used = load16(&((const struct used *)n.used)->idx, __ATOMIC_ACQUIRE);
+	uint16_t mem_avail = load16(&((const struct avail *)n.avail)->idx, __ATOMIC_ACQUIRE);
+	if (mem_used != used_idx)
+		return err_set(e, -EINVAL, "virtqueue state: used index %u, but the ring in memory says %u",
+			       used_idx, mem_used);
+	/* Chains taken and not used, and chains available and not used, each fit in the ring. */
+	if ((uint16_t)(last_avail - used_idx) > l.size || (uint16_t)(mem_avail - used_idx) > l.size ||
+	    (uint16_t)(mem_avail - last_avail) > l.size)
+		return err_set(e, -EINVAL,
+			       "virtqueue state: indices out of step (avail %u in memory, next to take %u, "
+			       "used %u, size %u)",
+			       mem_avail, last_avail, used_idx, l.size);
+	n.last_avail = last_avail;
+	n.used_idx = used_idx;
+	n.signalled_used = signalled_used;
+	n.signalled_valid = flags & ST_SIGNALLED_VALID;
+	*q = n;
+	return 0;
 }

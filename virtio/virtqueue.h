@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "common/err.h"
+#include "common/sbuf.h"
 #include "vmm/memory.h"
 
 #define VIRTQ_MAX_SIZE 1024 /* the largest queue size any of our devices offers */
@@ -86,8 +88,20 @@ void virtq_reset(struct virtq *q);
  * the driver writes afterwards, but their contents are the driver's to change.
  */
 int virtq_pop(struct virtq *q, struct iovec *iov, unsigned max_iov, struct virtq_chain *c);
-/* Gives a chain back with `written` bytes written into its writable part. */
+/*
+ * Gives a chain back with `written` bytes written into its writable part.
+ * While guest memory's dirty log is on, the used ring entry and index are
+ * marked dirty, but not the chain's buffers: a device that wrote into them
+ * gives the chain back with virtq_push_iov().
+ */
 void virtq_push(struct virtq *q, uint16_t head, uint32_t written);
+/*
+ * virtq_push() for a chain whose writable buffers the device wrote: in (nin
+ * entries) are those buffers as virtq_pop() mapped them (iov + nout), all
+ * marked dirty while the dirty log is on (the guest addresses come back from
+ * the host pointers; nothing is kept per chain).
+ */
+void virtq_push_iov(struct virtq *q, uint16_t head, const struct iovec *in, unsigned nin, uint32_t written);
 /*
  * After one or more pushes: whether the driver wants an interrupt now
  * (VRING_AVAIL_F_NO_INTERRUPT, or used_event with event_idx).
@@ -104,5 +118,18 @@ bool virtq_should_notify(struct virtq *q);
 void virtq_set_notify(struct virtq *q, bool enable);
 /* Whether the avail ring has entries we have not taken. */
 bool virtq_has_work(const struct virtq *q);
+
+/*
+ * Saved state (migration): the layout, enabled, last_avail, used_idx and
+ * signalled_used (+ valid). Save while no one serves the queue (VM paused).
+ * Load is for guest memory already restored: it checks the layout as
+ * virtq_enable() does, and the indices against the rings in memory (used->idx
+ * must be used_idx; neither the chains made available nor those taken may be
+ * more than the ring holds). 0, or -EINVAL with e set and q unchanged.
+ * held: chains the device took and holds unused (the latest ones taken):
+ * saved as not taken yet, so that the destination takes them again.
+ */
+void virtq_save(const struct virtq *q, uint16_t held, struct sbuf *b);
+int virtq_load(struct virtq *q, const struct guest_mem *mem, struct sreader *r, struct err *e);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -151,6 +152,7 @@ void guest_mem_free(struct guest_mem *m)
 		if (m->fd >= 0)
 			close(m->fd);
 	}
+	free(m->dirty_bitmap);
 	memset(m, 0, sizeof(*m));
 	m->fd = -1;
 }
@@ -187,4 +189,102 @@ int guest_mem_write(const struct guest_mem *m, uint64_t gpa, const void *src, si
 uint64_t guest_mem_low_end(const struct guest_mem *m)
 {
 	return m->nregions ? m->regions[0].gpa + m->regions[0].size : 0;
+}
+
+int guest_mem_gpa(const struct guest_mem *m, const void *p, uint64_t *gpa)
+{
+	uintptr_t a = (uintptr_t)p;
+	for (unsigned i = 0; i < m->nregions; i++) {
+		const struct guest_mem_region *r = &m->regions[i];
+		uintptr_t base = (uintptr_t)r->hva;
+		if (a >= base && a - base < r->size) {
+			*gpa = r->gpa + (a - base);
+			return 0;
+		}
+	}
+	return -EFAULT;
+}
+
+/* ---- dirty log ---- */
+
+#define PAGE_SHIFT 12
+
+int guest_mem_dirty_log_start(struct guest_mem *m, struct err *e)
+{
+	if (!m->dirty_bitmap) {
+		uint64_t end = 0;
+		for (unsigned i = 0; i < m->nregions; i++)
+			if (m->regions[i].gpa + m->regions[i].size > end)
+				end = m->regions[i].gpa + m->regions[i].size;
+		uint64_t pages = (end + (1u << PAGE_SHIFT) - 1) >> PAGE_SHIFT;
+		m->dirty_bitmap = calloc((pages + 63) / 64 ? (pages + 63) / 64 : 1, sizeof(uint64_t));
+		if (!m->dirty_bitmap)
+			return err_set(e, -ENOMEM, "out of memory for the dirty bitmap of guest memory");
+		m->dirty_pages = pages;
+	} else {
+		for (uint64_t w = 0; w < (m->dirty_pages + 63) / 64; w++)
+			__atomic_store_n(&m->dirty_bitmap[w], 0, __ATOMIC_RELAXED);
+	}
+	/* Release: the cleared (or new) bitmap before the pointer that turns marking on. */
+	__atomic_store_n(&m->dirty_log, m->dirty_bitmap, __ATOMIC_RELEASE);
+	return 0;
+}
+
+void guest_mem_dirty_log_stop(struct guest_mem *m)
+{
+	__atomic_store_n(&m->dirty_log, NULL, __ATOMIC_RELEASE);
+}
+
+bool guest_mem_dirty_logging(const struct guest_mem *m)
+{
+	return __atomic_load_n(&m->dirty_log, __ATOMIC_ACQUIRE) != NULL;
+}
+
+void guest_mem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	/* The one load when logging is off (acquire: a plain load on x86). */
+	uint64_t *bm = __atomic_load_n(&m->dirty_log, __ATOMIC_ACQUIRE);
+	if (!bm || len == 0)
+		return;
+	uint64_t first = gpa >> PAGE_SHIFT;
+	uint64_t last = (gpa + len - 1 < gpa ? UINT64_MAX : gpa + len - 1) >> PAGE_SHIFT;
+	if (last >= m->dirty_pages)
+		last = m->dirty_pages - 1;
+	for (uint64_t pfn = first; pfn <= last && pfn < m->dirty_pages; pfn++) {
+		/*
+		 * Always the read-modify-write (no "already set" shortcut): release, so that a
+		 * fetch that clears the bit after it sees the data written before the mark; a
+		 * plain load could see the bit still set just before a fetch clears it and the
+		 * write would then be missed by both rounds.
+		 */
+		__atomic_fetch_or(&bm[pfn / 64], 1ULL << (pfn % 64), __ATOMIC_RELEASE);
+	}
+}
+
+uint64_t guest_mem_dirty_fetch(struct guest_mem *m, uint64_t first_pfn, uint64_t npages, uint64_t *out)
+{
+	memset(out, 0, (size_t)((npages + 63) / 64) * sizeof(uint64_t));
+	uint64_t *bm = m->dirty_bitmap, count = 0;
+	if (!bm)
+		return 0;
+	for (uint64_t i = 0; i < npages;) {
+		uint64_t pfn = first_pfn + i;
+		if (pfn < first_pfn || pfn >= m->dirty_pages)
+			break;
+		unsigned b = (unsigned)(pfn % 64);
+		uint64_t take = 64 - b;
+		if (take > npages - i)
+			take = npages - i;
+		if (take > m->dirty_pages - pfn)
+			take = m->dirty_pages - pfn;
+		uint64_t mask = (take == 64 ? ~0ULL : (1ULL << take) - 1) << b;
+		uint64_t bits = (__atomic_fetch_and(&bm[pfn / 64], ~mask, __ATOMIC_SEQ_CST) & mask) >> b;
+		count += (uint64_t)__builtin_popcountll(bits);
+		unsigned o = (unsigned)(i % 64);
+		out[i / 64] |= bits << o;
+		if (o && o + take > 64)
+			out[i / 64 + 1] |= bits >> (64 - o);
+		i += take;
+	}
+	return count;
 }

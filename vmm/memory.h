@@ -30,6 +30,16 @@ struct guest_mem {
 	uint8_t *map;	   /* the whole mapping, ram_size bytes */
 	int fd;		   /* shared: the memfd behind map (another process may map it); else -1 */
 	bool hugepages;	   /* map is made of 2 MiB hugetlbfs pages */
+	/*
+	 * Dirty log of device writes (live migration): one bit per 4 KiB frame by
+	 * guest-physical frame number, for [0, dirty_pages). dirty_bitmap is kept
+	 * from the first guest_mem_dirty_log_start() to guest_mem_free(), so that a
+	 * device thread that saw logging on just before a stop never writes freed
+	 * memory; dirty_log (atomic) points at it while logging is on, else NULL.
+	 */
+	uint64_t *dirty_bitmap;
+	uint64_t *dirty_log;
+	uint64_t dirty_pages;
 };
 
 /*
@@ -68,5 +78,29 @@ int guest_mem_read(const struct guest_mem *m, uint64_t gpa, void *dst, size_t le
 int guest_mem_write(const struct guest_mem *m, uint64_t gpa, const void *src, size_t len);
 /* Highest guest-physical address + 1 of RAM below the hole. */
 uint64_t guest_mem_low_end(const struct guest_mem *m);
+/* The guest-physical address of host pointer p when it points into RAM (0), else -EFAULT. */
+int guest_mem_gpa(const struct guest_mem *m, const void *p, uint64_t *gpa);
+
+/*
+ * Dirty logging of the writes devices make through host pointers (KVM's own
+ * dirty log sees only vCPU writes). Start clears the bitmap (allocating it
+ * the first time: 0 or -ENOMEM) and turns marking on; stop turns it off and
+ * keeps the bits for a last fetch. Start and stop are for one thread (the
+ * migration's); marking and fetching may run on any threads at once.
+ */
+int guest_mem_dirty_log_start(struct guest_mem *m, struct err *e);
+void guest_mem_dirty_log_stop(struct guest_mem *m);
+bool guest_mem_dirty_logging(const struct guest_mem *m);
+/*
+ * Marks the frames of [gpa, gpa + len) dirty when logging is on (atomic bit
+ * ops; frames outside RAM are ignored). When it is off this costs one load.
+ */
+void guest_mem_mark_dirty(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+/*
+ * Fetch and clear: bit i of out (npages bits, 64 to a word, zeroed first) is
+ * whether frame first_pfn + i was marked since the last fetch; those bits are
+ * cleared atomically. Returns how many were set. Frames beyond RAM read clean.
+ */
+uint64_t guest_mem_dirty_fetch(struct guest_mem *m, uint64_t first_pfn, uint64_t npages, uint64_t *out);
 
 #endif

@@ -23,6 +23,8 @@
 #include "devices/pci.h"
 #include "virtio/blk.h"
 #include "virtio/virtio.h"
+#include "common/quiesce.h"
+#include "common/sbuf.h"
 #include "vmm/memory.h"
 
 #define MiB	     (1ULL << 20)
@@ -48,6 +50,7 @@ struct fx {
 	uint64_t regs; /* BAR 4 address */
 	int intx;
 	uint16_t avail_idx, used_seen;
+	struct quiesce gate; /* the VM's pause gate */
 };
 
 static void intx_set(void *opaque, unsigned gsi, int level)
@@ -136,11 +139,13 @@ static void driver_init(struct fx *f, uint64_t want)
 
 static bool setup_readonly;
 
-static int setup(void **state)
+/* A machine with the device, on a new disk file: empty, or a copy of the one at from (shared storage). */
+static struct fx *fx_new(const char *from)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	struct err e = {0};
 	assert_non_null(f);
+	quiesce_init(&f->gate);
 	assert_int_equal(guest_mem_alloc(&f->mem, 16 * MiB, &e), 0);
 	struct pci_windows w = {0x1000,	    0xffff,	 MEM32_START,
 				0xfebfffff, MEM64_START, MEM64_START + (1ULL << 30) - 1};
@@ -150,18 +155,43 @@ static int setup(void **state)
 	int fd = mkstemp(f->path);
 	assert_true(fd >= 0);
 	assert_int_equal(ftruncate(fd, DISK_SECTORS * 512), 0);
+	if (from) {
+		static uint8_t img[DISK_SECTORS * 512];
+		FILE *fp = fopen(from, "rb");
+		assert_non_null(fp);
+		assert_int_equal(fread(img, 1, sizeof(img), fp), sizeof(img));
+		fclose(fp);
+		assert_int_equal(pwrite(fd, img, sizeof(img), 0), sizeof(img));
+	}
 	close(fd);
 	struct disk_config dc = {
 	    .path = f->path, .format = DISK_FORMAT_RAW, .serial = "SERIAL-1", .readonly = setup_readonly};
 	assert_int_equal(disk_open(&dc, &f->disk, &e), 0);
-	struct virtio_pci_env env = {.host = f->host, .mem = &f->mem, .intx = {intx_set, f, 16}};
+	struct virtio_pci_env env = {
+	    .host = f->host, .mem = &f->mem, .intx = {intx_set, f, 16}, .gate = &f->gate};
 	f->blk = virtio_blk_create(&env, DEVFN, f->disk, 1, &f->st, "virtio-blk vda", &e);
 	assert_non_null(f->blk);
 	/* As firmware left it: BAR 4 placed, memory decoding on, bus mastering on. */
 	cfg_write(f, 0x04, 0x6);
 	f->regs = (cfg_read(f, 0x20) & ~0xfULL) | (uint64_t)cfg_read(f, 0x24) << 32;
 	assert_true(f->regs >= MEM64_START);
-	*state = f;
+	return f;
+}
+
+static void fx_free(struct fx *f)
+{
+	virtio_blk_destroy(f->blk);
+	disk_close(f->disk);
+	pci_host_destroy(f->host);
+	guest_mem_free(&f->mem);
+	unlink(f->path);
+	quiesce_destroy(&f->gate);
+	free(f);
+}
+
+static int setup(void **state)
+{
+	*state = fx_new(NULL);
 	return 0;
 }
 
@@ -175,13 +205,7 @@ static int setup_ro(void **state)
 
 static int teardown(void **state)
 {
-	struct fx *f = *state;
-	virtio_blk_destroy(f->blk);
-	disk_close(f->disk);
-	pci_host_destroy(f->host);
-	guest_mem_free(&f->mem);
-	unlink(f->path);
-	free(f);
+	fx_free(*state);
 	return 0;
 }
 
@@ -547,6 +571,220 @@ static void test_bad_features_refused(void **state)
 	assert_int_equal(reg_read(f, 0x2000 + 4000, 4), 0);
 }
 
+/* ---- saved state ---- */
+
+/* The VM paused (device threads out of their passes), the transport saved. */
+static void save_paused(struct fx *f, struct sbuf *b)
+{
+	quiesce_close(&f->gate);
+	sbuf_init(b);
+	virtio_pci_save(virtio_blk_transport(f->blk), b);
+	assert_false(b->oom);
+}
+
+/* The destination: the same disk, a copy of guest memory (restored before the devices). */
+static struct fx *destination(struct fx *src)
+{
+	struct fx *d = fx_new(src->path);
+	memcpy(d->mem.map, src->mem.map, 16 * MiB);
+	d->avail_idx = src->avail_idx;
+	d->used_seen = src->used_seen;
+	return d;
+}
+
+static int load_into(struct fx *d, const void *p, size_t len, struct err *e)
+{
+	struct sreader r;
+	sreader_init(&r, p, len);
+	int ret = virtio_pci_load(virtio_blk_transport(d->blk), &r, e);
+	if (ret == 0)
+		assert_true(sreader_done(&r));
+	return ret;
+}
+
+/* Serves some requests, migrates, and the destination goes on from the same ring positions. */
+static void test_save_load_running(void **state)
+{
+	struct fx *f = *state;
+	struct err e = {0};
+	driver_init(f, VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_RING_EVENT_IDX));
+	for (int i = 0; i < 4096; i++)
+		f->mem.map[DATA_GPA + i] = (uint8_t)(i * 5 + 1);
+	assert_int_equal(request(f, 1, 16, 4096, false), 1);
+	assert_int_equal(request(f, 4, 0, 0, false), 1);
+	assert_int_equal(reg_read(f, 0x1000, 1) & 1, 1); /* the driver took the interrupt */
+	assert_int_equal(f->intx, 0);
+	/* A read the driver queued just before the pause, without a kick reaching the device. */
+	memset(f->mem.map + DATA_GPA, 0, 4096);
+	queue_rw(f, 0, 0, 16);
+	/* used_event: interrupt once the device passes what the driver saw (as Linux writes it). */
+	memcpy(f->mem.map + AVAIL_GPA + 4 + 2 * QSIZE, &f->used_seen, 2);
+	__atomic_store_n((uint16_t *)(f->mem.map + AVAIL_GPA + 2), f->avail_idx, __ATOMIC_RELEASE);
+	uint64_t reads = STAT(f, read_reqs);
+
+	struct sbuf b;
+	save_paused(f, &b);
+	struct fx *d = destination(f);
+	/* The source is not looked at again (its gate opens only so that teardown can stop it). */
+	assert_int_equal(load_into(d, b.data, b.len, &e), 0);
+	assert_true(status(d) & VIRTIO_STATUS_DRIVER_OK);
+	assert_int_equal(reg_read(d, 12, 4), 1); /* gfselect 1 was saved: the high half, VERSION_1 */
+	reg_write(d, 8, 0, 4);
+	assert_int_equal(reg_read(d, 12, 4), VIRTIO_BIT(VIRTIO_F_RING_EVENT_IDX));
+	reg_write(d, 22, 0, 2);
+	assert_int_equal(reg_read(d, 24, 2), QSIZE);
+	assert_int_equal(reg_read(d, 28, 2), 1);
+	assert_int_equal(reg_read(d, 32, 8), DESC_GPA);
+	/* The queued read, served by the destination once, with an interrupt. */
+	assert_int_equal(wait_used(d), 4097);
+	assert_int_equal(d->mem.map[STATUS_GPA], 0);
+	for (int i = 0; i < 4096; i++)
+		assert_int_equal(d->mem.map[DATA_GPA + i], (uint8_t)(i * 5 + 1));
+	assert_int_equal(wait_count(&d->st.read_reqs, 1), 1);
+	assert_int_equal(d->intx, 1);
+	assert_int_equal(reg_read(d, 0x1000, 1) & 1, 1);
+	/* And the next ones, at the next ring positions. */
+	assert_int_equal(request(d, 4, 0, 0, false), 1);
+	assert_int_equal(request(d, 0, 16, 512, true), 513);
+	assert_int_equal(d->mem.map[DATA_GPA + 511], (uint8_t)(511 * 5 + 1));
+	/* Five in all, none twice. */
+	struct timespec ts = {0, 20000000};
+	nanosleep(&ts, NULL);
+	assert_int_equal(d->used_seen, 5);
+	assert_int_equal(__atomic_load_n((uint16_t *)(d->mem.map + USED_GPA + 2), __ATOMIC_ACQUIRE), 5);
+	/* The source served nothing after the pause. */
+	assert_int_equal(STAT(f, read_reqs), reads);
+	quiesce_open(&f->gate);
+	fx_free(d);
+	sbuf_free(&b);
+}
+
+/* Offsets in the saved transport state of a one-queue device. */
+enum {
+	T_VERSION = 0,
+	T_STATUS = 4,
+	T_ISR = 5,
+	T_FEATURES = 15,
+	T_CONFIG_MSIX = 23,
+	T_NUMQ = 27,
+	T_QSIZE = 29,
+	T_QMSIX = 31,
+	T_QENABLE = 33,
+	T_QDESC = 34,
+	T_VQ = 58,
+	T_VQ_USED_IDX = T_VQ + 33,
+	T_DLEN = T_VQ + 37,
+	T_LEN = T_DLEN + 4,
+};
+
+static void patch(uint8_t *p, size_t off, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[off + i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Broken states are refused and leave the destination as it was; a good one loads after them. */
+static void test_load_rejects(void **state)
+{
+	struct fx *f = *state;
+	struct err e = {0};
+	driver_init(f, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	assert_int_equal(request(f, 4, 0, 0, false), 1);
+	struct sbuf b;
+	save_paused(f, &b);
+	assert_int_equal(b.len, T_LEN);
+	struct fx *d = destination(f);
+	/* A device the driver started refuses a load. */
+	assert_int_equal(load_into(f, b.data, b.len, &e), -EBUSY);
+	for (size_t n = 0; n < b.len; n++)
+		assert_int_equal(load_into(d, b.data, n, &e), -EINVAL);
+	uint8_t c[T_LEN + 8];
+	struct {
+		size_t off;
+		uint64_t v;
+		unsigned n;
+	} bad[] = {
+	    {T_VERSION, 9, 4},
+	    {T_STATUS, 0x30 | 0xf, 1},			  /* unknown status bits */
+	    {T_STATUS, VIRTIO_STATUS_NEEDS_RESET | 3, 1}, /* NEEDS_RESET of a device never started */
+	    {T_ISR, 4, 1},
+	    {T_FEATURES, VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(50), 8}, /* not offered */
+	    {T_FEATURES, 0, 8},						      /* no VERSION_1 */
+	    {T_CONFIG_MSIX, 2, 2},					      /* 2 vectors: 0 and 1 */
+	    {T_NUMQ, 2, 2},
+	    {T_QSIZE, 512, 2}, /* above the device's 256 */
+	    {T_QMSIX, 7, 2},
+	    {T_QENABLE, 2, 1},
+	    {T_QENABLE, 0, 1},		 /* a ring loaded for a queue the driver did not enable */
+	    {T_QDESC, DESC_GPA + 16, 8}, /* the ring is not where the registers say */
+	    {T_VQ_USED_IDX, 9, 2},	 /* not the used index in memory */
+	    {T_DLEN, 1, 4},		 /* device state that blk does not have (and past the end) */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memcpy(c, b.data, b.len);
+		patch(c, bad[i].off, bad[i].v, bad[i].n);
+		assert_int_not_equal(load_into(d, c, b.len, &e), 0);
+		assert_int_equal(status(d), 0);
+	}
+	/* Device state blk does not have, within the record. */
+	memcpy(c, b.data, b.len);
+	patch(c, T_DLEN, 1, 4);
+	c[T_LEN] = 0;
+	assert_int_equal(load_into(d, c, b.len + 1, &e), -EINVAL);
+	assert_int_equal(status(d), 0);
+	/* Untouched by all that: the good state loads and serves. */
+	assert_int_equal(load_into(d, b.data, b.len, &e), 0);
+	assert_int_equal(request(d, 4, 0, 0, false), 1);
+	quiesce_open(&f->gate);
+	fx_free(d);
+	sbuf_free(&b);
+}
+
+/* A device the driver has not started yet comes back as it was, and the driver carries on. */
+static void test_save_load_idle(void **state)
+{
+	struct fx *f = *state;
+	struct err e = {0};
+	reg_write(f, 20, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER, 1);
+	reg_write(f, 22, 0, 2);
+	reg_write(f, 24, QSIZE, 2);
+	struct sbuf b;
+	save_paused(f, &b);
+	struct fx *d = destination(f);
+	assert_int_equal(load_into(d, b.data, b.len, &e), 0);
+	assert_int_equal(status(d), VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	assert_int_equal(reg_read(d, 24, 2), QSIZE);
+	driver_init(d, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	assert_int_equal(request(d, 4, 0, 0, false), 1);
+	quiesce_open(&f->gate);
+	fx_free(d);
+	sbuf_free(&b);
+}
+
+/* With the dirty log on, a request marks the used ring and the buffers it wrote, and no more. */
+static void test_dirty_log(void **state)
+{
+	struct fx *f = *state;
+	struct err e = {0};
+	driver_init(f, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	assert_int_equal(guest_mem_dirty_log_start(&f->mem, &e), 0);
+	uint64_t bits[16 * MiB / 4096 / 64];
+	guest_mem_dirty_fetch(&f->mem, 0, 16 * MiB / 4096, bits);
+	/* A write: only the status byte and the used ring are written. */
+	assert_int_equal(request(f, 1, 8, 4096, false), 1);
+	assert_int_equal(guest_mem_dirty_fetch(&f->mem, 0, 16 * MiB / 4096, bits), 2);
+	assert_int_equal(bits[0], 1ULL << (USED_GPA >> 12));
+	assert_int_equal(bits[1], 1ULL << ((STATUS_GPA >> 12) - 64));
+	/* A read: the data buffer too. */
+	assert_int_equal(request(f, 0, 8, 4096, true), 4097);
+	assert_int_equal(guest_mem_dirty_fetch(&f->mem, 0, 16 * MiB / 4096, bits), 3);
+	assert_int_equal(bits[0], (1ULL << (USED_GPA >> 12)) | (1ULL << (DATA_GPA >> 12)));
+	assert_int_equal(bits[1], 1ULL << ((STATUS_GPA >> 12) - 64));
+	guest_mem_dirty_log_stop(&f->mem);
+	assert_int_equal(request(f, 0, 8, 4096, true), 4097);
+	assert_int_equal(guest_mem_dirty_fetch(&f->mem, 0, 16 * MiB / 4096, bits), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -558,6 +796,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_readonly, setup_ro, teardown),
 	    cmocka_unit_test_setup_teardown(test_hostile_chain_needs_reset, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_features_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_save_load_running, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_save_load_idle, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_load_rejects, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dirty_log, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

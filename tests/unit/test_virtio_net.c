@@ -21,6 +21,8 @@
 
 #include <cmocka.h>
 
+#include "common/quiesce.h"
+#include "common/sbuf.h"
 #include "devices/pci.h"
 #include "virtio/net_priv.h"
 #include "virtio/virtio.h"
@@ -186,6 +188,7 @@ static int teardown(void **state)
 	close(f->p.fd);
 	if (f->peer >= 0)
 		close(f->peer);
+	free(f->mem.dirty_bitmap);
 	free(f->ram);
 	free(f);
 	return 0;
@@ -1798,6 +1801,368 @@ static void test_device_counters(void **state)
 	pci_host_destroy(d.host);
 }
 
+/* With the dirty log on, receiving marks the used ring and the buffers used; sending only the used ring. */
+static void test_dirty_log(void **state)
+{
+	struct fx *f = *state;
+	struct err e = {0};
+	uint64_t bits[RAM_SIZE / 4096 / 64];
+	assert_int_equal(guest_mem_dirty_log_start(&f->mem, &e), 0);
+	post_rx(f, 0, BUF_LEN);
+	post_rx(f, 1, BUF_LEN);
+	uint8_t b[HDR + 100];
+	size_t len = peer_frame(f, b, 0, 100, own_mac, 1);
+	notify_expect = &f->p;
+	rx_run(f);
+	expect_used(f, &f->rx, 0, (uint32_t)len);
+	/* RXBUF(0) and RXBUF(1) share a page: this is the used ring's page and buffer 0's. */
+	assert_int_equal(guest_mem_dirty_fetch(&f->mem, 0, RAM_SIZE / 4096, bits), 2);
+	assert_int_equal(bits[0], 1ULL << (RX_USED >> 12));
+	assert_int_equal(bits[RXBUF(0) >> 12 >> 6], 1ULL << ((RXBUF(0) >> 12) % 64));
+	uint8_t t[HDR + 60];
+	size_t tlen = make_frame(t, 0, 60, other_mac, 2);
+	post_tx(f, 0, t, (uint32_t)tlen);
+	tx_run(f);
+	expect_used(f, &f->tx, 0, 0);
+	uint8_t got[sizeof(t)];
+	assert_int_equal(read(f->peer, got, sizeof(got)), (ssize_t)tlen);
+	assert_int_equal(guest_mem_dirty_fetch(&f->mem, 0, RAM_SIZE / 4096, bits), 1);
+	assert_int_equal(bits[0], 1ULL << (TX_USED >> 12));
+	/* Off: nothing. */
+	guest_mem_dirty_log_stop(&f->mem);
+	peer_frame(f, b, 0, 100, own_mac, 3);
+	rx_run(f);
+	expect_used(f, &f->rx, 1, (uint32_t)len);
+	assert_int_equal(guest_mem_dirty_fetch(&f->mem, 0, RAM_SIZE / 4096, bits), 0);
+}
+
+/* ---- saved state: a two-pair NIC with a control queue, migrated to a second one ---- */
+
+#define RX1_DESC  0x8000ULL
+#define TX1_DESC  0xb000ULL
+#define CTRL_DESC 0xe000ULL
+#define CTRL_BUF  0x20000ULL
+#define CTRL_ACK  0x30000ULL
+#define CTRL_Q	  4
+
+struct mach {
+	struct fx fx; /* its guest memory (fx.mem) and the drivers' view of pair 0 (fx.rx, fx.tx) */
+	struct drv rx1, tx1, ctrl;
+	struct dev d;
+	struct net_backend nb;
+	int peer[2];
+	struct virtio_net_shared sh;
+	struct quiesce gate;
+	struct virtio_net *n;
+	unsigned ncmd;
+};
+
+static const uint8_t new_mac[6] = {0x52, 0x54, 0x00, 0x77, 0x88, 0x99};
+static const uint8_t uni_mac[6] = {0x52, 0x54, 0x00, 0x01, 0x02, 0x03};
+
+/* A machine with the NIC; its RAM a copy of from's when given (restored before the devices). */
+static struct mach *mach_new(const struct mach *from)
+{
+	struct mach *m = calloc(1, sizeof(*m));
+	assert_non_null(m);
+	struct fx *f = &m->fx;
+	f->ram = calloc(1, RAM_SIZE);
+	assert_non_null(f->ram);
+	if (from)
+		memcpy(f->ram, from->fx.ram, RAM_SIZE);
+	f->mem.regions[0] = (struct guest_mem_region){0, RAM_SIZE, f->ram};
+	f->mem.nregions = 1;
+	f->mem.ram_size = RAM_SIZE;
+	f->mem.map = f->ram;
+	if (from) {
+		f->rx = from->fx.rx;
+		f->tx = from->fx.tx;
+		m->rx1 = from->rx1;
+		m->tx1 = from->tx1;
+		m->ctrl = from->ctrl;
+		m->ncmd = from->ncmd;
+	} else {
+		f->rx = (struct drv){.desc = RX_DESC, .avail = RX_AVAIL, .used = RX_USED, .size = QSIZE};
+		f->tx = (struct drv){.desc = TX_DESC, .avail = TX_AVAIL, .used = TX_USED, .size = QSIZE};
+		m->rx1 = (struct drv){RX1_DESC, RX1_DESC + 0x1000, RX1_DESC + 0x2000, QSIZE, 0, 0};
+		m->tx1 = (struct drv){TX1_DESC, TX1_DESC + 0x1000, TX1_DESC + 0x2000, QSIZE, 0, 0};
+		m->ctrl = (struct drv){CTRL_DESC, CTRL_DESC + 0x1000, CTRL_DESC + 0x2000, QSIZE, 0, 0};
+	}
+	quiesce_init(&m->gate);
+	struct pci_windows w = {0x1000,	    0xffff,	     0xc0000000ULL,
+				0xfebfffff, DEV_MEM64_START, DEV_MEM64_START + (1ULL << 30) - 1};
+	m->d.host = pci_host_create(&w);
+	assert_non_null(m->d.host);
+	m->nb = (struct net_backend){.kind = NET_BACKEND_TAP, .ifname = "test", .nqueues = 2, .mtu = 1500};
+	for (unsigned i = 0; i < 2; i++) {
+		int sv[2];
+		assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv),
+				 0);
+		m->nb.fds[i] = sv[0];
+		m->peer[i] = sv[1];
+	}
+	struct virtio_pci_env env = {
+	    .host = m->d.host, .mem = &f->mem, .intx = {dev_intx, NULL, 16}, .gate = &m->gate};
+	struct err e = {0};
+	m->n = virtio_net_create(&env, DEV_DEVFN, &m->nb, &m->sh, own_mac, "virtio-net test", &e);
+	assert_non_null(m->n);
+	uint32_t v = 0x6;
+	dev_cfg(&m->d, 0x04, &v, true);
+	uint32_t lo = 0, hi = 0;
+	dev_cfg(&m->d, 0x20, &lo, false);
+	dev_cfg(&m->d, 0x24, &hi, false);
+	m->d.regs = (lo & ~0xfULL) | (uint64_t)hi << 32;
+	return m;
+}
+
+static void mach_free(struct mach *m)
+{
+	quiesce_open(&m->gate);
+	virtio_net_destroy(m->n);
+	pci_host_destroy(m->d.host);
+	for (unsigned i = 0; i < 2; i++) {
+		close(m->nb.fds[i]);
+		close(m->peer[i]);
+	}
+	quiesce_destroy(&m->gate);
+	free(m->fx.ram);
+	free(m);
+}
+
+static uint64_t dev_read(struct dev *d, uint64_t off, uint32_t len)
+{
+	uint8_t b[8] = {0};
+	pci_host_mem64_window(d->host, d->regs + off - DEV_MEM64_START, b, len, false);
+	uint64_t v = 0;
+	for (uint32_t i = 0; i < len; i++)
+		v |= (uint64_t)b[i] << (8 * i);
+	return v;
+}
+
+/* Waits up to 5 s for the device to use one more chain of queue d; false if it does not. */
+static bool wait_used_one(struct fx *f, struct drv *d)
+{
+	for (int i = 0; i < 5000; i++) {
+		if (used_idx(f, d) != d->used_seen)
+			return true;
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	return false;
+}
+
+/* One control command through the control queue; returns the ack. */
+static uint8_t ctrl_cmd(struct mach *m, uint8_t cls, uint8_t command, const void *data, size_t len)
+{
+	struct fx *f = &m->fx;
+	unsigned i = m->ncmd++ % 64;
+	uint64_t buf = CTRL_BUF + 0x200ULL * i;
+	uint8_t h[2] = {cls, command};
+	assert_int_equal(guest_mem_write(&f->mem, buf, h, 2), 0);
+	assert_int_equal(guest_mem_write(&f->mem, buf + 2, data, len), 0);
+	put(f, CTRL_ACK + i, 0xee, 1);
+	desc(f, &m->ctrl, 2 * i, buf, (uint32_t)(2 + len), NEXT, (uint16_t)(2 * i + 1));
+	desc(f, &m->ctrl, 2 * i + 1, CTRL_ACK + i, 1, WRITE, 0);
+	avail_add(f, &m->ctrl, (uint16_t)(2 * i));
+	dev_write(&m->d, 0x3000 + 4 * CTRL_Q, CTRL_Q, 2);
+	assert_true(wait_used_one(f, &m->ctrl));
+	expect_used(f, &m->ctrl, 2 * i, 1);
+	return (uint8_t)get(f, CTRL_ACK + i, 1);
+}
+
+/* Receive buffer i (of 2 KiB) on queue d of pair k's receive ring, and a kick. */
+static void post_rx_buf(struct mach *m, unsigned pair, unsigned i)
+{
+	struct drv *d = pair ? &m->rx1 : &m->fx.rx;
+	desc(&m->fx, d, i, RXBUF(i + 64 * pair), 0x800, WRITE, 0);
+	avail_add(&m->fx, d, (uint16_t)i);
+	dev_write(&m->d, 0x3000 + 8 * pair, 2 * pair, 2);
+}
+
+/* Sends a frame to dst into pair k's tap; returns whether the guest received it (in buffer head). */
+static bool frame_arrives(struct mach *m, unsigned pair, const uint8_t dst[6], uint8_t seed, uint16_t head)
+{
+	struct drv *d = pair ? &m->rx1 : &m->fx.rx;
+	uint8_t frame[HDR + 60];
+	size_t len = make_frame(frame, 0, 60, dst, seed);
+	assert_int_equal(send(m->peer[pair], frame, len, MSG_DONTWAIT), (ssize_t)len);
+	/* A filtered frame leaves no trace but the backend's queue: wait a while for a used entry. */
+	for (int i = 0; i < 300; i++) {
+		if (used_idx(&m->fx, d) != d->used_seen) {
+			expect_used(&m->fx, d, head, (uint32_t)len);
+			assert_memory_equal(hva(&m->fx, RXBUF(head + 64 * pair)) + HDR, frame + HDR, 60);
+			return true;
+		}
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	return false;
+}
+
+static void mach_bring_up(struct mach *m, uint64_t features)
+{
+	struct dev *d = &m->d;
+	dev_write(d, 20, 0, 1);
+	dev_write(d, 20, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER, 1);
+	dev_write(d, 8, 0, 4);
+	dev_write(d, 12, (uint32_t)features, 4);
+	dev_write(d, 8, 1, 4);
+	dev_write(d, 12, (uint32_t)(features >> 32), 4);
+	dev_write(d, 20, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK, 1);
+	assert_true(dev_status(d) & VIRTIO_STATUS_FEATURES_OK);
+	dev_queue(d, 0, &m->fx.rx);
+	dev_queue(d, 1, &m->fx.tx);
+	dev_queue(d, 2, &m->rx1);
+	dev_queue(d, 3, &m->tx1);
+	dev_queue(d, CTRL_Q, &m->ctrl);
+	dev_write(d, 20, 0xf, 1);
+	assert_int_equal(dev_status(d), 0xf);
+}
+
+#define NET_FEATURES                                                                                         \
+	(VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_NET_F_MAC) | VIRTIO_BIT(VIRTIO_NET_F_STATUS) |   \
+	 VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ) | VIRTIO_BIT(VIRTIO_NET_F_CTRL_RX) | VIRTIO_BIT(VIRTIO_NET_F_MQ) | \
+	 VIRTIO_BIT(VIRTIO_NET_F_CTRL_MAC_ADDR) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_ANNOUNCE))
+
+static int mach_load(struct mach *m, const void *p, size_t len)
+{
+	struct sreader r;
+	struct err e = {0};
+	sreader_init(&r, p, len);
+	int ret = virtio_pci_load(virtio_net_transport(m->n), &r, &e);
+	if (ret == 0)
+		assert_true(sreader_done(&r));
+	return ret;
+}
+
+/* Builds the source's state: filters, MAC, two pairs, a frame received, a chain held ahead. */
+static struct mach *net_source(void)
+{
+	struct mach *m = mach_new(NULL);
+	mach_bring_up(m, NET_FEATURES);
+	uint8_t pairs[2] = {2, 0}, one = 1, zero = 0;
+	assert_int_equal(ctrl_cmd(m, 4, 0, pairs, 2), 0);   /* VQ_PAIRS_SET 2 */
+	assert_int_equal(ctrl_cmd(m, 1, 1, new_mac, 6), 0); /* MAC_ADDR_SET */
+	assert_int_equal(ctrl_cmd(m, 0, 0, &zero, 1), 0);   /* promisc off */
+	assert_int_equal(ctrl_cmd(m, 0, 1, &one, 1), 0);    /* allmulti on */
+	uint8_t tables[4 + 6 + 4] = {1, 0, 0, 0};
+	memcpy(tables + 4, uni_mac, 6);
+	assert_int_equal(ctrl_cmd(m, 1, 0, tables, sizeof(tables)), 0); /* one unicast, no multicast */
+	/* The device holds a receive chain ahead after a frame (head 1 waits for the next one). */
+	for (unsigned i = 0; i < 3; i++)
+		post_rx_buf(m, 0, i);
+	assert_true(frame_arrives(m, 0, new_mac, 1, 0));
+	assert_false(frame_arrives(m, 0, other_mac, 2, 1)); /* filtered */
+	/* A kick wakes pair 1: it takes a chain ahead too. */
+	post_rx_buf(m, 1, 0);
+	struct timespec ts = {0, 20000000};
+	nanosleep(&ts, NULL);
+	return m;
+}
+
+static void test_device_save_load(void **state)
+{
+	struct mach *src = net_source();
+	quiesce_close(&src->gate);
+	struct sbuf b;
+	sbuf_init(&b);
+	virtio_pci_save(virtio_net_transport(src->n), &b);
+	assert_false(b.oom);
+	/* Frames that reach the source after the pause stay there. */
+	struct mach *dst = mach_new(src);
+	assert_int_equal(mach_load(dst, b.data, b.len), 0);
+	assert_int_equal(dev_status(&dst->d), 0xf);
+	/* The MAC and link in the configuration, and the filter: ours, the table's, multicast; not others. */
+	for (unsigned i = 0; i < 6; i++)
+		assert_int_equal(dev_read(&dst->d, 0x2000 + i, 1), new_mac[i]);
+	assert_int_equal(dev_read(&dst->d, 0x2006, 2), 1);
+	assert_false(frame_arrives(dst, 0, other_mac, 3, 1));
+	/* The chain the source held ahead was handed back: the next frame lands in head 1, then 2. */
+	assert_true(frame_arrives(dst, 0, new_mac, 4, 1));
+	assert_true(frame_arrives(dst, 0, uni_mac, 5, 2));
+	/* Pair 1 is active: its tap is read, into its ring's first buffer. */
+	assert_true(frame_arrives(dst, 1, mcast, 6, 0));
+	/* The control queue goes on from where it was. */
+	uint8_t zero = 0;
+	assert_int_equal(ctrl_cmd(dst, 0, 1, &zero, 1), 0);
+	assert_false(frame_arrives(dst, 1, mcast, 7, 1));
+	/* And the source's rings were left alone after the pause. */
+	assert_int_equal(used_idx(&src->fx, &src->fx.rx), 1);
+	mach_free(dst);
+	mach_free(src);
+	sbuf_free(&b);
+}
+
+/* Offsets in the saved state of this five-queue NIC: the device's own part follows the queues. */
+#define NT_QUEUES 29
+#define NT_QUEUE  (2 + 2 + 1 + 24 + 37)
+#define NT_DEV	  (NT_QUEUES + 5 * NT_QUEUE + 4)
+enum {
+	ND_VERSION = NT_DEV,
+	ND_MAC = NT_DEV + 4,
+	ND_STATUS = NT_DEV + 10,
+	ND_FLAGS = NT_DEV + 12,
+	ND_FMAC = NT_DEV + 13,
+	ND_NUNI = NT_DEV + 19,
+};
+
+static void test_device_load_rejects(void **state)
+{
+	struct mach *src = net_source();
+	quiesce_close(&src->gate);
+	struct sbuf b;
+	sbuf_init(&b);
+	virtio_pci_save(virtio_net_transport(src->n), &b);
+	assert_false(b.oom);
+	/* One unicast entry, no multicast: pairs and offloads after them. */
+	size_t nd_pairs = ND_NUNI + 2 + 6 + 2, nd_offloads = nd_pairs + 2;
+	assert_int_equal(b.len, nd_offloads + 8);
+	assert_int_equal(b.data[ND_NUNI], 1);
+	struct mach *dst = mach_new(src);
+	for (size_t n = 0; n < b.len; n++)
+		assert_int_not_equal(mach_load(dst, b.data, n), 0);
+	uint8_t *c = malloc(b.len + 1);
+	struct {
+		size_t off;
+		uint64_t v;
+		unsigned n;
+	} bad[] = {
+	    {ND_VERSION, 2, 4},
+	    {ND_MAC, 1, 1},		 /* a multicast MAC */
+	    {ND_FMAC, 3, 1},		 /* a multicast filter MAC */
+	    {ND_STATUS, 4, 2},		 /* unknown status bit */
+	    {ND_FLAGS, 0x10, 1},	 /* unknown filter flag */
+	    {ND_FLAGS, 4, 1},		 /* unicast table overflowed yet filled */
+	    {ND_NUNI, 65, 2},		 /* more entries than the table holds */
+	    {ND_NUNI, 2, 2},		 /* more entries than the state has */
+	    {nd_pairs, 3, 2},		 /* more pairs than the NIC has */
+	    {nd_pairs, 0, 2},		 /* none, in a running device */
+	    {nd_offloads, 1ULL << 7, 8}, /* GUEST_TSO4, not negotiated */
+	    {nd_offloads, 1ULL << 40, 8},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+		memcpy(c, b.data, b.len);
+		for (unsigned k = 0; k < bad[i].n; k++)
+			c[bad[i].off + k] = (uint8_t)(bad[i].v >> (8 * k));
+		assert_int_not_equal(mach_load(dst, c, b.len), 0);
+		assert_int_equal(dev_status(&dst->d), 0);
+		assert_int_equal(dev_read(&dst->d, 0x2003, 1), own_mac[3]);
+	}
+	/* A byte too many. */
+	memcpy(c, b.data, b.len);
+	c[b.len] = 0;
+	c[NT_DEV - 4] = (uint8_t)(c[NT_DEV - 4] + 1);
+	assert_int_not_equal(mach_load(dst, c, b.len + 1), 0);
+	assert_int_equal(dev_status(&dst->d), 0);
+	/* After all that the good state loads. */
+	assert_int_equal(mach_load(dst, b.data, b.len), 0);
+	assert_true(frame_arrives(dst, 0, new_mac, 4, 1));
+	free(c);
+	mach_free(dst);
+	mach_free(src);
+	sbuf_free(&b);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1830,6 +2195,9 @@ int main(void)
 	    cmocka_unit_test(test_ctrl_offloads),
 	    cmocka_unit_test(test_ctrl_malformed),
 	    T(test_device_counters),
+	    T(test_dirty_log),
+	    cmocka_unit_test(test_device_save_load),
+	    cmocka_unit_test(test_device_load_rejects),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -59,6 +59,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
+	free(f->mem.dirty_bitmap); /* the memory is ours, not guest_mem_alloc()'s: not guest_mem_free() */
 	free(f->buf);
 	free(f);
 	return 0;
@@ -826,6 +827,273 @@ static void test_enable_checks(void **state)
 	}
 }
 
+/* ---- saved state ---- */
+
+static size_t save(const struct virtq *q, uint16_t held, struct sbuf *b)
+{
+	sbuf_init(b);
+	virtq_save(q, held, b);
+	assert_false(b->oom);
+	return b->len;
+}
+
+static int load(struct virtq *q, const struct guest_mem *m, const void *p, size_t len)
+{
+	struct sreader r;
+	struct err e = {0};
+	sreader_init(&r, p, len);
+	int ret = virtq_load(q, m, &r, &e);
+	if (ret == 0)
+		assert_true(sreader_done(&r));
+	else
+		assert_true(e.msg[0] != 0);
+	return ret;
+}
+
+/* A queue that served some chains comes back at the same place and serves the next ones. */
+static void test_save_load(void **state)
+{
+	struct fx *f = *state;
+	enable(f, QSIZE, true, true);
+	for (unsigned i = 0; i < QSIZE; i++)
+		desc(f, i, BUF_GPA + 0x100 * i, 16, WRITE, 0);
+	for (unsigned i = 0; i < 5; i++)
+		avail_add(f, (uint16_t)i);
+	for (unsigned i = 0; i < 3; i++) {
+		assert_int_equal(pop(f, 16), 1);
+		virtq_push(&f->q, f->c.head, 16);
+	}
+	assert_true(virtq_should_notify(&f->q));
+	struct sbuf b;
+	save(&f->q, 0, &b);
+
+	struct virtq q2;
+	memset(&q2, 0xa5, sizeof(q2));
+	assert_int_equal(load(&q2, &f->mem, b.data, b.len), 0);
+	assert_true(q2.enabled);
+	assert_int_equal(q2.l.size, QSIZE);
+	assert_true(q2.l.event_idx && q2.l.indirect);
+	assert_int_equal(q2.last_avail, 3);
+	assert_int_equal(q2.used_idx, 3);
+	assert_int_equal(q2.signalled_used, f->q.signalled_used);
+	assert_true(q2.signalled_valid);
+	assert_ptr_equal(q2.used, f->q.used);
+	/* The next chains, none twice. */
+	struct virtq_chain c;
+	assert_int_equal(virtq_pop(&q2, f->iov, 16, &c), 1);
+	assert_int_equal(c.head, 3);
+	virtq_push(&q2, c.head, 1);
+	assert_int_equal(virtq_pop(&q2, f->iov, 16, &c), 1);
+	assert_int_equal(c.head, 4);
+	virtq_push(&q2, c.head, 1);
+	assert_int_equal(virtq_pop(&q2, f->iov, 16, &c), 0);
+	assert_int_equal(get(&f->mem, USED_GPA + 2, 2), 5);
+	sbuf_free(&b);
+
+	/* Chains the device holds unused are saved as not taken: the loaded queue takes them again. */
+	enable(f, QSIZE, false, false);
+	for (unsigned i = 0; i < 4; i++)
+		avail_add(f, (uint16_t)i);
+	assert_int_equal(pop(f, 16), 1);
+	virtq_push(&f->q, f->c.head, 0);
+	assert_int_equal(pop(f, 16), 1);
+	assert_int_equal(pop(f, 16), 1);
+	save(&f->q, 2, &b);
+	assert_int_equal(load(&q2, &f->mem, b.data, b.len), 0);
+	assert_int_equal(q2.last_avail, 1);
+	assert_int_equal(q2.used_idx, 1);
+	assert_int_equal(virtq_pop(&q2, f->iov, 16, &c), 1);
+	assert_int_equal(c.head, 1);
+	sbuf_free(&b);
+
+	/* A disabled queue: all zero. */
+	virtq_reset(&f->q);
+	save(&f->q, 0, &b);
+	memset(&q2, 0xa5, sizeof(q2));
+	assert_int_equal(load(&q2, &f->mem, b.data, b.len), 0);
+	assert_false(q2.enabled);
+	assert_int_equal(q2.last_avail, 0);
+	sbuf_free(&b);
+}
+
+/* Field offsets in the saved state. */
+enum {
+	S_VERSION = 0,
+	S_FLAGS = 4,
+	S_SIZE = 5,
+	S_DESC = 7,
+	S_AVAIL = 15,
+	S_USED = 23,
+	S_LAST = 31,
+	S_USEDIDX = 33
+};
+
+static void patch(uint8_t *p, size_t off, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[off + i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Broken states are refused and leave the queue as it was. */
+static void test_load_rejects(void **state)
+{
+	struct fx *f = *state;
+	enable(f, QSIZE, false, false);
+	for (unsigned i = 0; i < 3; i++)
+		avail_add(f, (uint16_t)i);
+	assert_int_equal(pop(f, 16), 1);
+	virtq_push(&f->q, f->c.head, 0);
+	struct sbuf b;
+	size_t len = save(&f->q, 0, &b);
+	assert_int_equal(len, 37);
+
+	struct virtq q2 = f->q, before;
+	q2.last_avail = 77; /* something to see unchanged */
+	before = q2;
+	uint8_t *c = malloc(len + 1);
+	/* Every truncation. */
+	for (size_t n = 0; n < len; n++) {
+		assert_int_equal(load(&q2, &f->mem, b.data, n), -EINVAL);
+		assert_memory_equal(&q2, &before, sizeof(q2));
+	}
+	struct {
+		size_t off;
+		uint64_t v;
+		unsigned n;
+	} bad[] = {
+	    {S_VERSION, 2, 4},		 /* another version */
+	    {S_FLAGS, 0x10 | 1, 1},	 /* unknown flag */
+	    {S_SIZE, 6, 2},		 /* not a power of 2 */
+	    {S_SIZE, 2048, 2},		 /* too big */
+	    {S_SIZE, 0, 2},		 /* empty */
+	    {S_DESC, DESC_GPA + 8, 8},	 /* misaligned */
+	    {S_AVAIL, AVAIL_GPA + 1, 8}, /* misaligned */
+	    {S_USED, LOW_SIZE - 8, 8},	 /* across the end of RAM */
+	    {S_USED, 1ULL << 40, 8},	 /* outside RAM */
+	    {S_USEDIDX, 2, 2},		 /* not what the used ring says */
+	    {S_LAST, 20, 2},		 /* taken more than the ring holds */
+	    {S_LAST, 0xffff, 2},	 /* took fewer than were used */
+	    {S_FLAGS, 0, 1},		 /* disabled, but with state */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memcpy(c, b.data, len);
+		patch(c, bad[i].off, bad[i].v, bad[i].n);
+		assert_int_equal(load(&q2, &f->mem, c, len), -EINVAL);
+		assert_memory_equal(&q2, &before, sizeof(q2));
+	}
+	/* The avail index in memory far ahead of what was used: not this memory's queue. */
+	put(&f->mem, AVAIL_GPA + 2, 1 + QSIZE + 1, 2);
+	assert_int_equal(load(&q2, &f->mem, b.data, len), -EINVAL);
+	assert_memory_equal(&q2, &before, sizeof(q2));
+	put(&f->mem, AVAIL_GPA + 2, 3, 2);
+	/* The used index in memory differs. */
+	put(&f->mem, USED_GPA + 2, 0, 2);
+	assert_int_equal(load(&q2, &f->mem, b.data, len), -EINVAL);
+	put(&f->mem, USED_GPA + 2, 1, 2);
+	assert_int_equal(load(&q2, &f->mem, b.data, len), 0);
+	free(c);
+	sbuf_free(&b);
+}
+
+/* ---- dirty marking ---- */
+
+static uint64_t dirty_fetch(struct fx *f, uint64_t *out, unsigned words)
+{
+	return guest_mem_dirty_fetch(&f->mem, 0, 64ULL * words, out);
+}
+
+static void test_dirty_marking(void **state)
+{
+	struct fx *f = *state;
+	struct err e = {0};
+	enable(f, QSIZE, true, false);
+	/* A chain: 16 readable bytes, then writable buffers at 0x11ff0 (across 0x11000/0x12000) and 0x14000.
+	 */
+	desc(f, 0, BUF_GPA, 16, NEXT, 1);
+	desc(f, 1, 0x11ff0, 0x20, NEXT | WRITE, 2);
+	desc(f, 2, 0x14000, 0x10, WRITE, 0);
+	desc(f, 3, BUF_GPA, 16, 0, 0);
+	avail_add(f, 0);
+	avail_add(f, 3);
+	avail_add(f, 0);
+
+	/* Off: nothing is marked (there is not even a bitmap). */
+	assert_int_equal(pop(f, 16), 1);
+	virtq_push_iov(&f->q, f->c.head, f->iov + f->c.nout, f->c.nin, 0x30);
+	virtq_set_notify(&f->q, true);
+	assert_null(f->mem.dirty_bitmap);
+	assert_false(guest_mem_dirty_logging(&f->mem));
+
+	/* On: the used ring page (entry, index, avail_event) and exactly the buffers' pages. */
+	assert_int_equal(guest_mem_dirty_log_start(&f->mem, &e), 0);
+	assert_true(guest_mem_dirty_logging(&f->mem));
+	uint64_t out[((HIGH_GPA + HIGH_SIZE) / 4096 + 63) / 64];
+	unsigned words = sizeof(out) / sizeof(out[0]);
+	assert_int_equal(dirty_fetch(f, out, words), 0);
+	assert_int_equal(pop(f, 16), 1);
+	assert_int_equal(f->c.nin, 0);
+	virtq_push(&f->q, f->c.head, 0); /* nothing written: only the used ring */
+	assert_int_equal(dirty_fetch(f, out, words), 1);
+	assert_int_equal(out[0], 1ULL << (USED_GPA >> 12));
+	assert_int_equal(pop(f, 16), 1);
+	virtq_push_iov(&f->q, f->c.head, f->iov + f->c.nout, f->c.nin, 0x30);
+	assert_int_equal(dirty_fetch(f, out, words), 4);
+	assert_int_equal(out[0], (1ULL << 3) | (1ULL << 0x11) | (1ULL << 0x12) | (1ULL << 0x14));
+	for (unsigned i = 1; i < words; i++)
+		assert_int_equal(out[i], 0);
+	/* Fetched means cleared. */
+	assert_int_equal(dirty_fetch(f, out, words), 0);
+	/* Notification requests write the used ring too. */
+	virtq_set_notify(&f->q, true);
+	assert_int_equal(dirty_fetch(f, out, words), 1);
+	assert_int_equal(out[0], 1ULL << 3);
+
+	/* A buffer in the high region is marked at its guest address. */
+	desc(f, 4, HIGH_GPA + 0x2000, 0x1001, WRITE, 0);
+	avail_add(f, 4);
+	assert_int_equal(pop(f, 16), 1);
+	virtq_push_iov(&f->q, f->c.head, f->iov + f->c.nout, f->c.nin, 1);
+	assert_int_equal(dirty_fetch(f, out, words), 3);
+	assert_int_equal(out[0], 1ULL << 3);
+	assert_int_equal(out[(HIGH_GPA >> 12) / 64], 3ULL << (((HIGH_GPA >> 12) + 2) % 64));
+
+	/* Stopped: nothing more. */
+	guest_mem_dirty_log_stop(&f->mem);
+	avail_add(f, 4);
+	assert_int_equal(pop(f, 16), 1);
+	virtq_push_iov(&f->q, f->c.head, f->iov + f->c.nout, f->c.nin, 1);
+	assert_int_equal(dirty_fetch(f, out, words), 0);
+}
+
+/* Fetch over ranges that do not start on a word, and marks at the edges of RAM. */
+static void test_dirty_fetch_ranges(void **state)
+{
+	struct fx *f = *state;
+	struct err e = {0};
+	assert_int_equal(guest_mem_dirty_log_start(&f->mem, &e), 0);
+	guest_mem_mark_dirty(&f->mem, 62 * 4096, 4 * 4096);		     /* frames 62..65 */
+	guest_mem_mark_dirty(&f->mem, 200 * 4096 + 4095, 2);		     /* frames 200, 201 */
+	guest_mem_mark_dirty(&f->mem, HIGH_GPA + HIGH_SIZE - 1, 1ULL << 40); /* the last frame, clamped */
+	guest_mem_mark_dirty(&f->mem, 1ULL << 40, 4096);		     /* outside: ignored */
+	guest_mem_mark_dirty(&f->mem, 5 * 4096, 0);			     /* empty: nothing */
+	uint64_t out[4] = {0};
+	assert_int_equal(guest_mem_dirty_fetch(&f->mem, 60, 4, out), 2); /* 60..63 */
+	assert_int_equal(out[0], 0xc);
+	assert_int_equal(guest_mem_dirty_fetch(&f->mem, 61, 140, out), 3); /* 64, 65, 200 */
+	assert_int_equal(out[0], 3ULL << 3);
+	assert_int_equal(out[2], 1ULL << (139 - 128));
+	assert_int_equal(out[1], 0);
+	uint64_t last = (HIGH_GPA + HIGH_SIZE) / 4096 - 1;
+	assert_int_equal(guest_mem_dirty_fetch(&f->mem, last - 1, 100, out), 1); /* past the end: clean */
+	assert_int_equal(out[0], 2);
+	assert_int_equal(guest_mem_dirty_fetch(&f->mem, 0, 256, out), 1); /* 201 left */
+	assert_int_equal(out[3], 1ULL << (201 - 192));
+	/* A restart clears what was there. */
+	guest_mem_mark_dirty(&f->mem, 0, 1);
+	assert_int_equal(guest_mem_dirty_log_start(&f->mem, &e), 0);
+	assert_int_equal(guest_mem_dirty_fetch(&f->mem, 0, 64, out), 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -848,6 +1116,10 @@ int main(void)
 	    T(test_set_notify_event_idx),
 	    T(test_disabled),
 	    T(test_enable_checks),
+	    T(test_save_load),
+	    T(test_load_rejects),
+	    T(test_dirty_marking),
+	    T(test_dirty_fetch_ranges),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
