@@ -164,6 +164,14 @@ struct kvmini_config {
 	 * must not exist. NULL: none.
 	 */
 	const char *api_sock;
+	/*
+	 * Start from a state saved by kvmini_vm_save() instead of booting the
+	 * kernel: the configuration must describe the same machine (vCPUs,
+	 * memory, disks of the same sizes, NICs with the same MACs and
+	 * queues); kvmini_vm_create() fails with a line naming the first
+	 * difference, or what is wrong with the file. NULL: boot.
+	 */
+	const char *restore_path;
 	/* Disks in guest order (vda, vdb, ...): the first ndisks entries are used. */
 	struct kvmini_disk disks[KVMINI_MAX_DISKS];
 	unsigned ndisks;
@@ -303,6 +311,17 @@ int kvmini_vm_reset(struct kvmini_vm *vm);
 uint64_t kvmini_vm_uptime_ms(struct kvmini_vm *vm);
 /* The configuration the VM was created with (the library's copy). */
 const struct kvmini_config *kvmini_vm_config(struct kvmini_vm *vm);
+
+/*
+ * Saves the VM's whole state (memory, vCPUs, devices) to a new file at path
+ * (mode 0600; an existing file is refused, never overwritten), then stops the
+ * VM: kvmini_vm_wait() returns KVMINI_EXIT_STOPPED. Disks are flushed first;
+ * the state refers to them, so a restore must use the same images,
+ * unchanged. A VM that was running is paused while saving and resumed if
+ * the save fails (the file is then removed). 0, or -errno with one line in
+ * err.
+ */
+int kvmini_vm_save(struct kvmini_vm *vm, const char *path, char *err, size_t errlen);
 
 /* ---- events ---- */
 enum kvmini_event_kind {

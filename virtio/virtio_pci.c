@@ -782,3 +782,8 @@ int virtio_pci_load(struct virtio_pci *t, struct sreader *r, struct err *e)
 	pthread_mutex_unlock(&t->status_lock);
 	return 0;
 }
+
+struct pci_dev *virtio_pci_function(struct virtio_pci *t)
+{
+	return t->pci;
+}

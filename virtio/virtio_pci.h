@@ -63,6 +63,8 @@ void virtio_pci_destroy(struct virtio_pci *t);
  * running without the driver's help: queues enabled at their saved
  * positions, the device started, ioeventfds at the current BAR address.
  */
+/* The PCI function under the transport (its config space and MSI-X are saved with pci_dev_save()). */
+struct pci_dev *virtio_pci_function(struct virtio_pci *t);
 void virtio_pci_save(const struct virtio_pci *t, struct sbuf *b);
 int virtio_pci_load(struct virtio_pci *t, struct sreader *r, struct err *e);
 

@@ -38,6 +38,8 @@ static const char usage[] =
     "                            seconds (default: --shutdown-timeout; 0: never)\n"
     "  stop                      stop the VM at once\n"
     "  reset                     reset the machine (the guest boots again)\n"
+    "  save FILE                 save the VM's state to FILE (new), then stop it;\n"
+    "                            kvmini run ... --restore FILE goes on from there\n"
     "  events [--count N]        print events as they come, until the VM ends\n"
     "\n"
     "KEY=VALUE arguments become the request's \"args\": digits make a number,\n"
@@ -178,6 +180,11 @@ static int request(struct conn *c, const char *cmd, int argc, char **argv, int t
 	json_t *args = json_object();
 	for (int i = 0; i < argc; i++) {
 		const char *eq = strchr(argv[i], '=');
+		/* `save FILE`: the one argument a command takes without a name. */
+		if (!eq && !strcmp(cmd, "save") && !json_object_get(args, "path")) {
+			json_object_set_new(args, "path", json_string(argv[i]));
+			continue;
+		}
 		if (!eq || eq == argv[i]) {
 			fprintf(stderr,
 				"kvmini ctl: argument '%s' is not KEY=VALUE (see kvmini ctl --help)\n",

@@ -27,6 +27,7 @@
 #include "virtio/blk.h"
 #include "virtio/net.h"
 #include "vmm/api/server.h"
+#include "vmm/migration/machine_state.h"
 #include "vmm/layout.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
@@ -258,6 +259,8 @@ static void finish(struct kvmini_vm *k, enum kvmini_exit why)
 	}
 	pthread_cond_broadcast(&k->cond);
 }
+
+static int restore(struct kvmini_vm *k, const char *path, struct err *e);
 
 /* Tells every watcher; called without k->lock (watchers may read state). */
 static void emit(struct kvmini_vm *k, const struct kvmini_event *ev)
@@ -536,6 +539,9 @@ int kvmini_vm_create(const struct kvmini_config *cfg, struct kvmini_vm **out, ch
 		goto fail;
 	if ((r = build_machine(k, &k->vm, &e)))
 		goto fail;
+	if (cfg->restore_path && (r = restore(k, cfg->restore_path, &e)))
+		goto fail;
+	k->cfg.restore_path = NULL; /* the caller's string; a reset boots afresh */
 	if (cfg->api_sock && (r = api_server_open(k, cfg->api_sock, &k->api, &e)))
 		goto fail;
 	k->cfg.api_sock = NULL; /* the caller's string: not kept */
@@ -998,4 +1004,106 @@ int kvmini_vm_net_info(struct kvmini_vm *k, unsigned nic, struct kvmini_net_info
 const char *kvmini_vm_cmdline(struct kvmini_vm *k)
 {
 	return k->cmdline;
+}
+
+static void describe(const struct kvmini_vm *k, struct machine_desc *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->ncpus = k->cfg.cpus;
+	m->mem_bytes = k->cfg.mem_bytes;
+	m->ndisks = k->ndisks;
+	for (unsigned i = 0; i < k->ndisks; i++) {
+		m->disks[i].size = k->disks[i]->size;
+		m->disks[i].readonly = k->disks[i]->readonly;
+	}
+	m->nnics = k->nnics;
+	for (unsigned i = 0; i < k->nnics; i++) {
+		memcpy(m->nics[i].mac, k->macs[i], 6);
+		m->nics[i].queues = k->nics[i]->nqueues;
+	}
+}
+
+_Static_assert(MACHINE_MAX_DISKS == KVMINI_MAX_DISKS && MACHINE_MAX_NICS == KVMINI_MAX_NICS,
+	       "machine description limits differ");
+
+/* Loads the state at path into k->vm, built and not started. */
+static int restore(struct kvmini_vm *k, const char *path, struct err *e)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(e, -errno, "--restore %s: %s", path, strerror(errno));
+	struct machine_desc m;
+	describe(k, &m);
+	struct stream_reader r;
+	struct err se = {{0}};
+	int rc = stream_reader_init(&r, fd, &se);
+	if (!rc)
+		rc = machine_state_read(k->vm, &m, &r, &se);
+	stream_reader_destroy(&r);
+	close(fd);
+	if (rc)
+		return err_set(e, rc, "--restore %s: %s", path, err_msg(&se));
+	return 0;
+}
+
+int kvmini_vm_save(struct kvmini_vm *k, const char *path, char *errbuf, size_t errlen)
+{
+	struct err e = {{0}};
+	enum kvmini_state st = kvmini_vm_state(k);
+	int r = 0;
+	bool paused_here = false;
+	if (st != KVMINI_STATE_RUNNING && st != KVMINI_STATE_PAUSED) {
+		r = err_set(&e, -EPIPE, "the VM is not running");
+		goto out;
+	}
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = err_set(&e, -errno, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (st == KVMINI_STATE_RUNNING) {
+		if ((r = kvmini_vm_pause(k))) {
+			err_set(&e, r, "cannot pause the VM");
+			close(fd);
+			unlink(path);
+			goto out;
+		}
+		paused_here = true;
+	}
+	/* No reset may swap the machine while it is written. */
+	pthread_mutex_lock(&k->ctl_lock);
+	struct vm *vm = k->vm;
+	for (unsigned i = 0; !r && i < k->ndisks; i++)
+		if ((r = k->disks[i]->ops->flush(k->disks[i])))
+			err_set(&e, r, "cannot flush %s: %s", k->disks[i]->path, strerror(-r));
+	if (!r && !vm)
+		r = err_set(&e, -EPIPE, "the VM is not running");
+	if (!r) {
+		struct machine_desc m;
+		describe(k, &m);
+		struct stream_writer *w = malloc(sizeof(*w));
+		if (!w) {
+			r = err_set(&e, -ENOMEM, "out of memory");
+		} else {
+			stream_writer_init(w, fd);
+			r = machine_state_write(vm, &m, w, &e);
+			free(w);
+		}
+	}
+	if (!r && fsync(fd) < 0)
+		r = err_set(&e, -errno, "%s: %s", path, strerror(errno));
+	pthread_mutex_unlock(&k->ctl_lock);
+	if (close(fd) < 0 && !r)
+		r = err_set(&e, -errno, "%s: %s", path, strerror(errno));
+	if (r) {
+		unlink(path);
+		if (paused_here)
+			kvmini_vm_resume(k);
+		goto out;
+	}
+	kvmini_vm_stop(k);
+out:
+	if (errbuf && errlen)
+		snprintf(errbuf, errlen, "%s", err_msg(&e));
+	return r;
 }

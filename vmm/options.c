@@ -29,6 +29,7 @@ enum opt_id {
 	OPT_DISK,
 	OPT_NET,
 	OPT_API_SOCK,
+	OPT_RESTORE,
 	OPT_HELP,
 	OPT_COUNT,
 };
@@ -51,6 +52,7 @@ static const struct opt_desc opts[] = {
     {"disk", OPT_DISK, true},
     {"net", OPT_NET, true},
     {"api-sock", OPT_API_SOCK, true},
+    {"restore", OPT_RESTORE, true},
     {"help", OPT_HELP, false},
 };
 
@@ -518,6 +520,7 @@ static int set_value(struct kvmini_config *cfg, enum opt_id id, const char *opt,
 	case OPT_INITRD:
 	case OPT_KVM_DEVICE:
 	case OPT_API_SOCK:
+	case OPT_RESTORE:
 		if (!*val)
 			return err_set(e, -EINVAL, "option '%s' needs a non-empty path " SEE_HELP, opt);
 		if (id == OPT_KERNEL)
@@ -526,6 +529,8 @@ static int set_value(struct kvmini_config *cfg, enum opt_id id, const char *opt,
 			cfg->initrd_path = val;
 		else if (id == OPT_API_SOCK)
 			cfg->api_sock = val;
+		else if (id == OPT_RESTORE)
+			cfg->restore_path = val;
 		else
 			cfg->kvm_device = val;
 		return 0;
@@ -734,6 +739,10 @@ const char *options_run_usage(void)
 	       "  --api-sock PATH     serve the control socket (JSON, one object per line; see\n"
 	       "                      docs/API.md and kvmini ctl) on this unix socket path,\n"
 	       "                      which must not exist; removed at exit\n"
+	       "  --restore FILE      start from a state saved with `kvmini ctl SOCK save FILE`\n"
+	       "                      instead of booting; the other options must describe the\n"
+	       "                      same machine (vCPUs, memory, disks, NICs), and --kernel is\n"
+	       "                      still required\n"
 	       "  --kvm-device PATH   KVM device to open (default: /dev/kvm)\n"
 	       "  -h, --help          show this help\n"
 	       "\n"

@@ -66,8 +66,9 @@ static void test_good_requests(void **state)
 	api_request_free(&req);
 
 	for (unsigned i = 0; i < API_CMD_COUNT; i++) {
-		char buf[64];
-		snprintf(buf, sizeof(buf), "{\"cmd\":\"%s\",\"args\":{}}", api_cmd_name(i));
+		char buf[96];
+		snprintf(buf, sizeof(buf), "{\"cmd\":\"%s\",\"args\":{%s}}", api_cmd_name(i),
+			 i == API_CMD_SAVE ? "\"path\":\"/tmp/s\"" : "");
 		assert_string_equal(parse(buf, &req, &reply), "");
 		assert_int_equal(req.cmd, i);
 		assert_int_equal(req.shutdown_timeout, -1);
@@ -100,6 +101,10 @@ static void test_bad_requests(void **state)
 	expect_error("{\"cmd\":\"shutdown\",\"args\":{\"timeout\":3601}}", "InvalidArgument");
 	expect_error("{\"cmd\":\"shutdown\",\"args\":{\"timeout\":1.5}}", "InvalidArgument");
 	expect_error("{\"cmd\":\"shutdown\",\"args\":{\"timeout\":true}}", "InvalidArgument");
+	expect_error("{\"cmd\":\"save\"}", "InvalidArgument");
+	expect_error("{\"cmd\":\"save\",\"args\":{\"path\":\"\"}}", "InvalidArgument");
+	expect_error("{\"cmd\":\"save\",\"args\":{\"path\":5}}", "InvalidArgument");
+	expect_error("{\"cmd\":\"save\",\"args\":{\"path\":\"/a\",\"timeout\":1}}", "InvalidArgument");
 }
 
 static void test_error_echoes_id(void **state)

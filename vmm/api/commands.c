@@ -179,6 +179,13 @@ json_t *api_execute(struct api_exec *x, const struct api_request *req)
 		if ((r = kvmini_vm_reset(vm)))
 			return state_error(x, req, r, "reset");
 		return api_reply_ok(req->id, NULL);
+	case API_CMD_SAVE: {
+		char err[512];
+		if ((r = kvmini_vm_save(vm, req->path, err, sizeof(err))))
+			return api_reply_error(req->id, r == -EPIPE ? "InvalidState" : "OperationFailed",
+					       "cannot save: %s", err);
+		return api_reply_ok(req->id, json_pack("{s:s}", "path", req->path));
+	}
 	case API_CMD_COUNT:
 		break;
 	}

@@ -10,7 +10,7 @@
 static const char *const names[API_CMD_COUNT] = {
     [API_CMD_INFO] = "info",	 [API_CMD_STATS] = "stats",	  [API_CMD_PAUSE] = "pause",
     [API_CMD_RESUME] = "resume", [API_CMD_SHUTDOWN] = "shutdown", [API_CMD_STOP] = "stop",
-    [API_CMD_RESET] = "reset",
+    [API_CMD_RESET] = "reset",	 [API_CMD_SAVE] = "save",
 };
 
 const char *api_cmd_name(enum api_cmd cmd)
@@ -99,6 +99,18 @@ static int parse_args(struct api_request *req, json_t *args, json_t **reply)
 			req->shutdown_timeout = json_integer_value(v);
 			continue;
 		}
+		if (req->cmd == API_CMD_SAVE && !strcmp(key, "path")) {
+			const char *p = json_string_value(v);
+			if (!p || !*p || strlen(p) >= sizeof(req->path)) {
+				*reply = api_reply_error(
+				    req->id, "InvalidArgument",
+				    "save: 'path' must be a non-empty string shorter than %zu bytes",
+				    sizeof(req->path));
+				return -1;
+			}
+			memcpy(req->path, p, strlen(p) + 1);
+			continue;
+		}
 		*reply = api_reply_error(req->id, "InvalidArgument", "%s: unknown argument '%.64s'",
 					 names[req->cmd], key);
 		return -1;
@@ -159,6 +171,10 @@ int api_request_parse(const char *line, size_t len, struct api_request *req, jso
 	}
 	if (args && parse_args(req, args, reply))
 		goto out;
+	if (req->cmd == API_CMD_SAVE && !req->path[0]) {
+		*reply = api_reply_error(req->id, "InvalidArgument", "save: the 'path' argument is required");
+		goto out;
+	}
 	r = 0;
 out:
 	json_decref(root);

@@ -22,6 +22,7 @@ enum api_cmd {
 	API_CMD_SHUTDOWN,
 	API_CMD_STOP,
 	API_CMD_RESET,
+	API_CMD_SAVE,
 	API_CMD_COUNT,
 };
 
@@ -30,6 +31,7 @@ struct api_request {
 	json_t *id; /* echoed in the reply; NULL when the request had none (a new reference) */
 	/* Arguments, validated: */
 	long long shutdown_timeout; /* SHUTDOWN: seconds, -1 when not given */
+	char path[4096];	    /* SAVE: the file ("" until given; required) */
 };
 
 /*

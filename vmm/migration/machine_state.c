@@ -1,0 +1,414 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Saving and loading one machine (struct vm) as stream records. The device
+ * table below is the one place that lists what a machine's state is made
+ * of; the loader requires each entry exactly once, so a stream from another
+ * kind of machine is refused rather than half-loaded.
+ */
+#include "vmm/migration/machine_state.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "common/sbuf.h"
+#include "kvmini.h"
+#include "devices/acpi_pm.h"
+#include "devices/exit_dev.h"
+#include "devices/i8042.h"
+#include "devices/pci.h"
+#include "devices/pci_dev.h"
+#include "devices/pvpanic.h"
+#include "devices/rtc.h"
+#include "devices/serial.h"
+#include "virtio/blk.h"
+#include "virtio/net.h"
+#include "virtio/virtio_pci.h"
+#include "vmm/migration/kvm_state.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+#define CONFIG_VERSION	      1
+#define DEVICE_RECORD_VERSION 1
+#define PAGE		      4096u
+#define RAM_RUN		      256u /* pages per RAM record: the stream's limit */
+
+/* ---- the devices ---- */
+
+struct dev_entry {
+	const char *name;
+	uint32_t instance;
+	void (*save)(void *obj, struct sbuf *b);
+	int (*load)(void *obj, struct sreader *r, struct err *e);
+	void *obj;
+	bool loaded;
+};
+
+#define WRAP(type, fn)                                                                                       \
+	static void save_##fn(void *o, struct sbuf *b)                                                       \
+	{                                                                                                    \
+		fn##_save((const struct type *)o, b);                                                        \
+	}                                                                                                    \
+	static int load_##fn(void *o, struct sreader *r, struct err *e)                                      \
+	{                                                                                                    \
+		return fn##_load((struct type *)o, r, e);                                                    \
+	}
+WRAP(serial, serial)
+WRAP(rtc, rtc)
+WRAP(i8042, i8042)
+WRAP(acpi_pm, acpi_pm)
+WRAP(pci_host, pci_host)
+WRAP(exit_dev, exit_dev)
+WRAP(pvpanic, pvpanic)
+
+/* A virtio function: its PCI function (config space, BARs, MSI-X) first, then the transport. */
+static void save_virtio(void *o, struct sbuf *b)
+{
+	struct virtio_pci *t = o;
+	pci_dev_save(virtio_pci_function(t), b);
+	virtio_pci_save(t, b);
+}
+static int load_virtio(void *o, struct sreader *r, struct err *e)
+{
+	struct virtio_pci *t = o;
+	int rc = pci_dev_load(virtio_pci_function(t), r, e);
+	return rc ? rc : virtio_pci_load(t, r, e);
+}
+
+#define MAX_DEVS (8 + MACHINE_MAX_DISKS + MACHINE_MAX_NICS)
+
+/* In load order: the platform, the PCI host, then the PCI functions. */
+static unsigned devices(struct vm *vm, struct dev_entry *d)
+{
+	unsigned n = 0;
+	d[n++] = (struct dev_entry){"serial", 0, save_serial, load_serial, vm->serial, false};
+	d[n++] = (struct dev_entry){"rtc", 0, save_rtc, load_rtc, vm->rtc, false};
+	d[n++] = (struct dev_entry){"i8042", 0, save_i8042, load_i8042, vm->i8042, false};
+	d[n++] = (struct dev_entry){"acpi-pm", 0, save_acpi_pm, load_acpi_pm, vm->pm, false};
+	d[n++] = (struct dev_entry){"exit-port", 0, save_exit_dev, load_exit_dev, vm->exit_dev, false};
+	d[n++] = (struct dev_entry){"pci-host", 0, save_pci_host, load_pci_host, vm->pci, false};
+	for (unsigned i = 0; i < vm->nblks; i++)
+		d[n++] = (struct dev_entry){
+		    "virtio-blk", i, save_virtio, load_virtio, virtio_blk_transport(vm->blks[i]), false};
+	for (unsigned i = 0; i < vm->nnets; i++)
+		d[n++] = (struct dev_entry){
+		    "virtio-net", i, save_virtio, load_virtio, virtio_net_transport(vm->nets[i]), false};
+	d[n++] = (struct dev_entry){"pvpanic", 0, save_pvpanic, load_pvpanic, vm->pvpanic, false};
+	return n;
+}
+
+/* ---- CONFIG ---- */
+
+static void config_put(const struct machine_desc *m, struct sbuf *b)
+{
+	sbuf_u32(b, CONFIG_VERSION);
+	sbuf_u32(b, m->ncpus);
+	sbuf_u64(b, m->mem_bytes);
+	sbuf_u32(b, m->ndisks);
+	for (unsigned i = 0; i < m->ndisks; i++) {
+		sbuf_u64(b, m->disks[i].size);
+		sbuf_u8(b, m->disks[i].readonly);
+	}
+	sbuf_u32(b, m->nnics);
+	for (unsigned i = 0; i < m->nnics; i++) {
+		sbuf_put(b, m->nics[i].mac, 6);
+		sbuf_u32(b, m->nics[i].queues);
+	}
+}
+
+/* The saved machine must be this one: the first difference is the message. */
+static int config_check(const struct machine_desc *here, const uint8_t *p, size_t len, struct err *e)
+{
+	struct sreader r;
+	sreader_init(&r, p, len);
+	uint32_t v = sreader_u32(&r);
+	if (v != CONFIG_VERSION)
+		return err_set(e, -EINVAL,
+			       "the saved machine description has version %u, this kvmini reads %u", v,
+			       CONFIG_VERSION);
+	uint32_t ncpus = sreader_u32(&r);
+	uint64_t mem = sreader_u64(&r);
+	if (!r.bad && ncpus != here->ncpus)
+		return err_set(e, -EINVAL, "the saved VM has %u vCPUs, this one %u (--cpus)", ncpus,
+			       here->ncpus);
+	if (!r.bad && mem != here->mem_bytes)
+		return err_set(e, -EINVAL, "the saved VM has %llu MiB of memory, this one %llu MiB (--mem)",
+			       (unsigned long long)(mem >> 20), (unsigned long long)(here->mem_bytes >> 20));
+	uint32_t nd = sreader_u32(&r);
+	if (!r.bad && nd != here->ndisks)
+		return err_set(e, -EINVAL, "the saved VM has %u disks, this one %u (--disk)", nd,
+			       here->ndisks);
+	for (unsigned i = 0; i < nd && !r.bad; i++) {
+		uint64_t size = sreader_u64(&r);
+		uint8_t ro = sreader_u8(&r);
+		if (!r.bad && size != here->disks[i].size)
+			return err_set(e, -EINVAL, "disk vd%c: %llu bytes in the saved VM, %llu here",
+				       'a' + i, (unsigned long long)size,
+				       (unsigned long long)here->disks[i].size);
+		if (!r.bad && ro != here->disks[i].readonly)
+			return err_set(e, -EINVAL, "disk vd%c: read-only %s in the saved VM, not here",
+				       'a' + i, ro ? "on" : "off");
+	}
+	uint32_t nn = sreader_u32(&r);
+	if (!r.bad && nn != here->nnics)
+		return err_set(e, -EINVAL, "the saved VM has %u NICs, this one %u (--net)", nn, here->nnics);
+	for (unsigned i = 0; i < nn && !r.bad; i++) {
+		uint8_t mac[6];
+		sreader_get(&r, mac, 6);
+		uint32_t q = sreader_u32(&r);
+		if (!r.bad && memcmp(mac, here->nics[i].mac, 6))
+			return err_set(
+			    e, -EINVAL,
+			    "NIC %u: MAC %02x:%02x:%02x:%02x:%02x:%02x in the saved VM, another here (mac=)",
+			    i, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+		if (!r.bad && q != here->nics[i].queues)
+			return err_set(e, -EINVAL, "NIC %u: %u queue pairs in the saved VM, %u here", i, q,
+				       here->nics[i].queues);
+	}
+	if (!sreader_done(&r))
+		return err_set(e, -EINVAL, "the saved machine description is malformed");
+	return 0;
+}
+
+/* ---- RAM ---- */
+
+static bool page_zero(const uint8_t *p)
+{
+	const uint64_t *q = (const uint64_t *)p;
+	for (unsigned i = 0; i < PAGE / 8; i++)
+		if (q[i])
+			return false;
+	return true;
+}
+
+/* Every page of RAM, runs of zero pages as ZERO records (no data). */
+static int ram_write(struct vm *vm, struct stream_writer *w, struct err *e)
+{
+	for (unsigned ri = 0; ri < vm->mem.nregions; ri++) {
+		const struct guest_mem_region *rg = &vm->mem.regions[ri];
+		uint64_t npages = rg->size / PAGE;
+		uint64_t i = 0;
+		while (i < npages) {
+			bool zero = page_zero(rg->hva + i * PAGE);
+			uint32_t n = 1;
+			while (n < RAM_RUN && i + n < npages && page_zero(rg->hva + (i + n) * PAGE) == zero)
+				n++;
+			int r =
+			    stream_write_ram(w, rg->gpa + i * PAGE, n, zero ? NULL : rg->hva + i * PAGE, e);
+			if (r)
+				return r;
+			i += n;
+		}
+	}
+	return 0;
+}
+
+static int ram_load(struct vm *vm, const uint8_t *p, size_t len, struct err *e)
+{
+	struct stream_ram ram;
+	int r = stream_parse_ram(p, len, &ram, e);
+	if (r)
+		return r;
+	uint64_t bytes = (uint64_t)ram.npages * PAGE;
+	uint8_t *dst = guest_mem_ptr(&vm->mem, ram.gpa, bytes);
+	if (!dst)
+		return err_set(e, -EINVAL, "a RAM record for 0x%llx-0x%llx lies outside this VM's memory",
+			       (unsigned long long)ram.gpa, (unsigned long long)(ram.gpa + bytes - 1));
+	if (ram.data)
+		memcpy(dst, ram.data, bytes);
+	else
+		memset(dst, 0, bytes);
+	return 0;
+}
+
+/* ---- writing ---- */
+
+static int put_record(struct stream_writer *w, uint32_t type, struct sbuf *b, struct err *e)
+{
+	int r = b->oom ? err_set(e, -ENOMEM, "out of memory saving the VM's state")
+		       : stream_write_record(w, type, b->data, b->len, e);
+	sbuf_free(b);
+	return r;
+}
+
+int machine_state_write(struct vm *vm, const struct machine_desc *desc, struct stream_writer *w,
+			struct err *e)
+{
+	struct sbuf b;
+	int r;
+	if ((r = stream_write_header(w, e)))
+		return r;
+	sbuf_init(&b);
+	config_put(desc, &b);
+	if ((r = put_record(w, STREAM_CONFIG, &b, e)) || (r = ram_write(vm, w, e)))
+		return r;
+	sbuf_init(&b);
+	if ((r = vm_kvm_state_save(vm->vm_fd, &b, e))) {
+		sbuf_free(&b);
+		return r;
+	}
+	if ((r = put_record(w, STREAM_VM, &b, e)))
+		return r;
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		sbuf_init(&b);
+		stream_put_vcpu_header(&b, i);
+		if ((r = vcpu_state_save(vm->kvm_fd, vm->vcpus[i].fd, &b, e))) {
+			sbuf_free(&b);
+			return r;
+		}
+		if ((r = put_record(w, STREAM_VCPU, &b, e)))
+			return r;
+	}
+	struct dev_entry d[MAX_DEVS];
+	unsigned n = devices(vm, d);
+	for (unsigned i = 0; i < n; i++) {
+		sbuf_init(&b);
+		if ((r = stream_put_device_header(&b, d[i].name, d[i].instance, DEVICE_RECORD_VERSION, e))) {
+			sbuf_free(&b);
+			return r;
+		}
+		d[i].save(d[i].obj, &b);
+		if ((r = put_record(w, STREAM_DEVICE, &b, e)))
+			return r;
+	}
+	return stream_write_end(w, e);
+}
+
+/* ---- reading ---- */
+
+static int vcpu_load(struct vm *vm, bool *seen, const uint8_t *p, size_t len, struct err *e)
+{
+	uint32_t index;
+	const uint8_t *state;
+	size_t slen;
+	int r = stream_parse_vcpu(p, len, &index, &state, &slen, e);
+	if (r)
+		return r;
+	if (index >= vm->ncpus || seen[index])
+		return err_set(e, -EINVAL, "vCPU %u: %s", index,
+			       index >= vm->ncpus ? "no such vCPU here" : "saved twice");
+	struct sreader sr;
+	sreader_init(&sr, state, slen);
+	struct err ve = {{0}};
+	if ((r = vcpu_state_load(vm->kvm_fd, vm->vcpus[index].fd, &sr, &ve)))
+		return err_set(e, r, "vCPU %u: %s", index, err_msg(&ve));
+	if (!sreader_done(&sr))
+		return err_set(e, -EINVAL, "vCPU %u: trailing bytes in its state", index);
+	seen[index] = true;
+	return 0;
+}
+
+static int device_load(struct dev_entry *d, unsigned n, const uint8_t *p, size_t len, struct err *e)
+{
+	struct stream_device sd;
+	int r = stream_parse_device(p, len, &sd, e);
+	if (r)
+		return r;
+	struct dev_entry *x = NULL;
+	for (unsigned i = 0; i < n && !x; i++)
+		if (!strcmp(d[i].name, sd.name) && d[i].instance == sd.instance)
+			x = &d[i];
+	if (!x)
+		return err_set(e, -EINVAL, "the saved VM has a device %s %u that this one lacks", sd.name,
+			       sd.instance);
+	if (x->loaded)
+		return err_set(e, -EINVAL, "device %s %u saved twice", sd.name, sd.instance);
+	if (sd.version != DEVICE_RECORD_VERSION)
+		return err_set(e, -EINVAL, "device %s %u: record version %u, this kvmini reads %u", sd.name,
+			       sd.instance, sd.version, DEVICE_RECORD_VERSION);
+	struct sreader sr;
+	sreader_init(&sr, sd.state, sd.state_len);
+	struct err de = {{0}};
+	if ((r = x->load(x->obj, &sr, &de)))
+		return err_set(e, r, "device %s %u: %s", sd.name, sd.instance, err_msg(&de));
+	if (!sreader_done(&sr))
+		return err_set(e, -EINVAL, "device %s %u: trailing bytes in its state", sd.name, sd.instance);
+	x->loaded = true;
+	return 0;
+}
+
+static int vm_state_load(struct vm *vm, const uint8_t *p, size_t len, struct err *e)
+{
+	struct sreader sr;
+	sreader_init(&sr, p, len);
+	int r = vm_kvm_state_load(vm->vm_fd, &sr, e);
+	if (!r && !sreader_done(&sr))
+		r = err_set(e, -EINVAL, "trailing bytes in the VM record");
+	return r;
+}
+
+/* The order records must come in: each type's phase, never going back. */
+static int phase(uint32_t type)
+{
+	switch (type) {
+	case STREAM_CONFIG:
+		return 0;
+	case STREAM_RAM:
+		return 1;
+	case STREAM_VM:
+		return 2;
+	case STREAM_VCPU:
+		return 3;
+	case STREAM_DEVICE:
+		return 4;
+	default:
+		return 5;
+	}
+}
+
+int machine_state_read(struct vm *vm, const struct machine_desc *desc, struct stream_reader *r, struct err *e)
+{
+	struct dev_entry d[MAX_DEVS];
+	unsigned n = devices(vm, d);
+	bool vcpu_seen[KVMINI_MAX_CPUS] = {false};
+	int last = -1, rc;
+	bool config = false, vmstate = false;
+	for (;;) {
+		uint32_t type;
+		const uint8_t *p;
+		size_t len;
+		if ((rc = stream_read_record(r, &type, &p, &len, e)))
+			return rc;
+		int ph = phase(type);
+		if (ph < last || (type == STREAM_CONFIG && config) || (type == STREAM_VM && vmstate) ||
+		    (type != STREAM_CONFIG && !config))
+			return err_set(e, -EINVAL, "record %llu (%s) is out of order",
+				       (unsigned long long)(r->index - 1), stream_type_name(type));
+		last = ph;
+		switch (type) {
+		case STREAM_CONFIG:
+			rc = config_check(desc, p, len, e);
+			config = true;
+			break;
+		case STREAM_RAM:
+			rc = ram_load(vm, p, len, e);
+			break;
+		case STREAM_VM:
+			rc = vm_state_load(vm, p, len, e);
+			vmstate = true;
+			break;
+		case STREAM_VCPU:
+			rc = vcpu_load(vm, vcpu_seen, p, len, e);
+			break;
+		case STREAM_DEVICE:
+			rc = device_load(d, n, p, len, e);
+			break;
+		case STREAM_END:
+			if (!vmstate)
+				return err_set(e, -EINVAL, "the saved state has no VM record");
+			for (unsigned i = 0; i < vm->ncpus; i++)
+				if (!vcpu_seen[i])
+					return err_set(e, -EINVAL, "the saved state has no state for vCPU %u",
+						       i);
+			for (unsigned i = 0; i < n; i++)
+				if (!d[i].loaded)
+					return err_set(e, -EINVAL,
+						       "the saved state has no state for device %s %u",
+						       d[i].name, d[i].instance);
+			return 0;
+		default:
+			rc = err_set(e, -EINVAL, "unexpected record type %u", type);
+		}
+		if (rc)
+			return rc;
+	}
+}

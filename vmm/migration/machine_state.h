@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A whole machine's saved state on a stream (docs/MIGRATION.md): what it is
+ * (CONFIG), its RAM, KVM's VM and vCPU state and every device's, in the
+ * order the destination must load them. The machine is paused while saved,
+ * and built but not started while loaded.
+ */
+#ifndef KVMINI_VMM_MIGRATION_MACHINE_STATE_H
+#define KVMINI_VMM_MIGRATION_MACHINE_STATE_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+#include "vmm/migration/stream.h"
+
+struct vm;
+
+/* What the state is for: a destination must match it. Filled by libkvmini from its config. */
+#define MACHINE_MAX_DISKS 16
+#define MACHINE_MAX_NICS  8
+struct machine_desc {
+	uint32_t ncpus;
+	uint64_t mem_bytes;
+	uint32_t ndisks;
+	struct {
+		uint64_t size;
+		uint8_t readonly;
+	} disks[MACHINE_MAX_DISKS];
+	uint32_t nnics;
+	struct {
+		uint8_t mac[6];
+		uint32_t queues;
+	} nics[MACHINE_MAX_NICS];
+};
+
+/* Header, CONFIG, RAM, VM, VCPUs, DEVICEs, END. The machine must be paused. */
+int machine_state_write(struct vm *vm, const struct machine_desc *desc, struct stream_writer *w,
+			struct err *e);
+/*
+ * Reads a whole stream into a machine built from desc and not started:
+ * checks CONFIG against desc first, then loads RAM, KVM, vCPU and device
+ * state in that order, each exactly once, and requires END. On error the
+ * machine must be destroyed (it holds part of the state).
+ */
+int machine_state_read(struct vm *vm, const struct machine_desc *desc, struct stream_reader *r,
+		       struct err *e);
+
+#endif
