@@ -192,6 +192,69 @@ static void fail_with_regs(struct vcpu *c, const char *what)
 		vm_fail(c->vm, "vCPU %u: %s", c->index, what);
 }
 
+/* Serves one return from KVM_RUN (counted in the stats). */
+static void handle_exit(struct vcpu *c)
+{
+	count_exit(c, exit_kind(c->run->exit_reason));
+	switch (c->run->exit_reason) {
+	case KVM_EXIT_IO:
+		handle_io(c);
+		break;
+	case KVM_EXIT_MMIO:
+		handle_mmio(c);
+		break;
+	case KVM_EXIT_INTR:
+		break;
+	case KVM_EXIT_SHUTDOWN:
+		/* A triple fault: PCs reset, and Linux relies on it as a last resort for reboot. */
+		vm_stop(c->vm, VM_STOP_RESET);
+		break;
+	case KVM_EXIT_SYSTEM_EVENT:
+		vm_stop(c->vm, c->run->system_event.type == KVM_SYSTEM_EVENT_RESET ? VM_STOP_RESET
+										   : VM_STOP_POWEROFF);
+		break;
+	case KVM_EXIT_HLT:
+		/* Only without an in-kernel LAPIC, which kvmini always has. */
+		fail_with_regs(c, "halted with interrupts unavailable");
+		break;
+	case KVM_EXIT_FAIL_ENTRY:
+		vm_fail(c->vm, "vCPU %u: KVM could not enter the guest (hardware reason 0x%llx)", c->index,
+			(unsigned long long)c->run->fail_entry.hardware_entry_failure_reason);
+		break;
+	case KVM_EXIT_INTERNAL_ERROR:
+		fail_with_regs(c, "KVM internal error (emulation failed)");
+		break;
+	default: {
+		char what[64];
+		snprintf(what, sizeof(what), "unhandled exit reason %u", c->run->exit_reason);
+		fail_with_regs(c, what);
+		break;
+	}
+	}
+}
+
+/*
+ * KVM finishes an instruction that exited for port I/O or MMIO (the IN's
+ * value into RAX, RIP past an OUT) only when KVM_RUN is entered again. A
+ * vCPU about to park enters once with immediate_exit set, which completes
+ * it and returns at once, so the state a pause exposes (to a save) is whole:
+ * the destination neither repeats the OUT nor loses the IN.
+ */
+static void complete_pending(struct vcpu *c)
+{
+	for (int i = 0; i < 16; i++) {
+		__atomic_store_n(&c->run->immediate_exit, 1, __ATOMIC_RELEASE);
+		int r = ioctl(c->fd, KVM_RUN, 0);
+		__atomic_store_n(&c->run->immediate_exit, 0, __ATOMIC_RELEASE);
+		if (r < 0)
+			return; /* EINTR: nothing (more) was pending */
+		/* Completing it needed another exit (an MMIO access split in two): serve it too. */
+		handle_exit(c);
+		if (c->run->exit_reason != KVM_EXIT_IO && c->run->exit_reason != KVM_EXIT_MMIO)
+			return;
+	}
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *c = arg;
@@ -208,6 +271,7 @@ static void *vcpu_thread(void *arg)
 		if (__atomic_load_n(&vm->stop_reason, __ATOMIC_ACQUIRE) != VM_STOP_NONE)
 			break;
 		if (__atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE)) {
+			complete_pending(c);
 			vm_park(vm);
 			continue;
 		}
@@ -221,43 +285,7 @@ static void *vcpu_thread(void *arg)
 			vm_fail(vm, "vCPU %u: KVM_RUN failed: %s", c->index, strerror(errno));
 			break;
 		}
-		count_exit(c, exit_kind(c->run->exit_reason));
-		switch (c->run->exit_reason) {
-		case KVM_EXIT_IO:
-			handle_io(c);
-			break;
-		case KVM_EXIT_MMIO:
-			handle_mmio(c);
-			break;
-		case KVM_EXIT_INTR:
-			break;
-		case KVM_EXIT_SHUTDOWN:
-			/* A triple fault: PCs reset, and Linux relies on it as a last resort for reboot. */
-			vm_stop(vm, VM_STOP_RESET);
-			break;
-		case KVM_EXIT_SYSTEM_EVENT:
-			vm_stop(vm, c->run->system_event.type == KVM_SYSTEM_EVENT_RESET ? VM_STOP_RESET
-											: VM_STOP_POWEROFF);
-			break;
-		case KVM_EXIT_HLT:
-			/* Only without an in-kernel LAPIC, which kvmini always has. */
-			fail_with_regs(c, "halted with interrupts unavailable");
-			break;
-		case KVM_EXIT_FAIL_ENTRY:
-			vm_fail(vm, "vCPU %u: KVM could not enter the guest (hardware reason 0x%llx)",
-				c->index,
-				(unsigned long long)c->run->fail_entry.hardware_entry_failure_reason);
-			break;
-		case KVM_EXIT_INTERNAL_ERROR:
-			fail_with_regs(c, "KVM internal error (emulation failed)");
-			break;
-		default: {
-			char what[64];
-			snprintf(what, sizeof(what), "unhandled exit reason %u", c->run->exit_reason);
-			fail_with_regs(c, what);
-			break;
-		}
-		}
+		handle_exit(c);
 	}
 	pthread_mutex_lock(&vm->pause_lock);
 	vm->running--;
