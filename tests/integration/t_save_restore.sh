@@ -11,9 +11,11 @@
 
 S=$T/api.sock
 F=$T/vm.state
+kv_need_qemu_img
 truncate -s 64M "$T/disk.raw"
+qemu-img create -q -f qcow2 "$T/disk.qcow2" 32M
 args=(run --kernel "$KVMINI_KERNEL" --initrd "$KVMINI_INITRD" --mem 256M --cpus 2
-	--disk "path=$T/disk.raw" --cmdline "$KV_CMDLINE kvmini.test=api")
+	--disk "path=$T/disk.raw" --disk "path=$T/disk.qcow2" --cmdline "$KV_CMDLINE kvmini.test=api")
 ticks() { tr -d '\r' <"$T/$1.out" | sed -n 's/^KVMINI-TICK \([0-9]*\)$/\1/p' | tail -n 1; }
 
 kv_hold_start src $((KV_BOOT_TIMEOUT + 300)) "${args[@]}" --api-sock "$S"
@@ -44,10 +46,12 @@ kv_wait_pid "$KV_PID" 10
 
 # Refused restores: each one line, no guest.
 kv_bad "restore into fewer vCPUs" "2 vCPUs, this one 1" run --kernel "$KVMINI_KERNEL" \
-	--initrd "$KVMINI_INITRD" --mem 256M --cpus 1 --disk "path=$T/disk.raw" --restore "$F"
+	--initrd "$KVMINI_INITRD" --mem 256M --cpus 1 --disk "path=$T/disk.raw" --disk "path=$T/disk.qcow2" \
+	--restore "$F"
 kv_bad "restore into less memory" "256 MiB of memory, this one 512 MiB" run --kernel "$KVMINI_KERNEL" \
-	--initrd "$KVMINI_INITRD" --mem 512M --cpus 2 --disk "path=$T/disk.raw" --restore "$F"
-kv_bad "restore without the disk" "1 disks, this one 0" run --kernel "$KVMINI_KERNEL" \
+	--initrd "$KVMINI_INITRD" --mem 512M --cpus 2 --disk "path=$T/disk.raw" --disk "path=$T/disk.qcow2" \
+	--restore "$F"
+kv_bad "restore without the disks" "2 disks, this one 0" run --kernel "$KVMINI_KERNEL" \
 	--initrd "$KVMINI_INITRD" --mem 256M --cpus 2 --restore "$F"
 head -c $(($(stat -c %s "$F") / 2)) "$F" >"$T/half.state"
 kv_bad "restore from a truncated file" "ended inside|truncated" "${args[@]}" --restore "$T/half.state"
@@ -73,6 +77,8 @@ if kv_wait_for dst "KVMINI-TICK $((last + 2))" 120 1 "$KV_PID"; then
 	check_rc "restored: ACPI shutdown" 0
 	check_out dst KVMINI-POWER-BUTTON
 	check_out dst "reboot: Power down"
+	qemu-img check -q "$T/disk.qcow2" >"$T/qcheck" 2>&1 && kv_ok "the qcow2 disk is consistent after save, restore and shutdown" ||
+		kv_fail "qemu-img check on the qcow2 disk: $(head -c 300 "$T/qcheck")"
 else
 	kv_fail "restored: expected KVMINI-TICK $((last + 2)) within 120 s"
 	kv_wait_pid "$KV_PID" 10
