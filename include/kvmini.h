@@ -172,6 +172,13 @@ struct kvmini_config {
 	 * difference, or what is wrong with the file. NULL: boot.
 	 */
 	const char *restore_path;
+	/*
+	 * Wait for a live migration on tcp:ADDR:PORT (kvmini_vm_create()
+	 * listens, accepts one connection and loads the whole stream before it
+	 * returns; the guest runs from kvmini_vm_start()). The disks are opened
+	 * at once but locked only at the handover. NULL: boot.
+	 */
+	const char *incoming;
 	/* Disks in guest order (vda, vdb, ...): the first ndisks entries are used. */
 	struct kvmini_disk disks[KVMINI_MAX_DISKS];
 	unsigned ndisks;
@@ -322,6 +329,44 @@ const struct kvmini_config *kvmini_vm_config(struct kvmini_vm *vm);
  * err.
  */
 int kvmini_vm_save(struct kvmini_vm *vm, const char *path, char *err, size_t errlen);
+
+/* ---- live migration (docs/MIGRATION.md) ---- */
+struct kvmini_migrate_params {
+	const char *uri;	  /* tcp:HOST:PORT of a kvmini run ... --incoming */
+	uint64_t max_downtime_ms; /* the pause the guest may see; 0: 300 */
+	uint64_t bandwidth;	  /* bytes per second for pre-copy; 0: unlimited */
+	unsigned timeout_s;	  /* give up when pre-copy has not converged by then; 0: 600 */
+};
+struct kvmini_migrate_progress {
+	unsigned pass;		       /* 1: all of RAM; then the pages dirtied meanwhile */
+	uint64_t bytes_sent;	       /* so far, all passes */
+	uint64_t remaining_bytes;      /* dirty after this pass */
+	uint64_t dirty_rate;	       /* bytes per second the guest dirtied during the pass */
+	uint64_t bandwidth;	       /* bytes per second the pass achieved */
+	uint64_t expected_downtime_ms; /* remaining_bytes at bandwidth */
+	uint64_t elapsed_ms;
+	bool final; /* the last report: the destination has taken over */
+};
+struct kvmini_migrate_result {
+	uint64_t total_ms, downtime_ms, bytes_sent;
+	unsigned passes;
+};
+/*
+ * Live-migrates the VM to a destination started with the same configuration
+ * and cfg.incoming (`kvmini run ... --incoming tcp:ADDR:PORT`). Blocks until
+ * it ends, calling progress (if set) after each pass. On success the
+ * destination runs the guest and this VM has stopped (KVMINI_EXIT_STOPPED);
+ * on any failure (connection lost, destination gone or refusing, timeout,
+ * kvmini_vm_migrate_cancel()) it runs on as before. The disks must be
+ * shared storage both sides open under the same paths (the lock passes to
+ * the destination at the handover); raw images only for now. 0 or -errno
+ * with one line in err.
+ */
+int kvmini_vm_migrate(struct kvmini_vm *vm, const struct kvmini_migrate_params *p,
+		      void (*progress)(void *opaque, const struct kvmini_migrate_progress *pr), void *opaque,
+		      struct kvmini_migrate_result *res, char *err, size_t errlen);
+/* Makes a running kvmini_vm_migrate() give up (any thread). */
+void kvmini_vm_migrate_cancel(struct kvmini_vm *vm);
 
 /* ---- events ---- */
 enum kvmini_event_kind {

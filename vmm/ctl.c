@@ -175,10 +175,99 @@ static int events(struct conn *c, int argc, char **argv)
 	return 0;
 }
 
+/* "100ms", "2s", "100" (ms) -> milliseconds; "1G", "100M", "5000" (bytes) -> bytes: -1 when bad. */
+static long long scaled(const char *v, bool time)
+{
+	char *end;
+	long long n = strtoll(v, &end, 10);
+	if (end == v || n < 0)
+		return -1;
+	if (time)
+		return !*end || !strcmp(end, "ms") ? n : !strcmp(end, "s") ? n * 1000 : -1;
+	long long m = !*end			     ? 1
+		      : (*end == 'K' || *end == 'k') ? 1LL << 10
+		      : *end == 'M'		     ? 1LL << 20
+		      : *end == 'G'		     ? 1LL << 30
+						     : -1;
+	if (m < 0 || (*end && end[1] && strcmp(end + 1, "B") && strcmp(end + 1, "iB")))
+		return -1;
+	return n * m;
+}
+
+/* Waits for the migration's end, showing each pass on stderr; the last event goes to stdout. */
+static int follow_migration(struct conn *c)
+{
+	for (;;) {
+		size_t used;
+		long n = next_line(c, -1, &used);
+		if (n < 0) {
+			fprintf(stderr,
+				"kvmini ctl: the VM closed the connection before the migration ended\n");
+			return 1;
+		}
+		json_t *v = json_loads(c->buf, 0, NULL);
+		const char *ev = json_string_value(json_object_get(v, "event"));
+		json_t *d = json_object_get(v, "data");
+		int rc = -1;
+		if (ev && !strcmp(ev, "migration")) {
+			fprintf(stderr,
+				"kvmini ctl: migration pass %lld%s: %.1f MiB sent, %.1f MiB left, dirtying "
+				"%.1f MiB/s, "
+				"%.1f MiB/s, expected downtime %lld ms\n",
+				json_integer_value(json_object_get(d, "pass")),
+				json_is_true(json_object_get(d, "final")) ? " (final)" : "",
+				json_integer_value(json_object_get(d, "bytes_sent")) / 1048576.0,
+				json_integer_value(json_object_get(d, "remaining")) / 1048576.0,
+				json_integer_value(json_object_get(d, "dirty_rate")) / 1048576.0,
+				json_integer_value(json_object_get(d, "bandwidth")) / 1048576.0,
+				json_integer_value(json_object_get(d, "expected_downtime_ms")));
+		} else if (ev && (!strcmp(ev, "migration-done") || !strcmp(ev, "migration-failed"))) {
+			puts(c->buf);
+			rc = !strcmp(ev, "migration-done") ? 0 : 1;
+			if (rc)
+				fprintf(stderr, "kvmini ctl: migration failed: %s\n",
+					json_string_value(json_object_get(d, "error")));
+		}
+		json_decref(v);
+		consume(c, used);
+		if (rc >= 0)
+			return rc;
+	}
+}
+
 static int request(struct conn *c, const char *cmd, int argc, char **argv, int timeout_s)
 {
 	json_t *args = json_object();
+	bool migrate = !strcmp(cmd, "migrate");
 	for (int i = 0; i < argc; i++) {
+		if (migrate && (!strcmp(argv[i], "--max-downtime") || !strcmp(argv[i], "--bandwidth") ||
+				!strcmp(argv[i], "--timeout"))) {
+			bool down = !strcmp(argv[i], "--max-downtime");
+			long long v =
+			    i + 1 < argc ? scaled(argv[i + 1], down || !strcmp(argv[i], "--timeout")) : -1;
+			if (v >= 0 && !strcmp(argv[i], "--timeout"))
+				v /= 1000; /* seconds */
+			if (v < 0) {
+				fprintf(stderr, "kvmini ctl: migrate: %s needs %s\n", argv[i],
+					down ? "a time such as 100ms or 2s"
+					: !strcmp(argv[i], "--timeout")
+					    ? "seconds"
+					    : "a rate in bytes/s such as 100M or 1G");
+				json_decref(args);
+				return 1;
+			}
+			json_object_set_new(args,
+					    down			    ? "max_downtime_ms"
+					    : !strcmp(argv[i], "--timeout") ? "timeout"
+									    : "bandwidth",
+					    json_integer(v));
+			i++;
+			continue;
+		}
+		if (migrate && !strchr(argv[i], '=') && !json_object_get(args, "uri")) {
+			json_object_set_new(args, "uri", json_string(argv[i]));
+			continue;
+		}
 		const char *eq = strchr(argv[i], '=');
 		/* `save FILE`: the one argument a command takes without a name. */
 		if (!eq && !strcmp(cmd, "save") && !json_object_get(args, "path")) {
@@ -237,9 +326,15 @@ static int request(struct conn *c, const char *cmd, int argc, char **argv, int t
 			consume(c, used);
 			continue;
 		}
-		puts(c->buf);
 		json_t *err = json_object_get(v, "error");
 		int rc = 0;
+		if (!err && migrate) {
+			/* Started: what counts is how it ends. */
+			json_decref(v);
+			consume(c, used);
+			return follow_migration(c);
+		}
+		puts(c->buf);
 		if (err) {
 			fprintf(stderr, "kvmini ctl: %s: %s\n",
 				json_string_value(json_object_get(err, "class")),

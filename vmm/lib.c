@@ -28,6 +28,8 @@
 #include "virtio/net.h"
 #include "vmm/api/server.h"
 #include "vmm/migration/machine_state.h"
+#include "vmm/migration/net.h"
+#include "vmm/migration/precopy.h"
 #include "vmm/layout.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
@@ -82,6 +84,8 @@ struct kvmini_vm {
 	int stopped_fd;			    /* eventfd, readable once exit is set */
 	pthread_t supervisor;
 	struct api_server *api; /* cfg.api_sock */
+	int migrate_cancel;	/* atomic: kvmini_vm_migrate_cancel() */
+	bool mig_active;	/* under lock: a migration uses vm; the supervisor waits before freeing it */
 	/* cfg.console_in_fd: a thread copies it to the UART until EOF or in_quit_fd. */
 	pthread_t in_thread;
 	bool in_started;
@@ -261,6 +265,7 @@ static void finish(struct kvmini_vm *k, enum kvmini_exit why)
 }
 
 static int restore(struct kvmini_vm *k, const char *path, struct err *e);
+static int incoming(struct kvmini_vm *k, const char *uri, struct err *e);
 
 /* Tells every watcher; called without k->lock (watchers may read state). */
 static void emit(struct kvmini_vm *k, const struct kvmini_event *ev)
@@ -285,6 +290,13 @@ static void *supervisor(void *arg)
 		pthread_mutex_unlock(&k->stop_lock);
 		enum vm_stop_reason why = vm->stop_reason;
 		int status = vm->exit_status; /* written before stop_reason, under vm->lock */
+		/* A migration reading this machine gives up before it goes. */
+		pthread_mutex_lock(&k->lock);
+		while (k->mig_active) {
+			__atomic_store_n(&k->migrate_cancel, 1, __ATOMIC_RELAXED);
+			pthread_cond_wait(&k->cond, &k->lock);
+		}
+		pthread_mutex_unlock(&k->lock);
 		pthread_mutex_lock(&k->ctl_lock);
 		pthread_mutex_lock(&k->lock);
 		k->vm = NULL;
@@ -474,6 +486,7 @@ static int open_disks(struct kvmini_vm *k, const struct kvmini_config *cfg, stru
 		    .serial = d->serial[0] ? d->serial : NULL,
 		    .no_backing = d->no_backing,
 		    .cache_size = d->cache_size,
+		    .defer_lock = cfg->incoming != NULL,
 		};
 		struct err de = {{0}};
 		int r = disk_open(&dc, &k->disks[i], &de);
@@ -489,6 +502,12 @@ static int open_disks(struct kvmini_vm *k, const struct kvmini_config *cfg, stru
 		if (r)
 			return err_set(e, r, "%s", err_msg(&de));
 		k->ndisks = i + 1;
+		/* qcow2 metadata is read at open: before the handover it would be the source's stale copy. */
+		if (cfg->incoming && strcmp(k->disks[i]->ops->format, "raw"))
+			return err_set(
+			    e, -EOPNOTSUPP,
+			    "--incoming: %s is a %s image; live migration takes raw images only (for now)",
+			    d->path, k->disks[i]->ops->format);
 	}
 	return 0;
 }
@@ -541,6 +560,9 @@ int kvmini_vm_create(const struct kvmini_config *cfg, struct kvmini_vm **out, ch
 		goto fail;
 	if (cfg->restore_path && (r = restore(k, cfg->restore_path, &e)))
 		goto fail;
+	if (cfg->incoming && (r = incoming(k, cfg->incoming, &e)))
+		goto fail;
+	k->cfg.incoming = NULL;
 	k->cfg.restore_path = NULL; /* the caller's string; a reset boots afresh */
 	if (cfg->api_sock && (r = api_server_open(k, cfg->api_sock, &k->api, &e)))
 		goto fail;
@@ -1106,4 +1128,160 @@ out:
 	if (errbuf && errlen)
 		snprintf(errbuf, errlen, "%s", err_msg(&e));
 	return r;
+}
+
+/*
+ * The destination of a live migration: one connection, the whole stream
+ * into the machine, then the disks' locks (the source lets them go once it
+ * has sent END; a few seconds of retries cover that), then the answer.
+ */
+static int incoming(struct kvmini_vm *k, const char *uri, struct err *e)
+{
+	int lfd = migrate_listen(uri, e);
+	if (lfd < 0)
+		return lfd;
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	int r = fd < 0 ? err_set(e, -errno, "--incoming %s: accept: %s", uri, strerror(errno)) : 0;
+	close(lfd);
+	if (r)
+		return r;
+	struct machine_desc m;
+	describe(k, &m);
+	struct stream_reader sr;
+	struct err se = {{0}};
+	r = stream_reader_init(&sr, fd, &se);
+	if (!r)
+		r = machine_state_read(k->vm, &m, &sr, &se);
+	stream_reader_destroy(&sr);
+	for (unsigned i = 0; !r && i < k->ndisks; i++) {
+		for (int tries = 0;; tries++) {
+			struct err le = {{0}};
+			r = disk_lock(k->disks[i], &le);
+			if (r != -EBUSY || tries == 100) {
+				if (r)
+					err_set(&se, r, "%s", err_msg(&le));
+				break;
+			}
+			usleep(100000);
+		}
+	}
+	if (!r) {
+		char ack = MIGRATE_ACK;
+		if (write(fd, &ack, 1) != 1)
+			r = err_set(&se, -errno, "cannot confirm to the source: %s", strerror(errno));
+	}
+	close(fd);
+	if (r) {
+		for (unsigned i = 0; i < k->ndisks; i++)
+			disk_unlock(k->disks[i]);
+		return err_set(e, r, "--incoming %s: %s", uri, err_msg(&se));
+	}
+	return 0;
+}
+
+static int mig_pause(void *opaque)
+{
+	int r = kvmini_vm_pause(opaque);
+	return r == -EALREADY ? 0 : r;
+}
+
+static void mig_resume(void *opaque)
+{
+	kvmini_vm_resume(opaque);
+}
+
+static int mig_flush(void *opaque, struct err *e)
+{
+	struct kvmini_vm *k = opaque;
+	for (unsigned i = 0; i < k->ndisks; i++) {
+		int r = k->disks[i]->ops->flush(k->disks[i]);
+		if (r)
+			return err_set(e, r, "cannot flush %s: %s", k->disks[i]->path, strerror(-r));
+	}
+	return 0;
+}
+
+static void mig_unlock(void *opaque)
+{
+	struct kvmini_vm *k = opaque;
+	for (unsigned i = 0; i < k->ndisks; i++)
+		disk_unlock(k->disks[i]);
+}
+
+static int mig_lock(void *opaque, struct err *e)
+{
+	struct kvmini_vm *k = opaque;
+	for (unsigned i = 0; i < k->ndisks; i++) {
+		int r = disk_lock(k->disks[i], e);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+int kvmini_vm_migrate(struct kvmini_vm *k, const struct kvmini_migrate_params *p,
+		      void (*progress)(void *opaque, const struct kvmini_migrate_progress *pr), void *opaque,
+		      struct kvmini_migrate_result *res, char *errbuf, size_t errlen)
+{
+	struct err e = {{0}};
+	int r = 0;
+	enum kvmini_state st = kvmini_vm_state(k);
+	bool was_paused = st == KVMINI_STATE_PAUSED;
+	if (st != KVMINI_STATE_RUNNING && st != KVMINI_STATE_PAUSED) {
+		r = err_set(&e, -EPIPE, "the VM is not running");
+		goto out;
+	}
+	for (unsigned i = 0; i < k->ndisks; i++)
+		if (strcmp(k->disks[i]->ops->format, "raw")) {
+			r = err_set(&e, -EOPNOTSUPP,
+				    "%s is a %s image; live migration takes raw images only (for now)",
+				    k->disks[i]->path, k->disks[i]->ops->format);
+			goto out;
+		}
+	__atomic_store_n(&k->migrate_cancel, 0, __ATOMIC_RELAXED);
+	int fd = migrate_connect(p->uri, 10, &e);
+	if (fd < 0) {
+		r = fd;
+		goto out;
+	}
+	/* Pinned: the supervisor does not free this machine (a stop or reset) until we are done. */
+	pthread_mutex_lock(&k->lock);
+	struct vm *vm = k->exit == KVMINI_EXIT_NONE && !k->host_stop && !k->mig_active ? k->vm : NULL;
+	if (vm)
+		k->mig_active = true;
+	pthread_mutex_unlock(&k->lock);
+	struct precopy_host h = {
+	    .vm = vm,
+	    .pause = mig_pause,
+	    .resume = mig_resume,
+	    .flush_disks = mig_flush,
+	    .unlock_disks = mig_unlock,
+	    .lock_disks = mig_lock,
+	    .opaque = k,
+	    .cancel = &k->migrate_cancel,
+	};
+	describe(k, &h.desc);
+	struct kvmini_migrate_result local;
+	r = vm ? precopy_run(&h, fd, p, progress, opaque, res ? res : &local, &e)
+	       : err_set(&e, -EPIPE, "the VM is not running, or is migrating already");
+	close(fd);
+	if (vm) {
+		pthread_mutex_lock(&k->lock);
+		k->mig_active = false;
+		pthread_cond_broadcast(&k->cond);
+		pthread_mutex_unlock(&k->lock);
+	}
+	if (!r)
+		kvmini_vm_stop(k); /* the destination runs it now */
+	else if (was_paused)
+		kvmini_vm_pause(k);
+out:
+	if (errbuf && errlen)
+		snprintf(errbuf, errlen, "%s", err_msg(&e));
+	return r;
+}
+
+void kvmini_vm_migrate_cancel(struct kvmini_vm *k)
+{
+	__atomic_store_n(&k->migrate_cancel, 1, __ATOMIC_RELAXED);
 }

@@ -30,6 +30,7 @@ enum opt_id {
 	OPT_NET,
 	OPT_API_SOCK,
 	OPT_RESTORE,
+	OPT_INCOMING,
 	OPT_HELP,
 	OPT_COUNT,
 };
@@ -53,6 +54,7 @@ static const struct opt_desc opts[] = {
     {"net", OPT_NET, true},
     {"api-sock", OPT_API_SOCK, true},
     {"restore", OPT_RESTORE, true},
+    {"incoming", OPT_INCOMING, true},
     {"help", OPT_HELP, false},
 };
 
@@ -521,6 +523,7 @@ static int set_value(struct kvmini_config *cfg, enum opt_id id, const char *opt,
 	case OPT_KVM_DEVICE:
 	case OPT_API_SOCK:
 	case OPT_RESTORE:
+	case OPT_INCOMING:
 		if (!*val)
 			return err_set(e, -EINVAL, "option '%s' needs a non-empty path " SEE_HELP, opt);
 		if (id == OPT_KERNEL)
@@ -531,6 +534,8 @@ static int set_value(struct kvmini_config *cfg, enum opt_id id, const char *opt,
 			cfg->api_sock = val;
 		else if (id == OPT_RESTORE)
 			cfg->restore_path = val;
+		else if (id == OPT_INCOMING)
+			cfg->incoming = val;
 		else
 			cfg->kvm_device = val;
 		return 0;
@@ -743,6 +748,10 @@ const char *options_run_usage(void)
 	       "                      instead of booting; the other options must describe the\n"
 	       "                      same machine (vCPUs, memory, disks, NICs), and --kernel is\n"
 	       "                      still required\n"
+	       "  --incoming tcp:ADDR:PORT\n"
+	       "                      wait for a live migration (kvmini ctl SOCK migrate) on\n"
+	       "                      this address instead of booting; the other options must\n"
+	       "                      describe the same machine, on the same (shared) disks\n"
 	       "  --kvm-device PATH   KVM device to open (default: /dev/kvm)\n"
 	       "  -h, --help          show this help\n"
 	       "\n"

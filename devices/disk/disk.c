@@ -203,7 +203,7 @@ static int open_layer(const struct disk_config *c, int depth, const dev_t *devs,
 		r = err_set(e, -errno, "%s: fcntl: %s", c->path, strerror(errno));
 		goto fail;
 	}
-	if ((r = lock_image(fd, c->readonly, c->path, e)))
+	if (!c->defer_lock && (r = lock_image(fd, c->readonly, c->path, e)))
 		goto fail;
 	if ((r = image_size(fd, &st, c->path, &size, e)))
 		goto fail;
@@ -275,6 +275,8 @@ static int open_layer(const struct disk_config *c, int depth, const dev_t *devs,
 			goto fail;
 	}
 	struct disk *d = *out;
+	d->lock_fd = fd; /* raw and the qcow2 file layer keep fd open until close */
+	d->locked = !c->defer_lock;
 	snprintf(d->path, sizeof(d->path), "%s", c->path);
 	snprintf(d->serial, sizeof(d->serial), "%s", c->serial ? c->serial : "");
 	return 0;
@@ -304,4 +306,21 @@ void disk_close(struct disk *d)
 {
 	if (d)
 		d->ops->close(d);
+}
+
+int disk_lock(struct disk *d, struct err *e)
+{
+	if (d->locked)
+		return 0;
+	int r = lock_image(d->lock_fd, d->readonly, d->path, e);
+	if (!r)
+		d->locked = true;
+	return r;
+}
+
+void disk_unlock(struct disk *d)
+{
+	struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET};
+	if (d->locked && fcntl(d->lock_fd, F_OFD_SETLK, &fl) == 0)
+		d->locked = false;
 }

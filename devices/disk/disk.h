@@ -27,6 +27,8 @@ struct disk_config {
 	const char *serial;  /* NULL: none; at most DISK_SERIAL_MAX bytes */
 	bool no_backing;     /* qcow2 backing=off: unallocated clusters read as zeroes */
 	uint64_t cache_size; /* qcow2 metadata cache (L2 tables + refcount blocks); 0: default */
+	/* Open without the image lock: an incoming migration takes it at the handover (disk_lock). */
+	bool defer_lock;
 };
 
 struct disk;
@@ -76,6 +78,8 @@ struct disk {
 	uint32_t align;
 	char serial[DISK_SERIAL_MAX + 1]; /* "" for none */
 	char path[4096];		  /* for messages */
+	int lock_fd;			  /* the image's fd, which holds its OFD lock */
+	bool locked;
 };
 
 /*
@@ -88,5 +92,13 @@ struct disk {
  */
 int disk_open(const struct disk_config *c, struct disk **out, struct err *e);
 void disk_close(struct disk *d);
+/*
+ * The image lock, for a migration's handover: the source unlocks once the
+ * destination has everything, the destination locks before it runs the
+ * guest (-EBUSY while the source still holds it), and a failed handover
+ * takes it back on the source.
+ */
+int disk_lock(struct disk *d, struct err *e);
+void disk_unlock(struct disk *d);
 
 #endif

@@ -186,6 +186,19 @@ json_t *api_execute(struct api_exec *x, const struct api_request *req)
 					       "cannot save: %s", err);
 		return api_reply_ok(req->id, json_pack("{s:s}", "path", req->path));
 	}
+	case API_CMD_MIGRATE: {
+		char why[256];
+		if (kvmini_vm_state(vm) != KVMINI_STATE_RUNNING && kvmini_vm_state(vm) != KVMINI_STATE_PAUSED)
+			return api_reply_error(req->id, "InvalidState",
+					       "cannot migrate: the VM is not running");
+		if ((r = api_server_migrate(x->server, req, why, sizeof(why))))
+			return api_reply_error(req->id, "InvalidState", "cannot migrate: %s", why);
+		return api_reply_ok(req->id, json_pack("{s:s}", "uri", req->uri));
+	}
+	case API_CMD_MIGRATE_CANCEL:
+		if (api_server_migrate_cancel(x->server))
+			return api_reply_error(req->id, "InvalidState", "no migration is running");
+		return api_reply_ok(req->id, NULL);
 	case API_CMD_COUNT:
 		break;
 	}

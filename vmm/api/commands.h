@@ -7,6 +7,7 @@
 
 #include "kvmini.h"
 #include "vmm/api/request.h"
+#include "vmm/api/server.h"
 
 struct api_exec {
 	struct kvmini_vm *vm;
@@ -14,6 +15,8 @@ struct api_exec {
 	/* Set by a successful shutdown: seconds until a hard stop, 0 for none. */
 	bool shutdown_started;
 	unsigned shutdown_timeout;
+	/* migrate / migrate-cancel: the server runs migrations on a thread of its own. */
+	struct api_server *server;
 };
 
 /* The reply to req (never NULL unless out of memory). */

@@ -8,9 +8,11 @@
 #include <time.h>
 
 static const char *const names[API_CMD_COUNT] = {
-    [API_CMD_INFO] = "info",	 [API_CMD_STATS] = "stats",	  [API_CMD_PAUSE] = "pause",
-    [API_CMD_RESUME] = "resume", [API_CMD_SHUTDOWN] = "shutdown", [API_CMD_STOP] = "stop",
-    [API_CMD_RESET] = "reset",	 [API_CMD_SAVE] = "save",
+    [API_CMD_INFO] = "info",	     [API_CMD_STATS] = "stats",
+    [API_CMD_PAUSE] = "pause",	     [API_CMD_RESUME] = "resume",
+    [API_CMD_SHUTDOWN] = "shutdown", [API_CMD_STOP] = "stop",
+    [API_CMD_RESET] = "reset",	     [API_CMD_SAVE] = "save",
+    [API_CMD_MIGRATE] = "migrate",   [API_CMD_MIGRATE_CANCEL] = "migrate-cancel",
 };
 
 const char *api_cmd_name(enum api_cmd cmd)
@@ -111,6 +113,33 @@ static int parse_args(struct api_request *req, json_t *args, json_t **reply)
 			memcpy(req->path, p, strlen(p) + 1);
 			continue;
 		}
+		if (req->cmd == API_CMD_MIGRATE && !strcmp(key, "uri")) {
+			const char *u = json_string_value(v);
+			if (!u || strncmp(u, "tcp:", 4) || strlen(u) >= sizeof(req->uri)) {
+				*reply = api_reply_error(req->id, "InvalidArgument",
+							 "migrate: 'uri' must be a string tcp:HOST:PORT");
+				return -1;
+			}
+			memcpy(req->uri, u, strlen(u) + 1);
+			continue;
+		}
+		long long *num = NULL, lo = 0, hi = 0;
+		if (req->cmd == API_CMD_MIGRATE && !strcmp(key, "max_downtime_ms"))
+			num = &req->max_downtime_ms, lo = 1, hi = 3600000;
+		else if (req->cmd == API_CMD_MIGRATE && !strcmp(key, "bandwidth"))
+			num = &req->bandwidth, lo = 0, hi = 1LL << 50;
+		else if (req->cmd == API_CMD_MIGRATE && !strcmp(key, "timeout"))
+			num = &req->mig_timeout, lo = 1, hi = 86400;
+		if (num) {
+			if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+				*reply = api_reply_error(req->id, "InvalidArgument",
+							 "migrate: '%s' must be an integer from %lld to %lld",
+							 key, lo, hi);
+				return -1;
+			}
+			*num = json_integer_value(v);
+			continue;
+		}
 		*reply = api_reply_error(req->id, "InvalidArgument", "%s: unknown argument '%.64s'",
 					 names[req->cmd], key);
 		return -1;
@@ -122,6 +151,7 @@ int api_request_parse(const char *line, size_t len, struct api_request *req, jso
 {
 	memset(req, 0, sizeof(*req));
 	req->shutdown_timeout = -1;
+	req->max_downtime_ms = req->bandwidth = req->mig_timeout = -1;
 	*reply = NULL;
 	json_error_t jerr;
 	/* Without JSON_DISABLE_EOF_CHECK: anything after the object is an error too. */
@@ -171,6 +201,11 @@ int api_request_parse(const char *line, size_t len, struct api_request *req, jso
 	}
 	if (args && parse_args(req, args, reply))
 		goto out;
+	if (req->cmd == API_CMD_MIGRATE && !req->uri[0]) {
+		*reply =
+		    api_reply_error(req->id, "InvalidArgument", "migrate: the 'uri' argument is required");
+		goto out;
+	}
 	if (req->cmd == API_CMD_SAVE && !req->path[0]) {
 		*reply = api_reply_error(req->id, "InvalidArgument", "save: the 'path' argument is required");
 		goto out;

@@ -23,6 +23,8 @@ enum api_cmd {
 	API_CMD_STOP,
 	API_CMD_RESET,
 	API_CMD_SAVE,
+	API_CMD_MIGRATE,
+	API_CMD_MIGRATE_CANCEL,
 	API_CMD_COUNT,
 };
 
@@ -32,6 +34,10 @@ struct api_request {
 	/* Arguments, validated: */
 	long long shutdown_timeout; /* SHUTDOWN: seconds, -1 when not given */
 	char path[4096];	    /* SAVE: the file ("" until given; required) */
+	char uri[256];		    /* MIGRATE: tcp:HOST:PORT (required) */
+	long long max_downtime_ms;  /* MIGRATE: -1 when not given */
+	long long bandwidth;	    /* MIGRATE: bytes/s, -1 when not given */
+	long long mig_timeout;	    /* MIGRATE: seconds, -1 when not given */
 };
 
 /*

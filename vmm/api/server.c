@@ -53,6 +53,12 @@ struct api_server {
 	struct ev_line *events, **events_tail;
 	bool quit;
 	struct api_client clients[API_MAX_CLIENTS];
+	/* The migration thread (one at a time). */
+	pthread_t mig_thread;
+	bool mig_joinable;
+	int mig_running; /* atomic */
+	struct kvmini_migrate_params mig;
+	char mig_uri[256];
 	/* A shutdown with a timeout: the VM is stopped at the deadline. */
 	bool shutdown_armed;
 	unsigned shutdown_timeout;
@@ -166,7 +172,7 @@ static void handle_line(struct api_server *s, struct api_client *c, const char *
 	struct api_request req;
 	json_t *reply;
 	if (api_request_parse(line, len, &req, &reply) == 0) {
-		struct api_exec x = {.vm = s->vm, .sock_path = s->path};
+		struct api_exec x = {.vm = s->vm, .sock_path = s->path, .server = s};
 		reply = api_execute(&x, &req);
 		api_request_free(&req);
 		if (x.shutdown_started) {
@@ -407,10 +413,80 @@ int api_server_open(struct kvmini_vm *vm, const char *path, struct api_server **
 	return 0;
 }
 
+static void mig_progress(void *opaque, const struct kvmini_migrate_progress *p)
+{
+	struct api_server *s = opaque;
+	queue_line(s, api_event("migration",
+				json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "pass", (int)p->pass,
+					  "bytes_sent", (json_int_t)p->bytes_sent, "remaining",
+					  (json_int_t)p->remaining_bytes, "dirty_rate",
+					  (json_int_t)p->dirty_rate, "bandwidth", (json_int_t)p->bandwidth,
+					  "expected_downtime_ms", (json_int_t)p->expected_downtime_ms,
+					  "elapsed_ms", (json_int_t)p->elapsed_ms, "final", p->final)));
+}
+
+static void *mig_thread(void *arg)
+{
+	struct api_server *s = arg;
+	struct kvmini_migrate_result res = {0};
+	char err[512];
+	int r = kvmini_vm_migrate(s->vm, &s->mig, mig_progress, s, &res, err, sizeof(err));
+	if (r)
+		queue_line(s, api_event("migration-failed", json_pack("{s:s}", "error", err)));
+	else
+		queue_line(s,
+			   api_event("migration-done",
+				     json_pack("{s:I, s:I, s:I, s:i}", "total_ms", (json_int_t)res.total_ms,
+					       "downtime_ms", (json_int_t)res.downtime_ms, "bytes_sent",
+					       (json_int_t)res.bytes_sent, "passes", (int)res.passes)));
+	__atomic_store_n(&s->mig_running, 0, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+int api_server_migrate(struct api_server *s, const struct api_request *req, char *why, size_t whylen)
+{
+	if (__atomic_load_n(&s->mig_running, __ATOMIC_ACQUIRE)) {
+		snprintf(why, whylen, "a migration is running already");
+		return -EBUSY;
+	}
+	if (s->mig_joinable)
+		pthread_join(s->mig_thread, NULL);
+	s->mig_joinable = false;
+	snprintf(s->mig_uri, sizeof(s->mig_uri), "%s", req->uri);
+	s->mig = (struct kvmini_migrate_params){
+	    .uri = s->mig_uri,
+	    .max_downtime_ms = req->max_downtime_ms > 0 ? (uint64_t)req->max_downtime_ms : 0,
+	    .bandwidth = req->bandwidth > 0 ? (uint64_t)req->bandwidth : 0,
+	    .timeout_s = req->mig_timeout > 0 ? (unsigned)req->mig_timeout : 0,
+	};
+	__atomic_store_n(&s->mig_running, 1, __ATOMIC_RELEASE);
+	int r = pthread_create(&s->mig_thread, NULL, mig_thread, s);
+	if (r) {
+		__atomic_store_n(&s->mig_running, 0, __ATOMIC_RELEASE);
+		snprintf(why, whylen, "cannot start its thread: %s", strerror(r));
+		return -r;
+	}
+	s->mig_joinable = true;
+	return 0;
+}
+
+int api_server_migrate_cancel(struct api_server *s)
+{
+	if (!__atomic_load_n(&s->mig_running, __ATOMIC_ACQUIRE))
+		return -ENOENT;
+	kvmini_vm_migrate_cancel(s->vm);
+	return 0;
+}
+
 void api_server_close(struct api_server *s)
 {
 	if (!s)
 		return;
+	if (s->mig_joinable) {
+		/* Its last event goes out with the rest below. */
+		kvmini_vm_migrate_cancel(s->vm);
+		pthread_join(s->mig_thread, NULL);
+	}
 	if (s->watch_id >= 0)
 		kvmini_vm_unwatch(s->vm, s->watch_id);
 	if (s->started) {

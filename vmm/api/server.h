@@ -22,6 +22,15 @@ struct api_server;
  * before the VM starts). 0, or -errno with one line in e.
  */
 int api_server_open(struct kvmini_vm *vm, const char *path, struct api_server **out, struct err *e);
+struct api_request;
+/*
+ * Starts a migration on the server's own thread (the socket keeps serving
+ * meanwhile); its progress and end are events: migration, migration-done,
+ * migration-failed. 0, or -EBUSY with why when one is running.
+ */
+int api_server_migrate(struct api_server *s, const struct api_request *req, char *why, size_t whylen);
+/* Asks the running migration to give up: 0, or -ENOENT when none runs. */
+int api_server_migrate_cancel(struct api_server *s);
 /* 0 when path can become the socket (it does not exist, and fits); else -errno with one line in e. */
 int api_server_check_path(const char *path, struct err *e);
 /* Sends what is pending (events included) for up to a second, closes every client, removes the socket. */

@@ -180,20 +180,34 @@ static bool page_zero(const uint8_t *p)
 	return true;
 }
 
-/* Every page of RAM, runs of zero pages as ZERO records (no data). */
-static int ram_write(struct vm *vm, struct stream_writer *w, struct err *e)
+static bool selected(const uint64_t *bitmap, uint64_t pfn)
+{
+	return !bitmap || (bitmap[pfn / 64] >> (pfn % 64) & 1);
+}
+
+int machine_state_write_ram(struct vm *vm, struct stream_writer *w, const uint64_t *bitmap,
+			    int (*tick)(void *opaque, const struct stream_writer *w), void *opaque,
+			    struct err *e)
 {
 	for (unsigned ri = 0; ri < vm->mem.nregions; ri++) {
 		const struct guest_mem_region *rg = &vm->mem.regions[ri];
-		uint64_t npages = rg->size / PAGE;
+		uint64_t npages = rg->size / PAGE, pfn0 = rg->gpa / PAGE;
 		uint64_t i = 0;
 		while (i < npages) {
+			if (!selected(bitmap, pfn0 + i)) {
+				i++;
+				continue;
+			}
+			/* A run of selected pages, all zero or all not (zero ones go without data). */
 			bool zero = page_zero(rg->hva + i * PAGE);
 			uint32_t n = 1;
-			while (n < RAM_RUN && i + n < npages && page_zero(rg->hva + (i + n) * PAGE) == zero)
+			while (n < RAM_RUN && i + n < npages && selected(bitmap, pfn0 + i + n) &&
+			       page_zero(rg->hva + (i + n) * PAGE) == zero)
 				n++;
 			int r =
 			    stream_write_ram(w, rg->gpa + i * PAGE, n, zero ? NULL : rg->hva + i * PAGE, e);
+			if (!r && tick && tick(opaque, w))
+				r = err_set(e, -ECANCELED, "cancelled");
 			if (r)
 				return r;
 			i += n;
@@ -230,8 +244,7 @@ static int put_record(struct stream_writer *w, uint32_t type, struct sbuf *b, st
 	return r;
 }
 
-int machine_state_write(struct vm *vm, const struct machine_desc *desc, struct stream_writer *w,
-			struct err *e)
+int machine_state_write_begin(const struct machine_desc *desc, struct stream_writer *w, struct err *e)
 {
 	struct sbuf b;
 	int r;
@@ -239,8 +252,23 @@ int machine_state_write(struct vm *vm, const struct machine_desc *desc, struct s
 		return r;
 	sbuf_init(&b);
 	config_put(desc, &b);
-	if ((r = put_record(w, STREAM_CONFIG, &b, e)) || (r = ram_write(vm, w, e)))
+	return put_record(w, STREAM_CONFIG, &b, e);
+}
+
+int machine_state_write(struct vm *vm, const struct machine_desc *desc, struct stream_writer *w,
+			struct err *e)
+{
+	int r;
+	if ((r = machine_state_write_begin(desc, w, e)) ||
+	    (r = machine_state_write_ram(vm, w, NULL, NULL, NULL, e)))
 		return r;
+	return machine_state_write_final(vm, w, e);
+}
+
+int machine_state_write_final(struct vm *vm, struct stream_writer *w, struct err *e)
+{
+	struct sbuf b;
+	int r;
 	sbuf_init(&b);
 	if ((r = vm_kvm_state_save(vm->vm_fd, &b, e))) {
 		sbuf_free(&b);

@@ -36,6 +36,19 @@ struct machine_desc {
 /* Header, CONFIG, RAM, VM, VCPUs, DEVICEs, END. The machine must be paused. */
 int machine_state_write(struct vm *vm, const struct machine_desc *desc, struct stream_writer *w,
 			struct err *e);
+/* The parts, for a live migration: header and CONFIG; RAM (again and again); the rest and END. */
+int machine_state_write_begin(const struct machine_desc *desc, struct stream_writer *w, struct err *e);
+/*
+ * The pages of RAM set in bitmap (bit pfn, by guest-physical frame number;
+ * NULL: all), zero pages without data. tick (optional) runs after each
+ * record; non-zero cancels (-ECANCELED). The VM may be running: a page
+ * written meanwhile is dirty again and goes in a later pass.
+ */
+int machine_state_write_ram(struct vm *vm, struct stream_writer *w, const uint64_t *bitmap,
+			    int (*tick)(void *opaque, const struct stream_writer *w), void *opaque,
+			    struct err *e);
+/* VM, VCPUs, DEVICEs, END: the machine must be paused. */
+int machine_state_write_final(struct vm *vm, struct stream_writer *w, struct err *e);
 /*
  * Reads a whole stream into a machine built from desc and not started:
  * checks CONFIG against desc first, then loads RAM, KVM, vCPU and device
