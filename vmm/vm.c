@@ -96,6 +96,24 @@ static void device_request(void *opaque, enum vm_request req, int status)
 	}
 }
 
+int vm_set_ram_slot(struct vm *vm, unsigned i, uint32_t flags, struct err *e)
+{
+	if (i >= vm->mem.nregions)
+		return err_set(e, -EINVAL, "no RAM region %u", i);
+	struct kvm_userspace_memory_region reg = {
+	    .slot = i,
+	    .flags = flags,
+	    .guest_phys_addr = vm->mem.regions[i].gpa,
+	    .memory_size = vm->mem.regions[i].size,
+	    .userspace_addr = (uintptr_t)vm->mem.regions[i].hva,
+	};
+	int r = kvm_ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &reg);
+	if (r)
+		return err_set(e, r, "KVM_SET_USER_MEMORY_REGION (slot %u, flags 0x%x): %s", i, flags,
+			       strerror(-r));
+	return 0;
+}
+
 static int create_machine(struct vm *vm, const struct vm_params *p, struct err *e)
 {
 	int r;
@@ -122,16 +140,9 @@ static int create_machine(struct vm *vm, const struct vm_params *p, struct err *
 
 	if ((r = guest_mem_alloc_opts(&vm->mem, p->mem_bytes, &p->mem_opts, e)))
 		return r;
-	for (unsigned i = 0; i < vm->mem.nregions; i++) {
-		struct kvm_userspace_memory_region reg = {
-		    .slot = i,
-		    .guest_phys_addr = vm->mem.regions[i].gpa,
-		    .memory_size = vm->mem.regions[i].size,
-		    .userspace_addr = (uintptr_t)vm->mem.regions[i].hva,
-		};
-		if ((r = kvm_ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &reg)))
-			return err_set(e, r, "KVM_SET_USER_MEMORY_REGION: %s", strerror(-r));
-	}
+	for (unsigned i = 0; i < vm->mem.nregions; i++)
+		if ((r = vm_set_ram_slot(vm, i, 0, e)))
+			return r;
 	return kvm_get_supported_cpuid(vm->kvm_fd, &vm->cpuid, e);
 }
 

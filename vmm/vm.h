@@ -89,6 +89,8 @@ struct vm {
 	struct vcpu *vcpus;
 	struct vcpu_stats *vcpu_stats; /* [ncpus], the caller's (vm_params); may be NULL */
 	struct kvm_cpuid2 *cpuid;      /* KVM's supported table, copied and adjusted per vCPU */
+	/* Dirty logging (vmm/migration/dirty.c) on, and with KVM_CLEAR_DIRTY_LOG after each fetch. */
+	bool dirty_logging, dirty_manual;
 
 	struct serial *serial;
 	struct i8042 *i8042;
@@ -126,6 +128,11 @@ struct vm {
 };
 
 int vm_create(const struct vm_params *p, struct vm **out, struct err *e);
+/*
+ * (Re-)registers RAM region i of vm->mem as KVM memory slot i (the slot
+ * numbering every RAM slot user goes by) with flags (KVM_MEM_LOG_DIRTY_PAGES).
+ */
+int vm_set_ram_slot(struct vm *vm, unsigned i, uint32_t flags, struct err *e);
 /* Starts one thread per vCPU. */
 int vm_start(struct vm *vm, struct err *e);
 /* Records the first stop reason (later ones are ignored) and kicks every vCPU out of the guest. */
