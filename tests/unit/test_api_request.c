@@ -68,7 +68,9 @@ static void test_good_requests(void **state)
 	for (unsigned i = 0; i < API_CMD_COUNT; i++) {
 		char buf[96];
 		snprintf(buf, sizeof(buf), "{\"cmd\":\"%s\",\"args\":{%s}}", api_cmd_name(i),
-			 i == API_CMD_SAVE ? "\"path\":\"/tmp/s\"" : "");
+			 i == API_CMD_SAVE	? "\"path\":\"/tmp/s\""
+			 : i == API_CMD_MIGRATE ? "\"uri\":\"tcp:h:1\""
+						: "");
 		assert_string_equal(parse(buf, &req, &reply), "");
 		assert_int_equal(req.cmd, i);
 		assert_int_equal(req.shutdown_timeout, -1);
@@ -102,6 +104,12 @@ static void test_bad_requests(void **state)
 	expect_error("{\"cmd\":\"shutdown\",\"args\":{\"timeout\":1.5}}", "InvalidArgument");
 	expect_error("{\"cmd\":\"shutdown\",\"args\":{\"timeout\":true}}", "InvalidArgument");
 	expect_error("{\"cmd\":\"save\"}", "InvalidArgument");
+	expect_error("{\"cmd\":\"migrate\"}", "InvalidArgument");
+	expect_error("{\"cmd\":\"migrate\",\"args\":{\"uri\":\"udp:h:1\"}}", "InvalidArgument");
+	expect_error("{\"cmd\":\"migrate\",\"args\":{\"uri\":\"tcp:h:1\",\"max_downtime_ms\":0}}",
+		     "InvalidArgument");
+	expect_error("{\"cmd\":\"migrate\",\"args\":{\"uri\":\"tcp:h:1\",\"bandwidth\":\"1G\"}}",
+		     "InvalidArgument");
 	expect_error("{\"cmd\":\"save\",\"args\":{\"path\":\"\"}}", "InvalidArgument");
 	expect_error("{\"cmd\":\"save\",\"args\":{\"path\":5}}", "InvalidArgument");
 	expect_error("{\"cmd\":\"save\",\"args\":{\"path\":\"/a\",\"timeout\":1}}", "InvalidArgument");
