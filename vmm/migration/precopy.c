@@ -81,9 +81,10 @@ int precopy_run(const struct precopy_host *h, int fd, const struct kvmini_migrat
 	uint64_t timeout_ns = (uint64_t)(p->timeout_s ? p->timeout_s : DEFAULT_TIMEOUT_S) * 1000000000ull;
 	struct stream_writer *w = malloc(sizeof(*w));
 	uint64_t *bitmap = calloc(vm_dirty_bitmap_words(h->vm), sizeof(uint64_t));
+	uint64_t *last = calloc(vm_dirty_bitmap_words(h->vm), sizeof(uint64_t));
 	int r = 0;
 	bool logging = false, paused = false, unlocked = false;
-	if (!w || !bitmap) {
+	if (!w || !bitmap || !last) {
 		r = err_set(e, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -140,10 +141,15 @@ int precopy_run(const struct precopy_host *h, int fd, const struct kvmini_migrat
 		goto out;
 	}
 	paused = true;
+	/* What the last pass left dirty (still in bitmap, not sent), and what was dirtied since. */
 	uint64_t ndirty;
+	size_t words = vm_dirty_bitmap_words(h->vm);
 	pc.bandwidth = 0; /* the guest is stopped: no more pacing */
-	if ((r = vm_dirty_log_fetch(h->vm, bitmap, &ndirty, e)) ||
-	    (r = machine_state_write_ram(h->vm, w, bitmap, tick, &pc, e)) ||
+	if ((r = vm_dirty_log_fetch(h->vm, last, &ndirty, e)))
+		goto out;
+	for (size_t i = 0; i < words; i++)
+		bitmap[i] |= last[i];
+	if ((r = machine_state_write_ram(h->vm, w, bitmap, tick, &pc, e)) ||
 	    (r = h->flush_disks(h->opaque, e)) || (r = machine_state_write_final(h->vm, w, e)))
 		goto out;
 	/* The destination takes the disks' locks before it answers. */
@@ -184,6 +190,7 @@ out:
 			h->resume(h->opaque);
 	}
 	free(bitmap);
+	free(last);
 	free(w);
 	return r;
 }
