@@ -5,11 +5,11 @@
  * vm_set_ram_slot() as vm_create() does) and one vCPU in long mode, whose
  * few bytes of code write one byte into each of a set of pages and leave
  * through an OUT. The page tables are made with their accessed and dirty bits
- * already set, so the vCPU writes nothing but the bytes it is asked to (but
- * some page walkers write them anyway: page-table frames may show up too,
- * and are only noted): each fetch must give exactly the pages written since
- * the previous one, with
- * those written by a "device" (guest_mem_mark_dirty()) merged in. Exit 0
+ * already set, so the vCPU should write nothing but the bytes it is asked to;
+ * some page walkers write those bits anyway, so page-table frames may show up
+ * too and are only noted. Each fetch must give exactly the pages written
+ * since the previous one, with those written by a "device"
+ * (guest_mem_mark_dirty()) merged in. Exit 0
  * only when every check held; prints DIRTY-LOG-OK.
  */
 #include <errno.h>
