@@ -5,9 +5,11 @@
  * vm_set_ram_slot() as vm_create() does) and one vCPU in long mode, whose
  * few bytes of code write one byte into each of a set of pages and leave
  * through an OUT. The page tables are made with their accessed and dirty bits
- * already set, so the vCPU writes nothing but the bytes it is asked to: each
- * fetch must give exactly the pages written since the previous one, with
- * those written by a "device" (guest_mem_mark_dirty()) merged in. Exit 0
+ * already set, so the vCPU should write nothing but the bytes it is asked to;
+ * some page walkers write those bits anyway, so page-table frames may show up
+ * too and are only noted. Each fetch must give exactly the pages written
+ * since the previous one, with those written by a "device"
+ * (guest_mem_mark_dirty()) merged in. Exit 0
  * only when every check held; prints DIRTY-LOG-OK.
  */
 #include <errno.h>
@@ -112,6 +114,12 @@ static void want_pfn(uint64_t pfn)
 	want[pfn / 64] |= 1ULL << (pfn % 64);
 }
 
+/* The guest's page tables: PML4, PDPT, the four PDs below 4 GiB and the one above. */
+static int pt_page(uint64_t pfn)
+{
+	return (pfn >= LAYOUT_PML4_ADDR >> 12 && pfn < (LAYOUT_PD_ADDR >> 12) + 4) || pfn == PD_HIGH >> 12;
+}
+
 /* Fetches and compares with want; names the frames that differ. */
 static void fetch_expect(const char *what)
 {
@@ -121,7 +129,7 @@ static void fetch_expect(const char *what)
 	check(r == 0, "%s: fetch returns 0 (%d %s)", what, r, r ? err_msg(&e) : "");
 	char diff[512] = "";
 	size_t len = 0;
-	unsigned ndiff = 0;
+	unsigned ndiff = 0, npt = 0;
 	for (size_t w = 0; w < words; w++) {
 		nwant += (uint64_t)__builtin_popcountll(want[w]);
 		uint64_t d = bitmap[w] ^ want[w];
@@ -129,6 +137,16 @@ static void fetch_expect(const char *what)
 			unsigned b = (unsigned)__builtin_ctzll(d);
 			d &= d - 1;
 			uint64_t pfn = w * 64 + b;
+			/*
+			 * The page-table pages may be logged whenever the vCPU ran: some
+			 * CPUs' page walkers (seen with KVM on nested SVM under QEMU TCG)
+			 * write the accessed/dirty bits even when already set. Extra, so
+			 * harmless for migration; anything else must match exactly.
+			 */
+			if (pt_page(pfn) && !((want[w] >> b) & 1)) {
+				npt++;
+				continue;
+			}
 			if (ndiff++ < 16 && len < sizeof(diff) - 40)
 				len += (size_t)snprintf(diff + len, sizeof(diff) - len, " %s0x%llx",
 							(bitmap[w] >> b) & 1 ? "+" : "-",
@@ -137,7 +155,12 @@ static void fetch_expect(const char *what)
 	}
 	check(ndiff == 0, "%s: exactly the %llu frames written are dirty (%u differ:%s)", what,
 	      (unsigned long long)nwant, ndiff, ndiff ? diff : " none");
-	check(n == nwant, "%s: ndirty %llu == %llu", what, (unsigned long long)n, (unsigned long long)nwant);
+	if (npt)
+		printf("dirty_log_check: note: %s: %u page-table frames logged too (the page walker's A/D "
+		       "writes)\n",
+		       what, npt);
+	check(n == nwant + npt, "%s: ndirty %llu == %llu + %u", what, (unsigned long long)n,
+	      (unsigned long long)nwant, npt);
 }
 
 static void setup_tables(void)
