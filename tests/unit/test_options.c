@@ -88,7 +88,8 @@ static void test_api_sock(void **state)
 	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--api-sock=/tmp/b"), 0);
 	assert_string_equal(c.api_sock, "/tmp/b");
 	FAIL("needs a non-empty path", "--kernel", "k", "--api-sock", "");
-	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--restore", "/s", "--incoming", "tcp:0.0.0.0:4444"), 0);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--restore", "/s", "--incoming", "tcp:0.0.0.0:4444"),
+			 0);
 	assert_string_equal(c.restore_path, "/s");
 	assert_string_equal(c.incoming, "tcp:0.0.0.0:4444");
 	FAIL("needs a non-empty path", "--kernel", "k", "--restore", "");
