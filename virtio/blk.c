@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/le.h"
 #include "virtio/iov.h"
 
 /* Feature bits (5.2.3). */
@@ -99,20 +100,6 @@ struct virtio_blk {
 	pthread_t workers[NUM_WORKERS];
 	uint8_t config[CONFIG_SIZE];
 };
-
-static void put_le(uint8_t *p, uint64_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-	for (unsigned i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
 
 /* Whether [sector, sector + bytes/512) lies on the disk. */
 static bool in_range(const struct disk *d, uint64_t sector, uint64_t bytes, uint64_t *off)

@@ -7,6 +7,7 @@
  */
 #include <string.h>
 
+#include "common/le.h"
 #include "virtio/iov.h"
 #include "virtio/net_priv.h"
 
@@ -22,14 +23,6 @@ enum { MAC_TABLE_SET = 0, MAC_ADDR_SET = 1 };
 static bool has(const struct net_ctrl_state *s, unsigned bit)
 {
 	return s->features & VIRTIO_BIT(bit);
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-	for (unsigned i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
 }
 
 /* One MAC table {le32 entries; entries * 6 bytes} at *off; advances *off. */

@@ -18,6 +18,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "common/le.h"
 #include "devices/pci_dev.h"
 
 #define VIRTIO_PCI_VENDOR     0x1af4
@@ -93,20 +94,6 @@ struct virtio_pci {
 	bool warned_ioevent;
 	struct vp_queue *q;
 };
-
-static uint64_t get_le(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-	for (unsigned i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-static void put_le(uint8_t *p, uint64_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
 
 /* ---- interrupts ---- */
 

@@ -16,19 +16,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-static void put_le(uint8_t *p, uint64_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-	for (unsigned i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
+#include "common/le.h"
 
 static uint32_t crc(uint32_t c, const void *p, size_t n)
 {
