@@ -134,6 +134,13 @@ struct kvmini_vcpu_stats {
 	uint64_t exits_other;	       /* any other exit reason */
 };
 
+/* seccomp filters (kvmini_config.seccomp). */
+enum kvmini_seccomp {
+	KVMINI_SECCOMP_OFF = 0,
+	KVMINI_SECCOMP_ON,  /* a forbidden system call kills the process, with one line on stderr */
+	KVMINI_SECCOMP_LOG, /* forbidden calls are allowed and logged by the kernel (development) */
+};
+
 struct kvmini_config {
 	const char *kernel_path;     /* bzImage, or an ELF vmlinux with a PVH note */
 	const char *initrd_path;     /* optional */
@@ -185,6 +192,22 @@ struct kvmini_config {
 	/* NICs in guest order: the first nnics entries are used. */
 	struct kvmini_net nics[KVMINI_MAX_NICS];
 	unsigned nnics;
+	/*
+	 * Least privilege (docs/SECURITY.md), applied by kvmini_vm_start() to the calling thread
+	 * and to every thread kvmini starts, before the guest's first instruction; everything that
+	 * needs privilege happened in kvmini_vm_create(). All off by default (an embedding program
+	 * is not surprised by a filter on its own thread); the kvmini command turns
+	 * drop_privileges and seccomp on.
+	 */
+	bool drop_privileges; /* clear every capability (and the bounding set), no_new_privs; a
+				 helper process removes the socket and macvtaps at exit. Implied by
+				 set_uid, set_gid and jail */
+	bool set_uid;	      /* switch to uid (setresuid), after the groups */
+	uid_t uid;
+	bool set_gid; /* switch to gid (setresgid), supplementary groups cleared */
+	gid_t gid;
+	const char *jail;	     /* chroot into this directory (and chdir /); NULL: none */
+	enum kvmini_seccomp seccomp; /* per-thread syscall allow-lists; KVMINI_SECCOMP_OFF: none */
 };
 
 #define KVMINI_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1"

@@ -8,6 +8,8 @@ set -euo pipefail
 PACKAGES=(
 	# build
 	build-essential gcc make pkg-config libcmocka-dev libfdt-dev libcap-ng-dev acpica-tools
+	# least privilege: seccomp filters per thread (libcap-ng above drops the capabilities)
+	libseccomp-dev
 	# virtio-net backends: rtnetlink (macvtap creation) through libmnl
 	libmnl-dev
 	# control socket: JSON requests, replies and events

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/le.h"
+#include "common/seccomp.h"
 #include "virtio/iov.h"
 
 /* Feature bits (5.2.3). */
@@ -464,10 +465,21 @@ static void blk_stop(void *opaque)
 static int blk_start(void *opaque)
 {
 	struct virtio_blk *b = opaque;
+	/*
+	 * The workers start with the first DRIVER_OK (from a vCPU thread, or from the thread starting
+	 * a restored machine), never before the sandbox; they then serve every later start.
+	 */
+	for (; b->nworkers < NUM_WORKERS; b->nworkers++) {
+		int r = sandbox_thread_create(&b->workers[b->nworkers], SB_BLK_WORKER, worker_thread, b);
+		if (r) {
+			fprintf(stderr, "kvmini: %s: cannot start an I/O thread: %s\n", b->name, strerror(r));
+			return -r;
+		}
+	}
 	for (unsigned i = 0; i < b->nqueues; i++) {
 		/* The reset before this start emptied the kick eventfd, our own kicks with it. */
 		__atomic_store_n(&b->q[i].own_kicks, 0, __ATOMIC_RELAXED);
-		int r = pthread_create(&b->q[i].thread, NULL, queue_thread, &b->q[i]);
+		int r = sandbox_thread_create(&b->q[i].thread, SB_BLK_QUEUE, queue_thread, &b->q[i]);
 		if (r) {
 			fprintf(stderr, "kvmini: %s: cannot start an I/O thread: %s\n", b->name, strerror(r));
 			blk_stop(b);
@@ -578,13 +590,6 @@ struct virtio_blk *virtio_blk_create(const struct virtio_pci_env *env, unsigned 
 	if (b->stop_fd < 0) {
 		err_set(e, -errno, "%s: eventfd: %s", name, strerror(errno));
 		goto fail;
-	}
-	for (; b->nworkers < NUM_WORKERS; b->nworkers++) {
-		int r = pthread_create(&b->workers[b->nworkers], NULL, worker_thread, b);
-		if (r) {
-			err_set(e, -r, "%s: cannot start an I/O thread: %s", name, strerror(r));
-			goto fail;
-		}
 	}
 	fill_config(b);
 

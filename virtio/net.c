@@ -21,6 +21,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "common/seccomp.h"
 #include "virtio/iov.h"
 #include "virtio/net_priv.h"
 
@@ -419,7 +420,7 @@ static int net_start(void *opaque)
 		__atomic_store_n(&p->own_rx_kicks, 0, __ATOMIC_RELAXED); /* the reset emptied the eventfd */
 		if (!p->rxq && !p->txq && i > 0)
 			continue; /* the driver left this pair out */
-		int e = pthread_create(&p->thread, NULL, pair_thread, p);
+		int e = sandbox_thread_create(&p->thread, SB_NET, pair_thread, p);
 		if (e) {
 			fprintf(stderr, "kvmini: %s: cannot start an I/O thread: %s\n", n->name, strerror(e));
 			net_stop(n);

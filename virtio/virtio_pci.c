@@ -89,7 +89,8 @@ struct virtio_pci {
 	uint16_t qselect;
 	uint8_t isr; /* atomic */
 	bool started;
-	uint64_t regs_addr; /* where BAR 4 decodes, for the ioeventfds (under lock) */
+	bool start_deferred; /* loaded running: started by virtio_pci_start_deferred() */
+	uint64_t regs_addr;  /* where BAR 4 decodes, for the ioeventfds (under lock) */
 	bool regs_mapped;
 	bool warned_ioevent;
 	struct vp_queue *q;
@@ -758,16 +759,27 @@ int virtio_pci_load(struct virtio_pci *t, struct sreader *r, struct err *e)
 		ioevents_set(t, true);
 	pthread_mutex_unlock(&t->lock);
 	free(nqs);
-	if (running) {
-		/* What start_device() does after enabling the queues: they are enabled at their saved places.
-		 */
+	/*
+	 * What start_device() does after enabling the queues (they are enabled at their saved
+	 * places) waits for virtio_pci_start_deferred(): the device's threads are then started by
+	 * the thread that starts the vCPUs, after the sandbox, not by the one loading the state.
+	 */
+	t->start_deferred = running;
+	pthread_mutex_unlock(&t->status_lock);
+	return 0;
+}
+
+void virtio_pci_start_deferred(struct virtio_pci *t)
+{
+	pthread_mutex_lock(&t->status_lock);
+	if (t->start_deferred && !t->started) {
 		if (t->d.ops->start(t->d.opaque) == 0)
 			t->started = true;
 		else
 			virtio_pci_needs_reset(t, "the device could not start");
 	}
+	t->start_deferred = false;
 	pthread_mutex_unlock(&t->status_lock);
-	return 0;
 }
 
 struct pci_dev *virtio_pci_function(struct virtio_pci *t)

@@ -61,12 +61,15 @@ void virtio_pci_destroy(struct virtio_pci *t);
  * changes (0, or -errno with e set and the transport and device unchanged).
  * A transport saved in DRIVER_OK (FEATURES_OK, no NEEDS_RESET) comes back
  * running without the driver's help: queues enabled at their saved
- * positions, the device started, ioeventfds at the current BAR address.
+ * positions, ioeventfds at the current BAR address, and the device started
+ * by virtio_pci_start_deferred().
  */
 /* The PCI function under the transport (its config space and MSI-X are saved with pci_dev_save()). */
 struct pci_dev *virtio_pci_function(struct virtio_pci *t);
 void virtio_pci_save(const struct virtio_pci *t, struct sbuf *b);
 int virtio_pci_load(struct virtio_pci *t, struct sreader *r, struct err *e);
+/* Starts a device that virtio_pci_load() brought back running (vm_start() calls it); else nothing. */
+void virtio_pci_start_deferred(struct virtio_pci *t);
 
 /* ---- for the device, from its own threads, between start() and stop() ---- */
 /* Negotiated features. */

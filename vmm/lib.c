@@ -30,7 +30,9 @@
 #include "vmm/migration/machine_state.h"
 #include "vmm/migration/net.h"
 #include "vmm/migration/precopy.h"
+#include "vmm/kvm.h"
 #include "vmm/layout.h"
+#include "vmm/sandbox.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
@@ -90,6 +92,10 @@ struct kvmini_vm {
 	pthread_t in_thread;
 	bool in_started;
 	int in_quit_fd;
+	/* Opened once: a guest reboot builds its machine on it (no path is opened after the jail). */
+	int kvm_fd;
+	char *jail;		      /* cfg.jail, copied */
+	struct sandbox_helper helper; /* removes the socket and macvtaps once we are gone */
 };
 
 void kvmini_config_init(struct kvmini_config *cfg)
@@ -226,6 +232,7 @@ static int build_machine(struct kvmini_vm *k, struct vm **out, struct err *e)
 {
 	struct vm_params p = {
 	    .kvm_device = k->kvm_device,
+	    .kvm_fd = k->kvm_fd >= 0 ? &k->kvm_fd : NULL,
 	    .ncpus = k->cfg.cpus,
 	    .mem_bytes = k->cfg.mem_bytes,
 	    .mem_opts = {.hugepages = k->cfg.mem_hugepages,
@@ -512,6 +519,12 @@ static int open_disks(struct kvmini_vm *k, const struct kvmini_config *cfg, stru
 	return 0;
 }
 
+/* Whether kvmini_vm_start() enters a sandbox (vmm/sandbox.c). */
+static bool sandboxed(const struct kvmini_config *c)
+{
+	return c->drop_privileges || c->set_uid || c->set_gid || c->jail || c->seccomp != KVMINI_SECCOMP_OFF;
+}
+
 int kvmini_vm_create(const struct kvmini_config *cfg, struct kvmini_vm **out, char *errbuf, size_t errlen)
 {
 	struct err e = {{0}};
@@ -524,6 +537,8 @@ int kvmini_vm_create(const struct kvmini_config *cfg, struct kvmini_vm **out, ch
 	}
 	k->stopped_fd = -1;
 	k->in_quit_fd = -1;
+	k->kvm_fd = -1;
+	k->helper.fd = -1;
 	k->exit_status = -1;
 	pthread_mutex_init(&k->lock, NULL);
 	pthread_condattr_t ca;
@@ -537,8 +552,15 @@ int kvmini_vm_create(const struct kvmini_config *cfg, struct kvmini_vm **out, ch
 	pthread_mutex_init(&k->ev_lock, NULL);
 	k->cfg = *cfg;
 	/* A bad socket path is a mistake worth reporting before the slow work. */
-	if ((r = check_config(cfg, &e)) || (cfg->api_sock && (r = api_server_check_path(cfg->api_sock, &e))))
+	if ((r = check_config(cfg, &e)) ||
+	    (cfg->api_sock && (r = api_server_check_path(cfg->api_sock, &e))) ||
+	    (cfg->jail && (r = sandbox_check_jail(cfg->jail, &e))))
 		goto fail;
+	if (cfg->jail && !(k->jail = strdup(cfg->jail))) {
+		r = err_set(&e, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	k->cfg.jail = k->jail;
 	k->kernel_path = dup_or_null(cfg->kernel_path);
 	k->initrd_path = dup_or_null(cfg->initrd_path);
 	k->cmdline = strdup(cfg->cmdline ? cfg->cmdline : KVMINI_DEFAULT_CMDLINE);
@@ -556,6 +578,9 @@ int kvmini_vm_create(const struct kvmini_config *cfg, struct kvmini_vm **out, ch
 		goto fail;
 	if ((r = open_disks(k, cfg, &e)) || (r = open_nics(k, cfg, &e)))
 		goto fail;
+	if ((r = kvm_open(k->kvm_device, &e)) < 0)
+		goto fail;
+	k->kvm_fd = r;
 	if ((r = build_machine(k, &k->vm, &e)))
 		goto fail;
 	if (cfg->restore_path && (r = restore(k, cfg->restore_path, &e)))
@@ -565,6 +590,9 @@ int kvmini_vm_create(const struct kvmini_config *cfg, struct kvmini_vm **out, ch
 	k->cfg.incoming = NULL;
 	k->cfg.restore_path = NULL; /* the caller's string; a reset boots afresh */
 	if (cfg->api_sock && (r = api_server_open(k, cfg->api_sock, &k->api, &e)))
+		goto fail;
+	/* With a sandbox, its thread starts after it (kvmini_vm_start()). */
+	if (k->api && !sandboxed(cfg) && (r = api_server_start(k->api, &e)))
 		goto fail;
 	k->cfg.api_sock = NULL; /* the caller's string: not kept */
 	*out = k;
@@ -599,6 +627,42 @@ static void *console_in_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * The sandbox (vmm/sandbox.c) on the calling thread, before any other kvmini
+ * thread exists: what needs privilege to clean up goes to the helper.
+ */
+static int enter_sandbox(struct kvmini_vm *k, struct err *e)
+{
+	const struct kvmini_config *c = &k->cfg;
+	struct sandbox_config sc = {
+	    .drop = c->drop_privileges || c->set_uid || c->set_gid || c->jail,
+	    .set_uid = c->set_uid,
+	    .uid = c->uid,
+	    .set_gid = c->set_gid,
+	    .gid = c->gid,
+	    .jail = c->jail,
+	    .seccomp = c->seccomp == KVMINI_SECCOMP_ON	  ? SB_SECCOMP_ON
+		       : c->seccomp == KVMINI_SECCOMP_LOG ? SB_SECCOMP_LOG
+							  : SB_SECCOMP_OFF,
+	};
+	if (!sandboxed(c))
+		return 0;
+	char sock[108];
+	if (sc.drop) {
+		for (unsigned i = 0; i < k->nnics; i++) {
+			struct net_backend *nb = k->nics[i];
+			if (nb->kind == NET_BACKEND_MACVTAP && nb->created && nb->ifindex > 0 &&
+			    sc.nlinks < SB_MAX_CLEANUP_LINKS) {
+				sc.links[sc.nlinks++] = nb->ifindex;
+				nb->created = false; /* the helper deletes it: we will lack CAP_NET_ADMIN */
+			}
+		}
+		if (k->api && api_server_release_path(k->api, sock, sizeof(sock)))
+			sc.sock_path = sock;
+	}
+	return sandbox_enter(&sc, &k->helper, e);
+}
+
 int kvmini_vm_start(struct kvmini_vm *k)
 {
 	pthread_mutex_lock(&k->lock);
@@ -607,9 +671,13 @@ int kvmini_vm_start(struct kvmini_vm *k)
 		return -EALREADY;
 	}
 	struct err e = {{0}};
-	int r = vm_start(k->vm, &e);
+	int r = enter_sandbox(k, &e);
+	if (!r && k->api)
+		r = api_server_start(k->api, &e);
+	if (!r)
+		r = vm_start(k->vm, &e);
 	if (!r) {
-		r = -pthread_create(&k->supervisor, NULL, supervisor, k);
+		r = -sandbox_thread_create(&k->supervisor, SB_SUPERVISOR, supervisor, k);
 		if (r)
 			vm_stop(k->vm, VM_STOP_HOST);
 	}
@@ -626,7 +694,7 @@ int kvmini_vm_start(struct kvmini_vm *k)
 		k->started = true;
 		clock_gettime(CLOCK_MONOTONIC, &k->start_time);
 		if (k->cfg.console_in_fd >= 0 && k->in_quit_fd >= 0 &&
-		    pthread_create(&k->in_thread, NULL, console_in_thread, k) == 0)
+		    sandbox_thread_create(&k->in_thread, SB_CONSOLE, console_in_thread, k) == 0)
 			k->in_started = true;
 	}
 	pthread_mutex_unlock(&k->lock);
@@ -868,6 +936,11 @@ void kvmini_vm_destroy(struct kvmini_vm *k)
 		disk_close(k->disks[i]);
 	for (unsigned i = 0; i < k->nnics; i++)
 		net_backend_close(k->nics[i]);
+	if (k->kvm_fd >= 0)
+		close(k->kvm_fd);
+	/* Last: the helper removes the socket and macvtaps once everything else is closed. */
+	sandbox_helper_finish(&k->helper);
+	free(k->jail);
 	if (k->stopped_fd >= 0)
 		close(k->stopped_fd);
 	free(k->kernel_path);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/seccomp.h"
 #include "kvmini.h"
 #include "vmm/console_tty.h"
 #include "vmm/ctl.h"
@@ -122,11 +123,12 @@ static int run(int argc, char **argv)
 	con.tty = console_tty_raw(STDIN_FILENO);
 	pthread_t con_thread;
 	bool con_started = false;
-	if (pipe2(con.quit_pipe, O_CLOEXEC) == 0 &&
-	    pthread_create(&con_thread, NULL, console_thread, &con) == 0)
-		con_started = true;
+	bool con_pipe = pipe2(con.quit_pipe, O_CLOEXEC) == 0;
 
+	/* The sandbox comes first (kvmini_vm_start()): the console thread is started under it. */
 	r = kvmini_vm_start(vm);
+	if (r == 0 && con_pipe && sandbox_thread_create(&con_thread, SB_CONSOLE, console_thread, &con) == 0)
+		con_started = true;
 	int status = 0, sig = 0;
 	bool shutting_down = false, timed_out = false;
 	struct timespec grace_end = {0};

@@ -8,7 +8,9 @@
 
 #include <errno.h>
 #include <ctype.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
@@ -31,6 +33,10 @@ enum opt_id {
 	OPT_API_SOCK,
 	OPT_RESTORE,
 	OPT_INCOMING,
+	OPT_USER,
+	OPT_GROUP,
+	OPT_JAIL,
+	OPT_SECCOMP,
 	OPT_HELP,
 	OPT_COUNT,
 };
@@ -55,6 +61,10 @@ static const struct opt_desc opts[] = {
     {"api-sock", OPT_API_SOCK, true},
     {"restore", OPT_RESTORE, true},
     {"incoming", OPT_INCOMING, true},
+    {"user", OPT_USER, true},
+    {"group", OPT_GROUP, true},
+    {"jail", OPT_JAIL, true},
+    {"seccomp", OPT_SECCOMP, true},
     {"help", OPT_HELP, false},
 };
 
@@ -514,6 +524,35 @@ static int parse_mem(struct kvmini_config *cfg, const char *val, struct err *e)
 	return 0;
 }
 
+/*
+ * --user NAME|UID or --group NAME|GID: a name from the user or group database
+ * (read now, before any jail), or a number, which need not have an entry.
+ */
+static int parse_id(struct kvmini_config *cfg, bool user, const char *val, struct err *e)
+{
+	const char *opt = user ? "--user" : "--group";
+	if (!*val)
+		return err_set(e, -EINVAL, "option '%s' needs a name or a number " SEE_HELP, opt);
+	unsigned long n = 0;
+	bool numeric = !parse_uint(val, &n);
+	if (numeric && n >= (unsigned long)(uid_t)-1)
+		return err_set(e, -EINVAL, "invalid %s value '%s': the number is too large", opt, val);
+	if (user) {
+		struct passwd *pw = numeric ? NULL : getpwnam(val);
+		if (!numeric && !pw)
+			return err_set(e, -EINVAL, "invalid --user value '%s': no such user", val);
+		cfg->set_uid = true;
+		cfg->uid = numeric ? (uid_t)n : pw->pw_uid;
+	} else {
+		struct group *gr = numeric ? NULL : getgrnam(val);
+		if (!numeric && !gr)
+			return err_set(e, -EINVAL, "invalid --group value '%s': no such group", val);
+		cfg->set_gid = true;
+		cfg->gid = numeric ? (gid_t)n : gr->gr_gid;
+	}
+	return 0;
+}
+
 static int set_value(struct kvmini_config *cfg, enum opt_id id, const char *opt, const char *val,
 		     struct err *e)
 {
@@ -524,6 +563,7 @@ static int set_value(struct kvmini_config *cfg, enum opt_id id, const char *opt,
 	case OPT_API_SOCK:
 	case OPT_RESTORE:
 	case OPT_INCOMING:
+	case OPT_JAIL:
 		if (!*val)
 			return err_set(e, -EINVAL, "option '%s' needs a non-empty path " SEE_HELP, opt);
 		if (id == OPT_KERNEL)
@@ -536,11 +576,27 @@ static int set_value(struct kvmini_config *cfg, enum opt_id id, const char *opt,
 			cfg->restore_path = val;
 		else if (id == OPT_INCOMING)
 			cfg->incoming = val;
+		else if (id == OPT_JAIL)
+			cfg->jail = val; /* checked by kvmini_vm_create(): it must be a directory */
 		else
 			cfg->kvm_device = val;
 		return 0;
 	case OPT_CMDLINE:
 		cfg->cmdline = val; /* used as is, even empty */
+		return 0;
+	case OPT_USER:
+	case OPT_GROUP:
+		return parse_id(cfg, id == OPT_USER, val, e);
+	case OPT_SECCOMP:
+		if (!strcmp(val, "on"))
+			cfg->seccomp = KVMINI_SECCOMP_ON;
+		else if (!strcmp(val, "off"))
+			cfg->seccomp = KVMINI_SECCOMP_OFF;
+		else if (!strcmp(val, "log"))
+			cfg->seccomp = KVMINI_SECCOMP_LOG;
+		else
+			return err_set(e, -EINVAL, "invalid --seccomp value '%s': expected on, off or log",
+				       val);
 		return 0;
 	case OPT_DISK:
 		return parse_disk(cfg, val, e);
@@ -590,6 +646,9 @@ static int parse(int argc, char **argv, struct kvmini_config *cfg, int *failed_a
 {
 	bool seen[OPT_COUNT] = {false};
 	bool end_of_opts = false;
+	/* The command gives up every capability and filters system calls unless told otherwise. */
+	cfg->drop_privileges = true;
+	cfg->seccomp = KVMINI_SECCOMP_ON;
 
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
@@ -645,6 +704,16 @@ static int parse(int argc, char **argv, struct kvmini_config *cfg, int *failed_a
 	}
 	if (!seen[OPT_KERNEL])
 		return err_set(e, -EINVAL, "missing --kernel PATH " SEE_HELP);
+	if (seen[OPT_USER] && !seen[OPT_GROUP]) {
+		/* The user's own group, as login would give it. */
+		struct passwd *pw = getpwuid(cfg->uid);
+		if (!pw)
+			return err_set(e, -EINVAL,
+				       "--user %u has no entry in the user database: give --group too",
+				       (unsigned)cfg->uid);
+		cfg->set_gid = true;
+		cfg->gid = pw->pw_gid;
+	}
 	return 0;
 }
 
@@ -753,6 +822,21 @@ const char *options_run_usage(void)
 	       "                      this address instead of booting; the other options must\n"
 	       "                      describe the same machine, on the same (shared) disks\n"
 	       "  --kvm-device PATH   KVM device to open (default: /dev/kvm)\n"
+	       "\n"
+	       "Least privilege (see docs/SECURITY.md): once everything is open, before the\n"
+	       "guest runs, kvmini drops every capability (the bounding set too) and sets\n"
+	       "no_new_privs; a small helper process keeps its privileges only to remove the\n"
+	       "control socket and the macvtaps kvmini made when kvmini exits.\n"
+	       "  --user NAME|UID     then switch to this user (and, without --group, to its\n"
+	       "                      group); supplementary groups are cleared\n"
+	       "  --group NAME|GID    then switch to this group\n"
+	       "  --jail DIR          then chroot into DIR, an existing directory; nothing is\n"
+	       "                      opened by path afterwards except `ctl save FILE`, whose\n"
+	       "                      FILE is then inside DIR\n"
+	       "  --seccomp on|off|log\n"
+	       "                      system call allow-lists per thread (default: on); a call\n"
+	       "                      outside them ends kvmini with a line naming it; log lets\n"
+	       "                      it through and has the kernel log it (for development)\n"
 	       "  -h, --help          show this help\n"
 	       "\n"
 	       "Options take their value as \"--opt value\" or \"--opt=value\"; a value that begins\n"

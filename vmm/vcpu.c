@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "common/seccomp.h"
 #include "vmm/boot/cpuid.h"
 #include "vmm/kvm.h"
 #include "vmm/vm.h"
@@ -304,7 +305,7 @@ int vcpu_start(struct vcpu *c, struct err *e)
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_BLOCK, &set, &old);
-	int r = pthread_create(&c->thread, NULL, vcpu_thread, c);
+	int r = sandbox_thread_create(&c->thread, SB_VCPU, vcpu_thread, c);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r)
 		return err_set(e, -r, "cannot start vCPU %u's thread: %s", c->index, strerror(r));

@@ -315,9 +315,15 @@ int vm_create(const struct vm_params *p, struct vm **out, struct err *e)
 	bus_init(&vm->pio);
 	bus_init(&vm->mmio);
 
-	int r = kvm_open(p->kvm_device ? p->kvm_device : "/dev/kvm", e);
-	if (r < 0)
+	int r;
+	if (p->kvm_fd) {
+		if ((r = fcntl(*p->kvm_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+			r = err_set(e, -errno, "cannot duplicate the KVM fd: %s", strerror(errno));
+			goto fail;
+		}
+	} else if ((r = kvm_open(p->kvm_device ? p->kvm_device : "/dev/kvm", e)) < 0) {
 		goto fail;
+	}
 	vm->kvm_fd = r;
 	if ((r = create_machine(vm, p, e)) || (r = create_devices(vm, p, e)))
 		goto fail;
@@ -355,6 +361,11 @@ fail:
 
 int vm_start(struct vm *vm, struct err *e)
 {
+	/* Devices restored running start here, on this (sandboxed) thread, not when their state loaded. */
+	for (unsigned i = 0; i < vm->nblks; i++)
+		virtio_pci_start_deferred(virtio_blk_transport(vm->blks[i]));
+	for (unsigned i = 0; i < vm->nnets; i++)
+		virtio_pci_start_deferred(virtio_net_transport(vm->nets[i]));
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		int r = vcpu_start(&vm->vcpus[i], e);
 		if (r) {

@@ -51,6 +51,7 @@ enum vm_stop_reason {
 
 struct vm_params {
 	const char *kvm_device;
+	const int *kvm_fd; /* an open KVM device to use (dup'ed) instead of opening kvm_device; NULL: open */
 	unsigned ncpus;
 	uint64_t mem_bytes;
 	struct guest_mem_opts mem_opts; /* how RAM is backed (hugepages, merge, shared) */

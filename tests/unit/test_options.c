@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for `kvmini run` option parsing (vmm/options.c). */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -902,6 +904,10 @@ static void test_usage(void **state)
 	    "--help",
 	    "-h",
 	    "Exit status",
+	    "--user NAME|UID",
+	    "--group NAME|GID",
+	    "--jail DIR",
+	    "--seccomp on|off|log",
 	    "0      the guest powered off (also after SIGTERM), or rebooted with --no-reboot",
 	    "exit-status port, I/O port 0x501",
 	    "101    the guest kernel panicked",
@@ -914,6 +920,71 @@ static void test_usage(void **state)
 	assert_non_null(strstr(m, "run"));
 	assert_non_null(strstr(m, "kvmini run --help"));
 	assert_non_null(strstr(m, "--help"));
+}
+
+/* --user, --group, --jail, --seccomp; the command's defaults: drop privileges, seccomp on. */
+static void test_privilege(void **state)
+{
+	(void)state;
+	struct kvmini_config c;
+	struct err e;
+	defaults(&c);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k"), 0);
+	assert_true(c.drop_privileges);
+	assert_int_equal(c.seccomp, KVMINI_SECCOMP_ON);
+	assert_false(c.set_uid);
+	assert_false(c.set_gid);
+	assert_null(c.jail);
+
+	struct passwd *pw = getpwnam("nobody");
+	if (pw) {
+		uid_t uid = pw->pw_uid;
+		gid_t gid = pw->pw_gid;
+		defaults(&c);
+		assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--user", "nobody", "--jail", "/var/empty"),
+				 0);
+		assert_true(c.set_uid);
+		assert_int_equal(c.uid, uid);
+		assert_true(c.set_gid); /* the user's own group */
+		assert_int_equal(c.gid, gid);
+		assert_string_equal(c.jail, "/var/empty");
+	}
+	defaults(&c);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--user=1234", "--group", "5678"), 0);
+	assert_int_equal(c.uid, 1234);
+	assert_int_equal(c.gid, 5678);
+	defaults(&c);
+	assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--group", "0"), 0);
+	assert_false(c.set_uid);
+	assert_true(c.set_gid);
+	assert_int_equal(c.gid, 0);
+	if (getgrnam("root")) {
+		defaults(&c);
+		assert_int_equal(PARSE(&c, &e, "--kernel", "k", "--group", "root"), 0);
+		assert_int_equal(c.gid, 0);
+	}
+	const char *modes[] = {"on", "off", "log"};
+	const enum kvmini_seccomp want[] = {KVMINI_SECCOMP_ON, KVMINI_SECCOMP_OFF, KVMINI_SECCOMP_LOG};
+	for (int i = 0; i < 3; i++) {
+		char arg[32];
+		snprintf(arg, sizeof(arg), "--seccomp=%s", modes[i]);
+		defaults(&c);
+		assert_int_equal(PARSE(&c, &e, "--kernel", "k", arg), 0);
+		assert_int_equal(c.seccomp, want[i]);
+	}
+
+	FAIL("no such user", "--kernel", "k", "--user", "kv-no-such-user");
+	FAIL("no such group", "--kernel", "k", "--group", "kv-no-such-group");
+	FAIL("give --group too", "--kernel", "k", "--user", "3999999");
+	FAIL("too large", "--kernel", "k", "--user", "4294967295", "--group", "0");
+	FAIL("--user", "--kernel", "k", "--user=");
+	FAIL("--group", "--kernel", "k", "--group=");
+	FAIL("needs a non-empty path", "--kernel", "k", "--jail=");
+	FAIL("needs a value", "--kernel", "k", "--jail");
+	FAIL("on, off or log", "--kernel", "k", "--seccomp", "maybe");
+	FAIL("on, off or log", "--kernel", "k", "--seccomp=");
+	FAIL("more than once", "--kernel", "k", "--user", "0", "--user", "0");
+	FAIL("more than once", "--kernel", "k", "--seccomp=on", "--seccomp=off");
 }
 
 int main(void)
@@ -942,6 +1013,7 @@ int main(void)
 	    cmocka_unit_test(test_net_kinds),
 	    cmocka_unit_test(test_net_limit),
 	    cmocka_unit_test(test_net_errors),
+	    cmocka_unit_test(test_privilege),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

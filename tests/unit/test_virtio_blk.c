@@ -597,8 +597,10 @@ static int load_into(struct fx *d, const void *p, size_t len, struct err *e)
 	struct sreader r;
 	sreader_init(&r, p, len);
 	int ret = virtio_pci_load(virtio_blk_transport(d->blk), &r, e);
-	if (ret == 0)
+	if (ret == 0) {
 		assert_true(sreader_done(&r));
+		virtio_pci_start_deferred(virtio_blk_transport(d->blk)); /* what vm_start() does */
+	}
 	return ret;
 }
 

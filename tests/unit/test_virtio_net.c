@@ -2030,8 +2030,10 @@ static int mach_load(struct mach *m, const void *p, size_t len)
 	struct err e = {0};
 	sreader_init(&r, p, len);
 	int ret = virtio_pci_load(virtio_net_transport(m->n), &r, &e);
-	if (ret == 0)
+	if (ret == 0) {
 		assert_true(sreader_done(&r));
+		virtio_pci_start_deferred(virtio_net_transport(m->n)); /* what vm_start() does */
+	}
 	return ret;
 }
 

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/seccomp.h"
 #include "vmm/api/commands.h"
 #include "vmm/api/request.h"
 
@@ -399,8 +400,6 @@ int api_server_open(struct kvmini_vm *vm, const char *path, struct api_server **
 	}
 	if (!r && (s->watch_id = kvmini_vm_watch(vm, on_event, s)) < 0)
 		r = err_set(e, s->watch_id, "--api-sock %s: too many event watchers", path);
-	if (!r && (r = -pthread_create(&s->thread, NULL, server_thread, s)))
-		err_set(e, r, "--api-sock %s: cannot start its thread: %s", path, strerror(-r));
 	if (r) {
 		if (bound)
 			unlink(path);
@@ -408,9 +407,28 @@ int api_server_open(struct kvmini_vm *vm, const char *path, struct api_server **
 		api_server_close(s);
 		return r;
 	}
-	s->started = true;
 	*out = s;
 	return 0;
+}
+
+int api_server_start(struct api_server *s, struct err *e)
+{
+	if (s->started)
+		return 0;
+	int r = -sandbox_thread_create(&s->thread, SB_API, server_thread, s);
+	if (r)
+		return err_set(e, r, "--api-sock %s: cannot start its thread: %s", s->path, strerror(-r));
+	s->started = true;
+	return 0;
+}
+
+bool api_server_release_path(struct api_server *s, char *path, size_t size)
+{
+	if (!s->path[0] || strlen(s->path) >= size)
+		return false;
+	memcpy(path, s->path, strlen(s->path) + 1);
+	s->path[0] = '\0';
+	return true;
 }
 
 static void mig_progress(void *opaque, const struct kvmini_migrate_progress *p)
@@ -460,7 +478,7 @@ int api_server_migrate(struct api_server *s, const struct api_request *req, char
 	    .timeout_s = req->mig_timeout > 0 ? (unsigned)req->mig_timeout : 0,
 	};
 	__atomic_store_n(&s->mig_running, 1, __ATOMIC_RELEASE);
-	int r = pthread_create(&s->mig_thread, NULL, mig_thread, s);
+	int r = sandbox_thread_create(&s->mig_thread, SB_MIGRATION, mig_thread, s);
 	if (r) {
 		__atomic_store_n(&s->mig_running, 0, __ATOMIC_RELEASE);
 		snprintf(why, whylen, "cannot start its thread: %s", strerror(r));

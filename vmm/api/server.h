@@ -18,8 +18,8 @@ struct api_server;
 
 /*
  * Binds and listens on path (which must not exist: a stale socket is not
- * removed behind the user's back). Serving starts at once (info works
- * before the VM starts). 0, or -errno with one line in e.
+ * removed behind the user's back). Serving starts with api_server_start().
+ * 0, or -errno with one line in e.
  */
 int api_server_open(struct kvmini_vm *vm, const char *path, struct api_server **out, struct err *e);
 struct api_request;
@@ -33,6 +33,16 @@ int api_server_migrate(struct api_server *s, const struct api_request *req, char
 int api_server_migrate_cancel(struct api_server *s);
 /* 0 when path can become the socket (it does not exist, and fits); else -errno with one line in e. */
 int api_server_check_path(const char *path, struct err *e);
+/*
+ * Starts serving on its own thread (again: nothing): at once from kvmini_vm_create() (info works
+ * before the VM starts), or from kvmini_vm_start() after the sandbox when there is one.
+ */
+int api_server_start(struct api_server *s, struct err *e);
+/*
+ * Hands the socket's path (copied to path) to whoever removes it instead of the server (the
+ * sandbox's helper: after a jail the path is not ours to reach). False when there is none.
+ */
+bool api_server_release_path(struct api_server *s, char *path, size_t size);
 /* Sends what is pending (events included) for up to a second, closes every client, removes the socket. */
 void api_server_close(struct api_server *s);
 
