@@ -41,7 +41,6 @@
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 
-
 static const char *const kind_names[SB_KIND_COUNT] = {
     [SB_MAIN] = "main",		  [SB_SUPERVISOR] = "supervisor", [SB_API] = "api",
     [SB_MIGRATION] = "migration", [SB_CONSOLE] = "console",	  [SB_VCPU] = "vcpu",
@@ -79,8 +78,8 @@ struct sc {
  * offloads and queues the driver picks, and isatty() from stdio.
  */
 static const unsigned long guest_ioctls[] = {
-    KVM_RUN,	    KVM_GET_REGS,  KVM_GET_SREGS, KVM_IRQ_LINE, KVM_SET_GSI_ROUTING, KVM_IRQFD,
-    KVM_IOEVENTFD, KVM_SIGNAL_MSI, TUNSETOFFLOAD, TUNSETQUEUE,	TCGETS,
+    KVM_RUN,	    KVM_GET_REGS,  KVM_GET_SREGS, KVM_IRQ_LINE, KVM_SET_GSI_ROUTING, KVM_IRQFD, KVM_IOEVENTFD,
+    KVM_SIGNAL_MSI, TUNSETOFFLOAD, TUNSETQUEUE,	  TCGETS,
 };
 
 /* What every kvmini thread needs: glibc (malloc, stdio, locks, signals, clocks) and plain I/O on its fds. */
@@ -126,6 +125,11 @@ static const struct sc base_list[] = {
     {"time", C_ANY},
     {"getpid", C_ANY},
     {"gettid", C_ANY},
+    {"getuid", C_ANY},
+    {"geteuid", C_ANY},
+    {"getgid", C_ANY},
+    {"getegid", C_ANY},
+    {"getppid", C_ANY},
     {"tgkill", C_TGKILL_SELF},
     {"sched_yield", C_ANY},
     {"sched_getaffinity", C_ANY}, /* pthread_getattr_np() (sanitizers, at thread start) */
@@ -138,10 +142,18 @@ static const struct sc base_list[] = {
 };
 
 /* Starting threads (pthread_create). */
-#define SPAWN {"clone", C_CLONE_THREAD}, {"clone3", C_ERRNO_ENOSYS}
+#define SPAWN                                                                                                \
+	{"clone", C_CLONE_THREAD},                                                                           \
+	{                                                                                                    \
+		"clone3", C_ERRNO_ENOSYS                                                                     \
+	}
 
 /* Disk I/O beyond reads and writes: flushes, discard and write-zeroes, image growth. */
-#define DISK_IO {"fdatasync", C_ANY}, {"fsync", C_ANY}, {"fallocate", C_ANY}, {"ftruncate", C_ANY}
+#define DISK_IO                                                                                              \
+	{"fdatasync", C_ANY}, {"fsync", C_ANY}, {"fallocate", C_ANY},                                        \
+	{                                                                                                    \
+		"ftruncate", C_ANY                                                                           \
+	}
 
 static const struct sc vcpu_list[] = {{"ioctl", C_IOCTL_GUEST}, SPAWN, {NULL, 0}};
 static const struct sc blk_list[] = {{"ioctl", C_IOCTL_GUEST}, DISK_IO, {NULL, 0}};
@@ -149,25 +161,56 @@ static const struct sc net_list[] = {{"ioctl", C_IOCTL_GUEST}, {NULL, 0}};
 static const struct sc console_list[] = {{"ioctl", C_IOCTL_GUEST}, {NULL, 0}};
 /* A reboot builds a new machine: KVM_CREATE_VM and the rest on the KVM fd kept open, memory. */
 static const struct sc supervisor_list[] = {
-    {"ioctl", C_ANY},	    {"eventfd2", C_ANY}, {"memfd_create", C_ANY}, {"ftruncate", C_ANY},
+    {"ioctl", C_ANY},
+    {"eventfd2", C_ANY},
+    {"memfd_create", C_ANY},
+    {"ftruncate", C_ANY},
     {"openat", C_ERRNO_EACCES}, /* the huge page counts in an error message: not in a jail */
-    {"open", C_ERRNO_EACCES},	SPAWN,		 {NULL, 0},
+    {"open", C_ERRNO_EACCES},
+    SPAWN,
+    {NULL, 0},
 };
 /* Clients, and `save FILE` (relative to the jail). */
 static const struct sc api_list[] = {
-    {"ioctl", C_ANY},	 {"accept4", C_ANY},  {"accept", C_ANY},   {"recvfrom", C_ANY},
-    {"recvmsg", C_ANY},	 {"sendto", C_ANY},   {"sendmsg", C_ANY},  {"getsockopt", C_ANY},
-    {"shutdown", C_ANY}, {"openat", C_ANY},   {"open", C_ANY},	   {"unlink", C_ANY},
-    {"unlinkat", C_ANY}, {"eventfd2", C_ANY}, {"pipe2", C_ANY},	   DISK_IO,
-    SPAWN,		 {NULL, 0},
+    {"ioctl", C_ANY},
+    {"accept4", C_ANY},
+    {"accept", C_ANY},
+    {"recvfrom", C_ANY},
+    {"recvmsg", C_ANY},
+    {"sendto", C_ANY},
+    {"sendmsg", C_ANY},
+    {"getsockopt", C_ANY},
+    {"shutdown", C_ANY},
+    {"openat", C_ANY},
+    {"open", C_ANY},
+    {"unlink", C_ANY},
+    {"unlinkat", C_ANY},
+    {"eventfd2", C_ANY},
+    {"pipe2", C_ANY},
+    DISK_IO,
+    SPAWN,
+    {NULL, 0},
 };
 /* A TCP connection (getaddrinfo may read /etc/hosts: in a jail, numeric addresses work). */
 static const struct sc migration_list[] = {
-    {"ioctl", C_ANY},	    {"socket", C_ANY},	    {"connect", C_ANY},	    {"setsockopt", C_ANY},
-    {"getsockopt", C_ANY},  {"getsockname", C_ANY}, {"getpeername", C_ANY}, {"sendto", C_ANY},
-    {"sendmsg", C_ANY},	    {"recvfrom", C_ANY},    {"recvmsg", C_ANY},	    {"shutdown", C_ANY},
-    {"openat", C_ANY},	    {"newfstatat", C_ANY},  {"uname", C_ANY},	    {"eventfd2", C_ANY},
-    DISK_IO,		    {NULL, 0},
+    {"ioctl", C_ANY},
+    {"socket", C_ANY},
+    {"connect", C_ANY},
+    {"setsockopt", C_ANY},
+    {"getsockopt", C_ANY},
+    {"getsockname", C_ANY},
+    {"getpeername", C_ANY},
+    {"sendto", C_ANY},
+    {"sendmsg", C_ANY},
+    {"recvfrom", C_ANY},
+    {"recvmsg", C_ANY},
+    {"shutdown", C_ANY},
+    {"openat", C_ANY},
+    {"newfstatat", C_ANY},
+    {"uname", C_ANY},
+    {"eventfd2", C_ANY},
+    DISK_IO,
+    {NULL, 0},
 };
 /* The command's main loop and teardown: waiting for the helper, the terminal. */
 static const struct sc main_list[] = {
@@ -175,9 +218,9 @@ static const struct sc main_list[] = {
 };
 
 static const struct sc *const own_lists[SB_KIND_COUNT] = {
-    [SB_MAIN] = main_list,	 [SB_SUPERVISOR] = supervisor_list, [SB_API] = api_list,
-    [SB_MIGRATION] = migration_list, [SB_CONSOLE] = console_list,	    [SB_VCPU] = vcpu_list,
-    [SB_BLK_QUEUE] = blk_list,	 [SB_BLK_WORKER] = blk_list,	    [SB_NET] = net_list,
+    [SB_MAIN] = main_list,	     [SB_SUPERVISOR] = supervisor_list, [SB_API] = api_list,
+    [SB_MIGRATION] = migration_list, [SB_CONSOLE] = console_list,	[SB_VCPU] = vcpu_list,
+    [SB_BLK_QUEUE] = blk_list,	     [SB_BLK_WORKER] = blk_list,	[SB_NET] = net_list,
 };
 
 /* Which kinds a kind's threads create (SB_KIND_COUNT ends a row). */
@@ -326,9 +369,11 @@ static int add_rule(scmp_filter_ctx ctx, const struct sc *s)
 		}
 		return 0;
 	case C_CLONE_THREAD:
-		return seccomp_rule_add(ctx, allow, nr, 1, SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+		return seccomp_rule_add(ctx, allow, nr, 1,
+					SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
 	case C_FSTAT_EMPTY:
-		return seccomp_rule_add(ctx, allow, nr, 1, SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH));
+		return seccomp_rule_add(ctx, allow, nr, 1,
+					SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH));
 	case C_TGKILL_SELF:
 		return seccomp_rule_add(ctx, allow, nr, 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
 	case C_SIGACTION:
@@ -428,4 +473,3 @@ int sandbox_thread_create(pthread_t *t, enum sandbox_kind kind, void *(*fn)(void
 	pthread_cond_destroy(&s.cond);
 	return r;
 }
-

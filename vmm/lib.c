@@ -647,20 +647,29 @@ static int enter_sandbox(struct kvmini_vm *k, struct err *e)
 	};
 	if (!sandboxed(c))
 		return 0;
-	char sock[108];
+	bool given[KVMINI_MAX_NICS] = {false};
 	if (sc.drop) {
 		for (unsigned i = 0; i < k->nnics; i++) {
 			struct net_backend *nb = k->nics[i];
 			if (nb->kind == NET_BACKEND_MACVTAP && nb->created && nb->ifindex > 0 &&
 			    sc.nlinks < SB_MAX_CLEANUP_LINKS) {
 				sc.links[sc.nlinks++] = nb->ifindex;
-				nb->created = false; /* the helper deletes it: we will lack CAP_NET_ADMIN */
+				given[i] = true;
 			}
 		}
-		if (k->api && api_server_release_path(k->api, sock, sizeof(sock)))
-			sc.sock_path = sock;
+		if (k->api)
+			sc.sock_path = api_server_path(k->api);
 	}
-	return sandbox_enter(&sc, &k->helper, e);
+	int r = sandbox_enter(&sc, &k->helper, e);
+	if (k->helper.pid) {
+		/* The helper removes them: we will lack CAP_NET_ADMIN, and a jail hides the socket's path. */
+		for (unsigned i = 0; i < k->nnics; i++)
+			if (given[i])
+				k->nics[i]->created = false;
+		if (sc.sock_path)
+			api_server_forget_path(k->api);
+	}
+	return r;
 }
 
 int kvmini_vm_start(struct kvmini_vm *k)

@@ -16,7 +16,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,10 +115,29 @@ void sandbox_helper_finish(struct sandbox_helper *h)
 	h->pid = 0;
 }
 
+/*
+ * The calling thread's capability sets straight from capget(2) (libcap-ng's
+ * reader also opens /proc, which a jail lacks): -errno, or 0 with the 64-bit
+ * effective, permitted and inheritable sets.
+ */
+static int read_caps(uint64_t *eff, uint64_t *prm, uint64_t *inh)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+	struct __user_cap_data_struct d[2];
+	memset(d, 0, sizeof(d));
+	if (syscall(SYS_capget, &hdr, d) < 0)
+		return -errno;
+	*eff = d[0].effective | (uint64_t)d[1].effective << 32;
+	*prm = d[0].permitted | (uint64_t)d[1].permitted << 32;
+	*inh = d[0].inheritable | (uint64_t)d[1].inheritable << 32;
+	return 0;
+}
+
 static int clear_bounding_set(struct err *e)
 {
 	/* Only with CAP_SETPCAP; without it there is nothing to gain either (no_new_privs). */
-	if (capng_get_caps_process() || !capng_have_capability(CAPNG_EFFECTIVE, CAP_SETPCAP))
+	uint64_t eff, prm, inh;
+	if (read_caps(&eff, &prm, &inh) || !(eff & (1ULL << CAP_SETPCAP)))
 		return 0;
 	for (int cap = 0; cap < 64; cap++) {
 		int in = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
@@ -170,8 +191,13 @@ static int drop_privileges(const struct sandbox_config *c, struct err *e)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return err_set(e, -errno, "cannot set no_new_privs: %s", strerror(errno));
 	/* Read back from the kernel. */
-	if (capng_get_caps_process() < 0 || capng_have_capabilities(CAPNG_SELECT_CAPS) != CAPNG_NONE)
-		return err_set(e, -EPERM, "capabilities are left after the drop");
+	uint64_t eff, prm, inh;
+	if ((r = read_caps(&eff, &prm, &inh)))
+		return err_set(e, r, "cannot read the capabilities back: %s", strerror(-r));
+	if (eff | prm | inh)
+		return err_set(e, -EPERM,
+			       "capabilities are left after the drop (effective %#llx, permitted %#llx)",
+			       (unsigned long long)eff, (unsigned long long)prm);
 	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
 		return err_set(e, -EPERM, "no_new_privs did not take");
 	return 0;

@@ -30,29 +30,64 @@ static const enum sandbox_kind guest_facing[] = {SB_VCPU, SB_BLK_QUEUE, SB_BLK_W
 
 /* What a guest must never get kvmini to do. */
 static const char *const forbidden[] = {
-    "open",	    "openat",	    "openat2",	"creat",     "socket",	   "socketpair", "connect",
-    "bind",	    "listen",	    "accept",	"accept4",   "sendto",	   "sendmsg",	 "execve",
-    "execveat",	    "fork",	    "vfork",	"ptrace",    "process_vm_writev", "process_vm_readv",
-    "kill",	    "unlink",	    "unlinkat", "rename",    "renameat",  "mkdir",	 "chroot",
-    "mount",	    "setuid",	    "setresuid", "setgid",   "capset",	   "memfd_create", "init_module",
-    "finit_module", "kexec_load", "bpf",	"userfaultfd", "perf_event_open", "keyctl", "add_key",
+    "open",
+    "openat",
+    "openat2",
+    "creat",
+    "socket",
+    "socketpair",
+    "connect",
+    "bind",
+    "listen",
+    "accept",
+    "accept4",
+    "sendto",
+    "sendmsg",
+    "execve",
+    "execveat",
+    "fork",
+    "vfork",
+    "ptrace",
+    "process_vm_writev",
+    "process_vm_readv",
+    "kill",
+    "unlink",
+    "unlinkat",
+    "rename",
+    "renameat",
+    "mkdir",
+    "chroot",
+    "mount",
+    "setuid",
+    "setresuid",
+    "setgid",
+    "capset",
+    "memfd_create",
+    "init_module",
+    "finit_module",
+    "kexec_load",
+    "bpf",
+    "userfaultfd",
+    "perf_event_open",
+    "keyctl",
+    "add_key",
 };
 
 /* A broad set of names, for the subset checks between kinds. */
 static const char *const names[] = {
-    "read",	   "write",	  "readv",	 "writev",	"pread64",    "pwrite64",    "preadv",
-    "pwritev",	   "close",	  "ioctl",	 "futex",	"mmap",	      "munmap",	     "mprotect",
-    "madvise",	   "brk",	  "mremap",	 "clone",	"clone3",     "exit",	     "exit_group",
-    "poll",	   "ppoll",	  "openat",	 "open",	"socket",     "connect",     "accept4",
-    "recvmsg",	   "sendmsg",	  "fdatasync",	 "fsync",	"fallocate",  "ftruncate",   "wait4",
-    "eventfd2",	   "memfd_create", "unlink",	 "newfstatat",	"getsockopt", "setsockopt",  "uname",
-    "tgkill",	   "rt_sigaction", "prctl",	 "seccomp",	"execve",     "pipe2",	     "shutdown",
+    "read",	"write",	"readv",     "writev",	   "pread64",	 "pwrite64",   "preadv",
+    "pwritev",	"close",	"ioctl",     "futex",	   "mmap",	 "munmap",     "mprotect",
+    "madvise",	"brk",		"mremap",    "clone",	   "clone3",	 "exit",       "exit_group",
+    "poll",	"ppoll",	"openat",    "open",	   "socket",	 "connect",    "accept4",
+    "recvmsg",	"sendmsg",	"fdatasync", "fsync",	   "fallocate",	 "ftruncate",  "wait4",
+    "eventfd2", "memfd_create", "unlink",    "newfstatat", "getsockopt", "setsockopt", "uname",
+    "tgkill",	"rt_sigaction", "prctl",     "seccomp",	   "execve",	 "pipe2",      "shutdown",
 };
 
 static const enum sandbox_kind parents_children[][2] = {
-    {SB_MAIN, SB_SUPERVISOR}, {SB_MAIN, SB_API},	     {SB_MAIN, SB_CONSOLE},
-    {SB_MAIN, SB_VCPU},	      {SB_SUPERVISOR, SB_VCPU},	     {SB_API, SB_MIGRATION},
-    {SB_VCPU, SB_BLK_QUEUE},  {SB_VCPU, SB_BLK_WORKER},	     {SB_VCPU, SB_NET},
+    {SB_MAIN, SB_SUPERVISOR}, {SB_MAIN, SB_API},	{SB_MAIN, SB_CONSOLE},
+    {SB_MAIN, SB_VCPU},	      {SB_SUPERVISOR, SB_VCPU}, {SB_API, SB_MIGRATION},
+    {SB_VCPU, SB_BLK_QUEUE},  {SB_VCPU, SB_BLK_WORKER}, {SB_VCPU, SB_NET},
 };
 
 static void test_tables(void **state)
@@ -72,9 +107,9 @@ static void test_tables(void **state)
 		assert_true(sandbox_kind_allows(guest_facing[k], "mmap"));
 		assert_true(sandbox_kind_allows(guest_facing[k], "exit_group"));
 	}
-	assert_true(sandbox_kind_allows(SB_VCPU, "clone"));	     /* it starts the device threads */
-	assert_false(sandbox_kind_allows(SB_NET, "clone"));	     /* a leaf */
-	assert_false(sandbox_kind_allows(SB_VCPU, "clone3"));	     /* ENOSYS: glibc falls back to clone */
+	assert_true(sandbox_kind_allows(SB_VCPU, "clone"));	      /* it starts the device threads */
+	assert_false(sandbox_kind_allows(SB_NET, "clone"));	      /* a leaf */
+	assert_false(sandbox_kind_allows(SB_VCPU, "clone3"));	      /* ENOSYS: glibc falls back to clone */
 	assert_true(sandbox_kind_allows(SB_BLK_WORKER, "fdatasync")); /* guest flushes */
 	assert_false(sandbox_kind_allows(SB_NET, "fdatasync"));
 	assert_true(sandbox_kind_allows(SB_API, "openat")); /* save FILE */
@@ -129,7 +164,8 @@ enum action { DO_NOTHING, DO_OPEN, DO_OPENAT, DO_SOCKET, DO_CONNECT, DO_EXECVE, 
  * Forks; the child installs kind's filter in mode, does the basics, then action, then _exit(0).
  * Returns the wait status; *msg gets what the child wrote on stderr.
  */
-static int run_child(enum sandbox_kind kind, enum sandbox_seccomp mode, enum action a, char *msg, size_t msglen)
+static int run_child(enum sandbox_kind kind, enum sandbox_seccomp mode, enum action a, char *msg,
+		     size_t msglen)
 {
 	int errp[2], outp[2];
 	assert_int_equal(pipe(errp), 0);

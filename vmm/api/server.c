@@ -422,13 +422,14 @@ int api_server_start(struct api_server *s, struct err *e)
 	return 0;
 }
 
-bool api_server_release_path(struct api_server *s, char *path, size_t size)
+const char *api_server_path(const struct api_server *s)
 {
-	if (!s->path[0] || strlen(s->path) >= size)
-		return false;
-	memcpy(path, s->path, strlen(s->path) + 1);
+	return s->path[0] ? s->path : NULL;
+}
+
+void api_server_forget_path(struct api_server *s)
+{
 	s->path[0] = '\0';
-	return true;
 }
 
 static void mig_progress(void *opaque, const struct kvmini_migrate_progress *p)

@@ -38,11 +38,10 @@ int api_server_check_path(const char *path, struct err *e);
  * before the VM starts), or from kvmini_vm_start() after the sandbox when there is one.
  */
 int api_server_start(struct api_server *s, struct err *e);
-/*
- * Hands the socket's path (copied to path) to whoever removes it instead of the server (the
- * sandbox's helper: after a jail the path is not ours to reach). False when there is none.
- */
-bool api_server_release_path(struct api_server *s, char *path, size_t size);
+/* The socket's path; NULL once forgotten. */
+const char *api_server_path(const struct api_server *s);
+/* Leaves the socket to whoever removes it instead (the sandbox's helper: a jail hides the path). */
+void api_server_forget_path(struct api_server *s);
 /* Sends what is pending (events included) for up to a second, closes every client, removes the socket. */
 void api_server_close(struct api_server *s);
 
