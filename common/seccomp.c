@@ -320,6 +320,20 @@ static void on_sigsys(int sig, siginfo_t *si, void *ucv)
 		append(buf, &len, sizeof(buf), " request 0x");
 		append_num(buf, &len, sizeof(buf), (unsigned long)uc->uc_mcontext.gregs[REG_RSI], 16);
 	}
+	if ((nr == SYS_openat || nr == SYS_open) && ucv) {
+		/* The path, as far as it can be read here: what was being opened tells where from. */
+		ucontext_t *uc = ucv;
+		const char *path = (const char *)uc->uc_mcontext.gregs[nr == SYS_open ? REG_RDI : REG_RSI];
+		if (path) {
+			char p[72];
+			size_t i = 0;
+			for (; i + 1 < sizeof(p) && path[i]; i++)
+				p[i] = path[i] >= ' ' && path[i] < 127 ? path[i] : '?';
+			p[i] = '\0';
+			append(buf, &len, sizeof(buf), " of ");
+			append(buf, &len, sizeof(buf), p);
+		}
+	}
 #endif
 	append(buf, &len, sizeof(buf), "; stopping\n");
 	ssize_t w = write(STDERR_FILENO, buf, len);

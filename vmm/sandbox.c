@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "net/netlink.h"
@@ -203,10 +204,25 @@ static int drop_privileges(const struct sandbox_config *c, struct err *e)
 	return 0;
 }
 
+/*
+ * glibc state that it would otherwise set up on first use, by path: the time
+ * zone, read from /etc/localtime by the first gmtime_r() (the RTC calls it from
+ * a vCPU thread, which may not open anything, and a jail has no /etc).
+ */
+static void warm_up_libc(void)
+{
+	tzset();
+	time_t t = 0;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	localtime_r(&t, &tm);
+}
+
 int sandbox_enter(const struct sandbox_config *c, struct sandbox_helper *h, struct err *e)
 {
 	h->pid = 0;
 	h->fd = -1;
+	warm_up_libc();
 	int r;
 	if (c->drop || c->set_uid || c->set_gid || c->jail) {
 		if ((c->nlinks || c->sock_path) && (r = start_helper(c, h, e)))
