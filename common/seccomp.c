@@ -155,7 +155,8 @@ static const struct sc base_list[] = {
 		"ftruncate", C_ANY                                                                           \
 	}
 
-static const struct sc vcpu_list[] = {{"ioctl", C_IOCTL_GUEST}, SPAWN, {NULL, 0}};
+/* eventfd2: an MSI-X vector's irqfd, made when the guest first unmasks it (at most one per vector). */
+static const struct sc vcpu_list[] = {{"ioctl", C_IOCTL_GUEST}, {"eventfd2", C_ANY}, SPAWN, {NULL, 0}};
 static const struct sc blk_list[] = {{"ioctl", C_IOCTL_GUEST}, DISK_IO, {NULL, 0}};
 static const struct sc net_list[] = {{"ioctl", C_IOCTL_GUEST}, {NULL, 0}};
 static const struct sc console_list[] = {{"ioctl", C_IOCTL_GUEST}, {NULL, 0}};
