@@ -362,6 +362,12 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 /* ---- filters ---- */
 
+/* One argument comparison (the SCMP_Ax() macros leave datum_b out, which clang warns about). */
+static struct scmp_arg_cmp cmp(unsigned arg, enum scmp_compare op, scmp_datum_t a, scmp_datum_t b)
+{
+	return (struct scmp_arg_cmp){.arg = arg, .op = op, .datum_a = a, .datum_b = b};
+}
+
 static int add_rule(scmp_filter_ctx ctx, const struct sc *s)
 {
 	int nr = seccomp_syscall_resolve_name(s->name);
@@ -378,26 +384,26 @@ static int add_rule(scmp_filter_ctx ctx, const struct sc *s)
 	case C_IOCTL_GUEST:
 		for (size_t i = 0; i < sizeof(guest_ioctls) / sizeof(guest_ioctls[0]); i++) {
 			int r = seccomp_rule_add(ctx, allow, nr, 1,
-						 SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, guest_ioctls[i]));
+						 cmp(1, SCMP_CMP_MASKED_EQ, 0xffffffffUL, guest_ioctls[i]));
 			if (r)
 				return r;
 		}
 		return 0;
 	case C_CLONE_THREAD:
 		return seccomp_rule_add(ctx, allow, nr, 1,
-					SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+					cmp(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
 	case C_FSTAT_EMPTY:
 		return seccomp_rule_add(ctx, allow, nr, 1,
-					SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH));
+					cmp(3, SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH));
 	case C_TGKILL_SELF:
-		return seccomp_rule_add(ctx, allow, nr, 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
+		return seccomp_rule_add(ctx, allow, nr, 1, cmp(0, SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0));
 	case C_SIGACTION:
-		return seccomp_rule_add(ctx, allow, nr, 1, SCMP_A0(SCMP_CMP_NE, SIGSYS));
+		return seccomp_rule_add(ctx, allow, nr, 1, cmp(0, SCMP_CMP_NE, SIGSYS, 0));
 	case C_PRCTL: {
 		static const int ops[] = {PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS, PR_SET_SECCOMP,
 					  PR_GET_SECCOMP,      PR_SET_NAME,	    PR_GET_NAME};
 		for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
-			int r = seccomp_rule_add(ctx, allow, nr, 1, SCMP_A0(SCMP_CMP_EQ, ops[i]));
+			int r = seccomp_rule_add(ctx, allow, nr, 1, cmp(0, SCMP_CMP_EQ, ops[i], 0));
 			if (r)
 				return r;
 		}
