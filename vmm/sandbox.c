@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <malloc.h>
 #include <linux/capability.h>
 #include <signal.h>
 #include <stdint.h>
@@ -25,6 +26,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -205,12 +207,20 @@ static int drop_privileges(const struct sandbox_config *c, struct err *e)
 }
 
 /*
- * glibc state that it would otherwise set up on first use, by path: the time
- * zone, read from /etc/localtime by the first gmtime_r() (the RTC calls it from
- * a vCPU thread, which may not open anything, and a jail has no /etc).
+ * glibc state that it would otherwise set up on first use, by path: the arena
+ * cap of malloc, and the time zone, read from /etc/localtime by the first
+ * gmtime_r() (the RTC calls it from a vCPU thread, which may not open anything,
+ * and a jail has no /etc).
  */
 static void warm_up_libc(void)
 {
+	/*
+	 * malloc, once a ninth arena is wanted (many threads), reads the CPU count from
+	 * /sys/devices/system/cpu/online to cap the arenas: the cap glibc would compute (8 per
+	 * CPU on 64-bit) is set now instead.
+	 */
+	int cpus = get_nprocs();
+	mallopt(M_ARENA_MAX, 8 * (cpus > 0 ? cpus : 1));
 	tzset();
 	time_t t = 0;
 	struct tm tm;

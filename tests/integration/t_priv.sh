@@ -102,15 +102,15 @@ if ip link add "$VA" type veth peer name "$VB" 2>/dev/null && ip link set "$VA" 
 	kv_hold_start mvt 300 "${base[@]}" --net "macvtap=$VA"
 	if kv_wait_for mvt KVMINI-SHELL "$KV_BOOT_TIMEOUT"; then
 		pid=$(kv_vmm_pid)
-		mv=$(ip -o link show | grep -c "@$VA")
+		mv=$(ip -o link show type macvtap | grep -c "@$VA")
 		check_eq "macvtaps on $VA while kvmini runs" 1 "$mv"
 		check_eq "CapEff of kvmini (macvtap)" 0000000000000000 "$(status CapEff "$pid")"
 		kill -9 "$pid"
 		for _ in $(seq 50); do
-			[ "$(ip -o link show | grep -c "@$VA")" = 0 ] && break
+			[ "$(ip -o link show type macvtap | grep -c "@$VA")" = 0 ] && break
 			sleep 0.2
 		done
-		check_eq "macvtaps on $VA after kill -9 of kvmini" 0 "$(ip -o link show | grep -c "@$VA")"
+		check_eq "macvtaps on $VA after kill -9 of kvmini" 0 "$(ip -o link show type macvtap | grep -c "@$VA")"
 	else
 		kv_fail "the guest (macvtap) did not reach its shell"
 	fi
