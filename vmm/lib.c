@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,6 +70,7 @@ struct kvmini_vm {
 	pthread_mutex_t ctl_lock;
 	bool paused;	/* under ctl_lock and lock: applied to each new machine */
 	bool reset_req; /* kvmini_vm_reset(): rebuild even with no_reboot */
+	bool announce;	/* restored or migrated in: NICs announce the guest once it runs */
 	struct timespec start_time;
 	/* Event watchers; ev_lock is held while calling them (they must be quick). */
 	pthread_mutex_t ev_lock;
@@ -99,6 +102,7 @@ void kvmini_config_init(struct kvmini_config *cfg)
 	cfg->mem_bytes = 512ULL << 20;
 	cfg->console_out_fd = STDOUT_FILENO;
 	cfg->console_in_fd = -1;
+	cfg->incoming_cancel_fd = -1;
 	cfg->shutdown_timeout_s = 30;
 }
 
@@ -562,6 +566,7 @@ int kvmini_vm_create(const struct kvmini_config *cfg, struct kvmini_vm **out, ch
 		goto fail;
 	if (cfg->incoming && (r = incoming(k, cfg->incoming, &e)))
 		goto fail;
+	k->announce = cfg->restore_path || cfg->incoming;
 	k->cfg.incoming = NULL;
 	k->cfg.restore_path = NULL; /* the caller's string; a reset boots afresh */
 	if (cfg->api_sock && (r = api_server_open(k, cfg->api_sock, &k->api, &e)))
@@ -624,6 +629,10 @@ int kvmini_vm_start(struct kvmini_vm *k)
 		finish(k, KVMINI_EXIT_ERROR);
 	} else {
 		k->started = true;
+		/* The guest's MAC now sits behind another port (or host): its driver sends
+		 * gratuitous ARPs and neighbour advertisements when asked (GUEST_ANNOUNCE). */
+		for (unsigned i = 0; k->announce && i < k->vm->nnets; i++)
+			virtio_net_announce(k->vm->nets[i]);
 		clock_gettime(CLOCK_MONOTONIC, &k->start_time);
 		if (k->cfg.console_in_fd >= 0 && k->in_quit_fd >= 0 &&
 		    pthread_create(&k->in_thread, NULL, console_in_thread, k) == 0)
@@ -1140,16 +1149,34 @@ static int incoming(struct kvmini_vm *k, const char *uri, struct err *e)
 	int lfd = migrate_listen(uri, e);
 	if (lfd < 0)
 		return lfd;
-	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	int r = fd < 0 ? err_set(e, -errno, "--incoming %s: accept: %s", uri, strerror(errno)) : 0;
+	int cancel = k->cfg.incoming_cancel_fd, r = 0;
+	for (;;) {
+		struct pollfd p[2] = {{lfd, POLLIN, 0}, {cancel, POLLIN, 0}};
+		if (poll(p, cancel >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) {
+			r = err_set(e, -errno, "--incoming %s: poll: %s", uri, strerror(errno));
+			break;
+		}
+		if (p[1].revents & POLLIN) {
+			r = err_set(e, -EINTR, "--incoming %s: stopped while waiting for the source", uri);
+			break;
+		}
+		if (p[0].revents)
+			break;
+	}
+	int fd = r ? -1 : accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (!r && fd < 0)
+		r = err_set(e, -errno, "--incoming %s: accept: %s", uri, strerror(errno));
 	close(lfd);
 	if (r)
 		return r;
+	/* A source that goes silent without closing (a cut link) must not hold us for ever. */
+	struct timeval tv = {.tv_sec = MIGRATE_IDLE_TIMEOUT_S};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	struct machine_desc m;
 	describe(k, &m);
 	struct stream_reader sr;
 	struct err se = {{0}};
-	r = stream_reader_init(&sr, fd, &se);
+	r = stream_reader_open(&sr, fd, cancel, &se);
 	if (!r)
 		r = machine_state_read(k->vm, &m, &sr, &se);
 	stream_reader_destroy(&sr);
@@ -1165,6 +1192,8 @@ static int incoming(struct kvmini_vm *k, const char *uri, struct err *e)
 			usleep(100000);
 		}
 	}
+	if (!r && cancel >= 0 && poll(&(struct pollfd){cancel, POLLIN, 0}, 1, 0) == 1)
+		r = err_set(&se, -EINTR, "stopped before the handover");
 	if (!r) {
 		char ack = MIGRATE_ACK;
 		if (write(fd, &ack, 1) != 1)

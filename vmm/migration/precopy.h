@@ -29,6 +29,8 @@ struct precopy_host {
 
 /* The destination's one-byte answer once it has the whole stream and its disks. */
 #define MIGRATE_ACK 'K'
+/* The destination gives up on a source that sent nothing for this long. */
+#define MIGRATE_IDLE_TIMEOUT_S 60
 
 /*
  * Migrates over the connected socket fd. On success the machine is paused
