@@ -27,6 +27,7 @@
 #include "virtio/blk.h"
 #include "virtio/net.h"
 #include "vmm/api/server.h"
+#include "vmm/migration/kvm_state.h"
 #include "vmm/migration/machine_state.h"
 #include "vmm/migration/net.h"
 #include "vmm/migration/precopy.h"
@@ -1028,7 +1029,8 @@ const char *kvmini_vm_cmdline(struct kvmini_vm *k)
 	return k->cmdline;
 }
 
-static void describe(const struct kvmini_vm *k, struct machine_desc *m)
+/* What k's machine vm is, for CONFIG: the configuration and vCPU 0's CPUID. */
+static int describe(const struct kvmini_vm *k, struct vm *vm, struct machine_desc *m, struct err *e)
 {
 	memset(m, 0, sizeof(*m));
 	m->ncpus = k->cfg.cpus;
@@ -1043,6 +1045,20 @@ static void describe(const struct kvmini_vm *k, struct machine_desc *m)
 		memcpy(m->nics[i].mac, k->macs[i], 6);
 		m->nics[i].queues = k->nics[i]->nqueues;
 	}
+	if (!vm)
+		return 0;
+	struct kvm_cpuid2 *c;
+	int r = vcpu_cpuid_get(vm->vcpus[0].fd, &c, e);
+	if (r)
+		return r;
+	if (c->nent > MACHINE_MAX_CPUID) {
+		free(c);
+		return err_set(e, -E2BIG, "vCPU 0's CPUID has more than %u entries", MACHINE_MAX_CPUID);
+	}
+	m->ncpuid = c->nent;
+	memcpy(m->cpuid, c->entries, c->nent * sizeof(c->entries[0]));
+	free(c);
+	return 0;
 }
 
 _Static_assert(MACHINE_MAX_DISKS == KVMINI_MAX_DISKS && MACHINE_MAX_NICS == KVMINI_MAX_NICS,
@@ -1055,13 +1071,15 @@ static int restore(struct kvmini_vm *k, const char *path, struct err *e)
 	if (fd < 0)
 		return err_set(e, -errno, "--restore %s: %s", path, strerror(errno));
 	struct machine_desc m;
-	describe(k, &m);
 	struct stream_reader r;
 	struct err se = {{0}};
-	int rc = stream_reader_init(&r, fd, &se);
-	if (!rc)
-		rc = machine_state_read(k->vm, &m, &r, &se);
-	stream_reader_destroy(&r);
+	int rc = describe(k, k->vm, &m, &se);
+	if (!rc) {
+		rc = stream_reader_init(&r, fd, &se);
+		if (!rc)
+			rc = machine_state_read(k->vm, &m, &r, &se);
+		stream_reader_destroy(&r);
+	}
 	close(fd);
 	if (rc)
 		return err_set(e, rc, "--restore %s: %s", path, err_msg(&se));
@@ -1100,9 +1118,10 @@ int kvmini_vm_save(struct kvmini_vm *k, const char *path, char *errbuf, size_t e
 			err_set(&e, r, "cannot flush %s: %s", k->disks[i]->path, strerror(-r));
 	if (!r && !vm)
 		r = err_set(&e, -EPIPE, "the VM is not running");
+	struct machine_desc m;
+	if (!r)
+		r = describe(k, vm, &m, &e);
 	if (!r) {
-		struct machine_desc m;
-		describe(k, &m);
 		struct stream_writer *w = malloc(sizeof(*w));
 		if (!w) {
 			r = err_set(&e, -ENOMEM, "out of memory");
@@ -1146,13 +1165,15 @@ static int incoming(struct kvmini_vm *k, const char *uri, struct err *e)
 	if (r)
 		return r;
 	struct machine_desc m;
-	describe(k, &m);
 	struct stream_reader sr;
 	struct err se = {{0}};
-	r = stream_reader_init(&sr, fd, &se);
-	if (!r)
-		r = machine_state_read(k->vm, &m, &sr, &se);
-	stream_reader_destroy(&sr);
+	r = describe(k, k->vm, &m, &se);
+	if (!r) {
+		r = stream_reader_init(&sr, fd, &se);
+		if (!r)
+			r = machine_state_read(k->vm, &m, &sr, &se);
+		stream_reader_destroy(&sr);
+	}
 	for (unsigned i = 0; !r && i < k->ndisks; i++) {
 		for (int tries = 0;; tries++) {
 			struct err le = {{0}};
@@ -1260,10 +1281,11 @@ int kvmini_vm_migrate(struct kvmini_vm *k, const struct kvmini_migrate_params *p
 	    .opaque = k,
 	    .cancel = &k->migrate_cancel,
 	};
-	describe(k, &h.desc);
 	struct kvmini_migrate_result local;
-	r = vm ? precopy_run(&h, fd, p, progress, opaque, res ? res : &local, &e)
-	       : err_set(&e, -EPIPE, "the VM is not running, or is migrating already");
+	if (!vm)
+		r = err_set(&e, -EPIPE, "the VM is not running, or is migrating already");
+	else if (!(r = describe(k, vm, &h.desc, &e)))
+		r = precopy_run(&h, fd, p, progress, opaque, res ? res : &local, &e);
 	close(fd);
 	if (vm) {
 		pthread_mutex_lock(&k->lock);
