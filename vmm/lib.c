@@ -488,6 +488,8 @@ static int open_disks(struct kvmini_vm *k, const struct kvmini_config *cfg, stru
 		    .no_backing = d->no_backing,
 		    .cache_size = d->cache_size,
 		    .defer_lock = cfg->incoming != NULL,
+		    /* The source writes qcow2 metadata until the handover: read it after (disk_activate). */
+		    .defer_meta = cfg->incoming != NULL,
 		};
 		struct err de = {{0}};
 		int r = disk_open(&dc, &k->disks[i], &de);
@@ -503,12 +505,6 @@ static int open_disks(struct kvmini_vm *k, const struct kvmini_config *cfg, stru
 		if (r)
 			return err_set(e, r, "%s", err_msg(&de));
 		k->ndisks = i + 1;
-		/* qcow2 metadata is read at open: before the handover it would be the source's stale copy. */
-		if (cfg->incoming && strcmp(k->disks[i]->ops->format, "raw"))
-			return err_set(
-			    e, -EOPNOTSUPP,
-			    "--incoming: %s is a %s image; live migration takes raw images only (for now)",
-			    d->path, k->disks[i]->ops->format);
 	}
 	return 0;
 }
@@ -1168,6 +1164,11 @@ static int incoming(struct kvmini_vm *k, const char *uri, struct err *e)
 	struct stream_reader sr;
 	struct err se = {{0}};
 	r = describe(k, k->vm, &m, &se);
+	/*
+	 * Device threads restarted by the load would look at their rings at
+	 * once: keep them out until the disks are ours and their metadata read.
+	 */
+	quiesce_close(&k->vm->gate);
 	if (!r) {
 		r = stream_reader_init(&sr, fd, &se);
 		if (!r)
@@ -1186,6 +1187,12 @@ static int incoming(struct kvmini_vm *k, const char *uri, struct err *e)
 			usleep(100000);
 		}
 	}
+	/* The source wrote its metadata out before it let the locks go: read it now. */
+	for (unsigned i = 0; !r && i < k->ndisks; i++) {
+		struct err ae = {{0}};
+		if ((r = disk_activate(k->disks[i], &ae)))
+			err_set(&se, r, "%s", err_msg(&ae));
+	}
 	if (!r) {
 		char ack = MIGRATE_ACK;
 		if (write(fd, &ack, 1) != 1)
@@ -1197,6 +1204,7 @@ static int incoming(struct kvmini_vm *k, const char *uri, struct err *e)
 			disk_unlock(k->disks[i]);
 		return err_set(e, r, "--incoming %s: %s", uri, err_msg(&se));
 	}
+	quiesce_open(&k->vm->gate);
 	return 0;
 }
 
@@ -1211,6 +1219,7 @@ static void mig_resume(void *opaque)
 	kvmini_vm_resume(opaque);
 }
 
+/* Paused: everything on stable storage, qcow2 metadata included, and no more writes (disk_deactivate). */
 static int mig_flush(void *opaque, struct err *e)
 {
 	struct kvmini_vm *k = opaque;
@@ -1218,6 +1227,8 @@ static int mig_flush(void *opaque, struct err *e)
 		int r = k->disks[i]->ops->flush(k->disks[i]);
 		if (r)
 			return err_set(e, r, "cannot flush %s: %s", k->disks[i]->path, strerror(-r));
+		if ((r = disk_deactivate(k->disks[i], e)))
+			return r;
 	}
 	return 0;
 }
@@ -1234,6 +1245,8 @@ static int mig_lock(void *opaque, struct err *e)
 	struct kvmini_vm *k = opaque;
 	for (unsigned i = 0; i < k->ndisks; i++) {
 		int r = disk_lock(k->disks[i], e);
+		if (!r)
+			r = disk_activate(k->disks[i], e); /* the metadata it kept: nobody else wrote */
 		if (r)
 			return r;
 	}
@@ -1252,13 +1265,6 @@ int kvmini_vm_migrate(struct kvmini_vm *k, const struct kvmini_migrate_params *p
 		r = err_set(&e, -EPIPE, "the VM is not running");
 		goto out;
 	}
-	for (unsigned i = 0; i < k->ndisks; i++)
-		if (strcmp(k->disks[i]->ops->format, "raw")) {
-			r = err_set(&e, -EOPNOTSUPP,
-				    "%s is a %s image; live migration takes raw images only (for now)",
-				    k->disks[i]->path, k->disks[i]->ops->format);
-			goto out;
-		}
 	__atomic_store_n(&k->migrate_cancel, 0, __ATOMIC_RELAXED);
 	int fd = migrate_connect(p->uri, 10, &e);
 	if (fd < 0) {
