@@ -488,56 +488,60 @@ fail_nofile:
 	return r;
 }
 
+/*
+ * A deferred image's metadata, read from the image as the previous user left
+ * it (the file may have grown since the open): the header again, then the
+ * tables. Caller holds q->lock.
+ */
+static int load_deferred(struct qcow2 *q, struct err *e)
+{
+	const char *p = q->d.path;
+	uint64_t size = q->d.size;
+	struct stat st;
+	if (fstat(q->mfd, &st) < 0)
+		return err_set(e, -errno, "%s: cannot stat: %s", p, strerror(errno));
+	if (S_ISREG(st.st_mode))
+		q->file_size = (uint64_t)st.st_size;
+	uint8_t *h;
+	size_t hlen;
+	char bfmt[64] = "";
+	int r = read_header(q, q->d.readonly, &h, &hlen, bfmt, sizeof(bfmt), e);
+	if (r)
+		return r;
+	uint64_t boff = qcow2_be64(h + 8);
+	uint32_t blen = qcow2_be32(h + 16);
+	char now[sizeof(q->backing_name)] = "";
+	if (boff && blen < sizeof(now) && boff <= hlen && blen <= hlen - boff)
+		memcpy(now, h + boff, blen);
+	free(h);
+	if (q->d.size != size)
+		return err_set(
+		    e, -EINVAL,
+		    "%s: the qcow2 virtual size changed from %llu to %llu bytes since it was opened", p,
+		    (unsigned long long)size, (unsigned long long)q->d.size);
+	if (strcmp(now, q->backing_name))
+		return err_set(e, -EINVAL,
+			       "%s: the qcow2 backing file changed from '%s' to '%s' since it was opened", p,
+			       q->backing_name, now);
+	return load_meta(q, e);
+}
+
 int qcow2_activate(struct disk *d, struct err *e)
 {
 	struct qcow2 *q = (struct qcow2 *)d;
 	pthread_mutex_lock(&q->lock);
 	int r = 0;
 	if (!q->meta_loaded) {
-		/* Everything again, from the image as the previous user left it (it may have grown). */
-		uint64_t size = q->d.size, inc = q->incompat;
-		char was[sizeof(q->backing_name)];
-		memcpy(was, q->backing_name, sizeof(was));
-		struct stat st;
-		uint8_t *h = NULL;
-		size_t hlen;
-		char bfmt[64] = "";
-		if (fstat(q->mfd, &st) < 0) {
-			r = err_set(e, -errno, "%s: cannot stat: %s", d->path, strerror(errno));
-			goto out;
-		}
-		if (S_ISREG(st.st_mode))
-			q->file_size = (uint64_t)st.st_size;
-		if ((r = read_header(q, d->readonly, &h, &hlen, bfmt, sizeof(bfmt), e)))
-			goto fail;
-		uint64_t boff = qcow2_be64(h + 8);
-		uint32_t blen = qcow2_be32(h + 16);
-		char now[sizeof(q->backing_name)] = "";
-		if (boff && blen < sizeof(now) && boff <= hlen && blen <= hlen - boff)
-			memcpy(now, h + boff, blen);
-		free(h);
-		if (q->d.size != size)
-			r = err_set(
-			    e, -EINVAL,
-			    "%s: the qcow2 virtual size changed from %llu to %llu bytes since it was opened",
-			    d->path, (unsigned long long)size, (unsigned long long)q->d.size);
-		else if (strcmp(now, was))
-			r = err_set(
-			    e, -EINVAL,
-			    "%s: the qcow2 backing file changed from '%s' to '%s' since it was opened",
-			    d->path, was, now);
-		else
-			r = load_meta(q, e);
-		if (r) {
-		fail:
+		uint64_t size = q->d.size, incompat = q->incompat;
+		if ((r = load_deferred(q, e))) {
+			/* As opened: deferred, and a later activation may try again. */
 			unload_meta(q);
 			q->d.size = size;
-			q->incompat = inc;
-			goto out;
+			q->incompat = incompat;
 		}
 	}
-	__atomic_store_n(&q->inactive, false, __ATOMIC_RELEASE);
-out:
+	if (!r)
+		__atomic_store_n(&q->inactive, false, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&q->lock);
 	return r;
 }
