@@ -20,8 +20,10 @@ struct precopy_host {
 	struct machine_desc desc;
 	int (*pause)(void *opaque);
 	void (*resume)(void *opaque);
+	/* Paused: flush the disks and stop writing them (qcow2 metadata out: disk_deactivate). */
 	int (*flush_disks)(void *opaque, struct err *e);
 	void (*unlock_disks)(void *opaque);
+	/* After a failure once flush_disks ran: lock (if let go) and activate the disks again. */
 	int (*lock_disks)(void *opaque, struct err *e);
 	void *opaque;
 	const int *cancel; /* atomic: non-zero cancels */
