@@ -186,6 +186,13 @@ struct kvmini_config {
 	 * at once but locked only at the handover. NULL: boot.
 	 */
 	const char *incoming;
+	/*
+	 * While kvmini_vm_create() waits for or receives an incoming migration,
+	 * this descriptor becoming readable (e.g. a signalfd) abandons it:
+	 * kvmini_vm_create() fails with -EINTR before the source is told it may
+	 * stop. The caller keeps ownership. kvmini_config_init: -1, none.
+	 */
+	int incoming_cancel_fd;
 	/* Disks in guest order (vda, vdb, ...): the first ndisks entries are used. */
 	struct kvmini_disk disks[KVMINI_MAX_DISKS];
 	unsigned ndisks;

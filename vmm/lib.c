@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +29,7 @@
 #include "virtio/blk.h"
 #include "virtio/net.h"
 #include "vmm/api/server.h"
+#include "vmm/migration/kvm_state.h"
 #include "vmm/migration/machine_state.h"
 #include "vmm/migration/net.h"
 #include "vmm/migration/precopy.h"
@@ -70,6 +73,7 @@ struct kvmini_vm {
 	pthread_mutex_t ctl_lock;
 	bool paused;	/* under ctl_lock and lock: applied to each new machine */
 	bool reset_req; /* kvmini_vm_reset(): rebuild even with no_reboot */
+	bool announce;	/* restored or migrated in: NICs announce the guest once it runs */
 	struct timespec start_time;
 	/* Event watchers; ev_lock is held while calling them (they must be quick). */
 	pthread_mutex_t ev_lock;
@@ -105,6 +109,7 @@ void kvmini_config_init(struct kvmini_config *cfg)
 	cfg->mem_bytes = 512ULL << 20;
 	cfg->console_out_fd = STDOUT_FILENO;
 	cfg->console_in_fd = -1;
+	cfg->incoming_cancel_fd = -1;
 	cfg->shutdown_timeout_s = 30;
 }
 
@@ -494,6 +499,8 @@ static int open_disks(struct kvmini_vm *k, const struct kvmini_config *cfg, stru
 		    .no_backing = d->no_backing,
 		    .cache_size = d->cache_size,
 		    .defer_lock = cfg->incoming != NULL,
+		    /* The source writes qcow2 metadata until the handover: read it after (disk_activate). */
+		    .defer_meta = cfg->incoming != NULL,
 		};
 		struct err de = {{0}};
 		int r = disk_open(&dc, &k->disks[i], &de);
@@ -509,12 +516,6 @@ static int open_disks(struct kvmini_vm *k, const struct kvmini_config *cfg, stru
 		if (r)
 			return err_set(e, r, "%s", err_msg(&de));
 		k->ndisks = i + 1;
-		/* qcow2 metadata is read at open: before the handover it would be the source's stale copy. */
-		if (cfg->incoming && strcmp(k->disks[i]->ops->format, "raw"))
-			return err_set(
-			    e, -EOPNOTSUPP,
-			    "--incoming: %s is a %s image; live migration takes raw images only (for now)",
-			    d->path, k->disks[i]->ops->format);
 	}
 	return 0;
 }
@@ -587,6 +588,7 @@ int kvmini_vm_create(const struct kvmini_config *cfg, struct kvmini_vm **out, ch
 		goto fail;
 	if (cfg->incoming && (r = incoming(k, cfg->incoming, &e)))
 		goto fail;
+	k->announce = cfg->restore_path || cfg->incoming;
 	k->cfg.incoming = NULL;
 	k->cfg.restore_path = NULL; /* the caller's string; a reset boots afresh */
 	if (cfg->api_sock && (r = api_server_open(k, cfg->api_sock, &k->api, &e)))
@@ -701,6 +703,10 @@ int kvmini_vm_start(struct kvmini_vm *k)
 		finish(k, KVMINI_EXIT_ERROR);
 	} else {
 		k->started = true;
+		/* The guest's MAC now sits behind another port (or host): its driver sends
+		 * gratuitous ARPs and neighbour advertisements when asked (GUEST_ANNOUNCE). */
+		for (unsigned i = 0; k->announce && i < k->vm->nnets; i++)
+			virtio_net_announce(k->vm->nets[i]);
 		clock_gettime(CLOCK_MONOTONIC, &k->start_time);
 		if (k->cfg.console_in_fd >= 0 && k->in_quit_fd >= 0 &&
 		    sandbox_thread_create(&k->in_thread, SB_CONSOLE, console_in_thread, k) == 0)
@@ -1110,7 +1116,8 @@ const char *kvmini_vm_cmdline(struct kvmini_vm *k)
 	return k->cmdline;
 }
 
-static void describe(const struct kvmini_vm *k, struct machine_desc *m)
+/* What k's machine vm is, for CONFIG: the configuration and vCPU 0's CPUID. */
+static int describe(const struct kvmini_vm *k, struct vm *vm, struct machine_desc *m, struct err *e)
 {
 	memset(m, 0, sizeof(*m));
 	m->ncpus = k->cfg.cpus;
@@ -1125,6 +1132,20 @@ static void describe(const struct kvmini_vm *k, struct machine_desc *m)
 		memcpy(m->nics[i].mac, k->macs[i], 6);
 		m->nics[i].queues = k->nics[i]->nqueues;
 	}
+	if (!vm)
+		return 0;
+	struct kvm_cpuid2 *c;
+	int r = vcpu_cpuid_get(vm->vcpus[0].fd, &c, e);
+	if (r)
+		return r;
+	if (c->nent > MACHINE_MAX_CPUID) {
+		free(c);
+		return err_set(e, -E2BIG, "vCPU 0's CPUID has more than %u entries", MACHINE_MAX_CPUID);
+	}
+	m->ncpuid = c->nent;
+	memcpy(m->cpuid, c->entries, c->nent * sizeof(c->entries[0]));
+	free(c);
+	return 0;
 }
 
 _Static_assert(MACHINE_MAX_DISKS == KVMINI_MAX_DISKS && MACHINE_MAX_NICS == KVMINI_MAX_NICS,
@@ -1137,13 +1158,15 @@ static int restore(struct kvmini_vm *k, const char *path, struct err *e)
 	if (fd < 0)
 		return err_set(e, -errno, "--restore %s: %s", path, strerror(errno));
 	struct machine_desc m;
-	describe(k, &m);
 	struct stream_reader r;
 	struct err se = {{0}};
-	int rc = stream_reader_init(&r, fd, &se);
-	if (!rc)
-		rc = machine_state_read(k->vm, &m, &r, &se);
-	stream_reader_destroy(&r);
+	int rc = describe(k, k->vm, &m, &se);
+	if (!rc) {
+		rc = stream_reader_init(&r, fd, &se);
+		if (!rc)
+			rc = machine_state_read(k->vm, &m, &r, &se);
+		stream_reader_destroy(&r);
+	}
 	close(fd);
 	if (rc)
 		return err_set(e, rc, "--restore %s: %s", path, err_msg(&se));
@@ -1182,9 +1205,10 @@ int kvmini_vm_save(struct kvmini_vm *k, const char *path, char *errbuf, size_t e
 			err_set(&e, r, "cannot flush %s: %s", k->disks[i]->path, strerror(-r));
 	if (!r && !vm)
 		r = err_set(&e, -EPIPE, "the VM is not running");
+	struct machine_desc m;
+	if (!r)
+		r = describe(k, vm, &m, &e);
 	if (!r) {
-		struct machine_desc m;
-		describe(k, &m);
 		struct stream_writer *w = malloc(sizeof(*w));
 		if (!w) {
 			r = err_set(&e, -ENOMEM, "out of memory");
@@ -1222,19 +1246,44 @@ static int incoming(struct kvmini_vm *k, const char *uri, struct err *e)
 	int lfd = migrate_listen(uri, e);
 	if (lfd < 0)
 		return lfd;
-	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	int r = fd < 0 ? err_set(e, -errno, "--incoming %s: accept: %s", uri, strerror(errno)) : 0;
+	int cancel = k->cfg.incoming_cancel_fd, r = 0;
+	for (;;) {
+		struct pollfd p[2] = {{lfd, POLLIN, 0}, {cancel, POLLIN, 0}};
+		if (poll(p, cancel >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) {
+			r = err_set(e, -errno, "--incoming %s: poll: %s", uri, strerror(errno));
+			break;
+		}
+		if (p[1].revents & POLLIN) {
+			r = err_set(e, -EINTR, "--incoming %s: stopped while waiting for the source", uri);
+			break;
+		}
+		if (p[0].revents)
+			break;
+	}
+	int fd = r ? -1 : accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (!r && fd < 0)
+		r = err_set(e, -errno, "--incoming %s: accept: %s", uri, strerror(errno));
 	close(lfd);
 	if (r)
 		return r;
+	/* A source that goes silent without closing (a cut link) must not hold us for ever. */
+	struct timeval tv = {.tv_sec = MIGRATE_IDLE_TIMEOUT_S};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	struct machine_desc m;
-	describe(k, &m);
 	struct stream_reader sr;
 	struct err se = {{0}};
-	r = stream_reader_init(&sr, fd, &se);
-	if (!r)
-		r = machine_state_read(k->vm, &m, &sr, &se);
-	stream_reader_destroy(&sr);
+	r = describe(k, k->vm, &m, &se);
+	/*
+	 * Device threads restarted by the load would look at their rings at
+	 * once: keep them out until the disks are ours and their metadata read.
+	 */
+	quiesce_close(&k->vm->gate);
+	if (!r) {
+		r = stream_reader_open(&sr, fd, cancel, &se);
+		if (!r)
+			r = machine_state_read(k->vm, &m, &sr, &se);
+		stream_reader_destroy(&sr);
+	}
 	for (unsigned i = 0; !r && i < k->ndisks; i++) {
 		for (int tries = 0;; tries++) {
 			struct err le = {{0}};
@@ -1247,6 +1296,14 @@ static int incoming(struct kvmini_vm *k, const char *uri, struct err *e)
 			usleep(100000);
 		}
 	}
+	/* The source wrote its metadata out before it let the locks go: read it now. */
+	for (unsigned i = 0; !r && i < k->ndisks; i++) {
+		struct err ae = {{0}};
+		if ((r = disk_activate(k->disks[i], &ae)))
+			err_set(&se, r, "%s", err_msg(&ae));
+	}
+	if (!r && cancel >= 0 && poll(&(struct pollfd){cancel, POLLIN, 0}, 1, 0) == 1)
+		r = err_set(&se, -EINTR, "stopped before the handover");
 	if (!r) {
 		char ack = MIGRATE_ACK;
 		if (write(fd, &ack, 1) != 1)
@@ -1258,6 +1315,7 @@ static int incoming(struct kvmini_vm *k, const char *uri, struct err *e)
 			disk_unlock(k->disks[i]);
 		return err_set(e, r, "--incoming %s: %s", uri, err_msg(&se));
 	}
+	quiesce_open(&k->vm->gate);
 	return 0;
 }
 
@@ -1272,6 +1330,7 @@ static void mig_resume(void *opaque)
 	kvmini_vm_resume(opaque);
 }
 
+/* Paused: everything on stable storage, qcow2 metadata included, and no more writes (disk_deactivate). */
 static int mig_flush(void *opaque, struct err *e)
 {
 	struct kvmini_vm *k = opaque;
@@ -1279,6 +1338,8 @@ static int mig_flush(void *opaque, struct err *e)
 		int r = k->disks[i]->ops->flush(k->disks[i]);
 		if (r)
 			return err_set(e, r, "cannot flush %s: %s", k->disks[i]->path, strerror(-r));
+		if ((r = disk_deactivate(k->disks[i], e)))
+			return r;
 	}
 	return 0;
 }
@@ -1295,6 +1356,8 @@ static int mig_lock(void *opaque, struct err *e)
 	struct kvmini_vm *k = opaque;
 	for (unsigned i = 0; i < k->ndisks; i++) {
 		int r = disk_lock(k->disks[i], e);
+		if (!r)
+			r = disk_activate(k->disks[i], e); /* the metadata it kept: nobody else wrote */
 		if (r)
 			return r;
 	}
@@ -1313,13 +1376,6 @@ int kvmini_vm_migrate(struct kvmini_vm *k, const struct kvmini_migrate_params *p
 		r = err_set(&e, -EPIPE, "the VM is not running");
 		goto out;
 	}
-	for (unsigned i = 0; i < k->ndisks; i++)
-		if (strcmp(k->disks[i]->ops->format, "raw")) {
-			r = err_set(&e, -EOPNOTSUPP,
-				    "%s is a %s image; live migration takes raw images only (for now)",
-				    k->disks[i]->path, k->disks[i]->ops->format);
-			goto out;
-		}
 	__atomic_store_n(&k->migrate_cancel, 0, __ATOMIC_RELAXED);
 	int fd = migrate_connect(p->uri, 10, &e);
 	if (fd < 0) {
@@ -1342,10 +1398,11 @@ int kvmini_vm_migrate(struct kvmini_vm *k, const struct kvmini_migrate_params *p
 	    .opaque = k,
 	    .cancel = &k->migrate_cancel,
 	};
-	describe(k, &h.desc);
 	struct kvmini_migrate_result local;
-	r = vm ? precopy_run(&h, fd, p, progress, opaque, res ? res : &local, &e)
-	       : err_set(&e, -EPIPE, "the VM is not running, or is migrating already");
+	if (!vm)
+		r = err_set(&e, -EPIPE, "the VM is not running, or is migrating already");
+	else if (!(r = describe(k, vm, &h.desc, &e)))
+		r = precopy_run(&h, fd, p, progress, opaque, res ? res : &local, &e);
 	close(fd);
 	if (vm) {
 		pthread_mutex_lock(&k->lock);

@@ -113,10 +113,19 @@ static int run(int argc, char **argv)
 
 	char msg[512];
 	struct kvmini_vm *vm;
+	/* A stopping signal ends the wait for an incoming migration (not SIGPIPE). */
+	sigset_t stop_sigs = sigs;
+	sigdelset(&stop_sigs, SIGPIPE);
+	int cfd = cfg.incoming ? signalfd(-1, &stop_sigs, SFD_CLOEXEC) : -1;
+	cfg.incoming_cancel_fd = cfd;
 	r = kvmini_vm_create(&cfg, &vm, msg, sizeof(msg));
+	struct signalfd_siginfo csi;
+	bool cancelled = r == -EINTR && cfd >= 0 && read(cfd, &csi, sizeof(csi)) == sizeof(csi);
+	if (cfd >= 0)
+		close(cfd);
 	if (r < 0) {
 		fprintf(stderr, "kvmini: %s\n", msg[0] ? msg : strerror(-r));
-		return 1;
+		return cancelled ? 128 + (int)csi.ssi_signo : 1;
 	}
 
 	struct console_ctx con = {.vm = vm};

@@ -249,6 +249,7 @@ static int open_layer(const struct disk_config *c, int depth, const dev_t *devs,
 		    .depth = depth,
 		    .chain_dev = cdevs,
 		    .chain_ino = cinos,
+		    .deferred = c->defer_meta,
 		};
 		if ((r = qcow2_open(&qp, c->path, out, e))) {
 			file->ops->close(file); /* and fd with it */
@@ -323,4 +324,14 @@ void disk_unlock(struct disk *d)
 	struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET};
 	if (d->locked && fcntl(d->lock_fd, F_OFD_SETLK, &fl) == 0)
 		d->locked = false;
+}
+
+int disk_activate(struct disk *d, struct err *e)
+{
+	return d->ops->activate ? d->ops->activate(d, e) : 0;
+}
+
+int disk_deactivate(struct disk *d, struct err *e)
+{
+	return d->ops->deactivate ? d->ops->deactivate(d, e) : 0;
 }

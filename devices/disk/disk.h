@@ -29,6 +29,14 @@ struct disk_config {
 	uint64_t cache_size; /* qcow2 metadata cache (L2 tables + refcount blocks); 0: default */
 	/* Open without the image lock: an incoming migration takes it at the handover (disk_lock). */
 	bool defer_lock;
+	/*
+	 * Open the file (and a qcow2 image's backing chain) and read what
+	 * cannot change while another process runs the image (qcow2: the
+	 * header's virtual size and backing file name), but not the format's
+	 * metadata: disk_activate() reads it, after the handover. I/O fails
+	 * (-EIO) until then. Raw images are ready at once.
+	 */
+	bool defer_meta;
 };
 
 struct disk;
@@ -49,6 +57,9 @@ struct disk_ops {
 	/* Make [off, off + len) read as zeroes, deallocating when may_unmap allows. */
 	int (*write_zeroes)(struct disk *d, uint64_t off, uint64_t len, bool may_unmap);
 	void (*close)(struct disk *d);
+	/* Optional (NULL: always active): see disk_activate/disk_deactivate. */
+	int (*activate)(struct disk *d, struct err *e);
+	int (*deactivate)(struct disk *d, struct err *e);
 };
 
 struct disk {
@@ -100,5 +111,18 @@ void disk_close(struct disk *d);
  */
 int disk_lock(struct disk *d, struct err *e);
 void disk_unlock(struct disk *d);
+/*
+ * The metadata side of the handover. The source, paused, deactivates its
+ * disks before it lets their locks go: all metadata written out (qcow2:
+ * dirty L2 tables and refcount blocks, L1, freed clusters, then
+ * fdatasync), and no I/O, no write-out at close, until activated again.
+ * The destination activates each disk once it holds its lock: a deferred
+ * image (defer_meta) reads its metadata then. A source whose handover
+ * failed activates its disks again and goes on with the metadata it kept
+ * (nobody else wrote the image). Both are no-ops for raw images. 0 or
+ * -errno with one line in e.
+ */
+int disk_activate(struct disk *d, struct err *e);
+int disk_deactivate(struct disk *d, struct err *e);
 
 #endif

@@ -135,8 +135,17 @@ struct qcow2 {
 	size_t npending, cap_pending;
 	uint64_t *meta; /* sorted host offsets of metadata clusters (overlap checks) */
 	size_t nmeta, cap_meta;
-	bool broken;	       /* metadata found inconsistent while running: writes fail */
-	uint8_t *zero_cluster; /* a cluster of zeroes */
+	bool broken; /* metadata found inconsistent while running: writes fail */
+	/*
+	 * Not in use here (atomic; I/O fails with -EIO): opened deferred and
+	 * not activated yet (meta_loaded false: no tables read), or handed
+	 * over to a migration's destination (the tables kept, written out).
+	 */
+	bool inactive;
+	bool meta_loaded;
+	uint64_t cache_size;	 /* as asked at open, for a deferred load */
+	char backing_name[1024]; /* as the header names it; "" for none */
+	uint8_t *zero_cluster;	 /* a cluster of zeroes */
 };
 
 static inline uint64_t qcow2_be64(const uint8_t *p)
@@ -251,9 +260,19 @@ struct qcow2_open_params {
 	int depth;		/* backing chain depth so far */
 	const dev_t *chain_dev; /* the files above, for loop detection */
 	const ino_t *chain_ino;
+	bool deferred; /* read the header only; the tables at qcow2_activate() */
 };
 int qcow2_open(const struct qcow2_open_params *p, const char *path, struct disk **out, struct err *e);
 void qcow2_free(struct qcow2 *q);
+/*
+ * Activation (disk_activate): a deferred image reads its header and tables
+ * now (the virtual size and backing file name must not have changed since
+ * the open); one deactivated goes on with the tables it kept.
+ * Deactivation (disk_deactivate): writes every piece of metadata out and
+ * refuses I/O until activated again.
+ */
+int qcow2_activate(struct disk *d, struct err *e);
+int qcow2_deactivate(struct disk *d, struct err *e);
 
 /* disk.c: opens a backing file read-only (format as named, or probed), one level deeper. */
 int disk_open_backing(const char *path, enum disk_format fmt, bool direct, int depth, const dev_t *devs,

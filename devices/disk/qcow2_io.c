@@ -150,9 +150,17 @@ int qcow2_read_buf(struct qcow2 *q, uint8_t *buf, uint64_t len, uint64_t off, bo
 	return do_read(q, &v, 1, off, locked);
 }
 
+/* Not in use here (deferred open, or handed over): no I/O, not even a read of stale tables. */
+static bool inactive(const struct qcow2 *q)
+{
+	return __atomic_load_n(&q->inactive, __ATOMIC_ACQUIRE);
+}
+
 static int qcow2_preadv(struct disk *d, const struct iovec *iov, int iovcnt, uint64_t off)
 {
 	struct qcow2 *q = to_q(d);
+	if (inactive(q))
+		return -EIO;
 	if (!in_range(q, off, iov_total(iov, iovcnt)))
 		return -EINVAL;
 	return do_read(q, iov, iovcnt, off, false);
@@ -367,6 +375,8 @@ static int qcow2_pwritev(struct disk *d, const struct iovec *iov, int iovcnt, ui
 	struct qcow2 *q = to_q(d);
 	if (d->readonly)
 		return -EROFS;
+	if (inactive(q))
+		return -EIO;
 	if (!in_range(q, off, iov_total(iov, iovcnt)))
 		return -EINVAL;
 	return do_write(q, iov, iovcnt, off);
@@ -419,6 +429,8 @@ static int qcow2_write_zeroes(struct disk *d, uint64_t off, uint64_t len, bool m
 	struct qcow2 *q = to_q(d);
 	if (d->readonly)
 		return -EROFS;
+	if (inactive(q))
+		return -EIO;
 	if (!in_range(q, off, len))
 		return -EINVAL;
 	uint64_t cs = q->cluster_size;
@@ -452,8 +464,8 @@ static int qcow2_discard(struct disk *d, uint64_t off, uint64_t len)
 static int qcow2_flush(struct disk *d)
 {
 	struct qcow2 *q = to_q(d);
-	if (d->readonly)
-		return 0;
+	if (d->readonly || inactive(q))
+		return 0; /* nothing to write: never loaded, or written out at the handover */
 	pthread_mutex_lock(&q->lock);
 	int r = qcow2_flush_meta(q, true);
 	pthread_mutex_unlock(&q->lock);
@@ -465,7 +477,8 @@ void qcow2_free(struct qcow2 *q);
 static void qcow2_close(struct disk *d)
 {
 	struct qcow2 *q = to_q(d);
-	if (!d->readonly && !q->broken) {
+	/* Handed over (or never loaded): the image is someone else's now, not one byte more. */
+	if (!d->readonly && !q->broken && !inactive(q)) {
 		pthread_mutex_lock(&q->lock);
 		qcow2_flush_meta(q, true);
 		pthread_mutex_unlock(&q->lock);
@@ -481,4 +494,6 @@ const struct disk_ops qcow2_ops = {
     .discard = qcow2_discard,
     .write_zeroes = qcow2_write_zeroes,
     .close = qcow2_close,
+    .activate = qcow2_activate,
+    .deactivate = qcow2_deactivate,
 };

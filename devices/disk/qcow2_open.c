@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "devices/disk/qcow2.h"
@@ -305,6 +306,8 @@ static int open_backing(struct qcow2 *q, const struct qcow2_open_params *prm, co
 	if (memchr(h + boff, '\0', blen))
 		return err_set(e, -EINVAL, "%s: invalid qcow2 image: backing file name contains a NUL byte",
 			       p);
+	memcpy(q->backing_name, h + boff, blen);
+	q->backing_name[blen] = '\0';
 	if (prm->no_backing)
 		return 0;
 	enum disk_format fmt = DISK_FORMAT_AUTO;
@@ -356,6 +359,76 @@ static int setup_caches(struct qcow2 *q, uint64_t cache_size, struct err *e)
 	return 0;
 }
 
+/*
+ * Reads and parses the header (with its extensions and the backing file
+ * name, all in the first cluster) into q. *hp (malloc'd) and *hlenp are the
+ * bytes read, at most one cluster.
+ */
+static int read_header(struct qcow2 *q, bool readonly, uint8_t **hp, size_t *hlenp, char *bfmt,
+		       size_t bfmt_len, struct err *e)
+{
+	uint8_t *h = malloc(1u << 21);
+	if (!h)
+		return err_set(e, -ENOMEM, "%s: out of memory", q->d.path);
+	size_t hlen = q->file_size < (1u << 21) ? (size_t)q->file_size : (1u << 21);
+	int r = qcow2_pread(q, h, hlen, 0);
+	if (r)
+		r = err_set(e, r, "%s: cannot read the qcow2 header: %s", q->d.path, strerror(-r));
+	if (!r)
+		r = parse_header(q, h, hlen, readonly, e);
+	if (!r && hlen > q->cluster_size)
+		hlen = q->cluster_size;
+	if (!r)
+		r = parse_extensions(q, h, hlen, qcow2_be64(h + 8), bfmt, bfmt_len, e);
+	if (r) {
+		free(h);
+		return r;
+	}
+	*hp = h;
+	*hlenp = hlen;
+	return 0;
+}
+
+/* The tables the header points at, the caches, and a dirty image's refcounts counted again. */
+static int load_meta(struct qcow2 *q, struct err *e)
+{
+	int r;
+	if ((r = meta_range(q, 0, q->cluster_size, e)) || (r = load_l1(q, e)) || (r = load_rt(q, e)) ||
+	    (r = load_snapshots(q, e)) || (r = setup_caches(q, q->cache_size, e)))
+		return r;
+	if (!(q->zero_cluster = calloc(1, q->cluster_size)))
+		return err_set(e, -ENOMEM, "%s: out of memory", q->d.path);
+	if ((q->incompat & QCOW2_INCOMPAT_DIRTY) && !q->d.readonly) {
+		/* Lazy refcounts left behind by a crash: count again, then clear the bit. */
+		if ((r = qcow2_repair(q, e)))
+			return r;
+		uint8_t be[8];
+		qcow2_put64(be, q->incompat & ~QCOW2_INCOMPAT_DIRTY);
+		if ((r = qcow2_pwrite(q, be, 8, QH_INCOMPAT)) || (r = qcow2_sync(q)))
+			return err_set(e, r, "%s: cannot clear the dirty bit: %s", q->d.path, strerror(-r));
+		q->incompat &= ~QCOW2_INCOMPAT_DIRTY;
+	}
+	q->meta_loaded = true;
+	return 0;
+}
+
+/* What load_meta set up, dropped (a failed activation leaves the image as opened, deferred). */
+static void unload_meta(struct qcow2 *q)
+{
+	qcow2_cache_free(&q->l2c);
+	qcow2_cache_free(&q->rbc);
+	free(q->l1);
+	free(q->rt);
+	free(q->snap_l1);
+	free(q->zero_cluster);
+	q->l1 = NULL;
+	q->rt = NULL;
+	q->snap_l1 = NULL;
+	q->zero_cluster = NULL;
+	q->nmeta = 0;
+	q->meta_loaded = false;
+}
+
 int qcow2_open(const struct qcow2_open_params *prm, const char *path, struct disk **out, struct err *e)
 {
 	struct qcow2 *q = calloc(1, sizeof(*q));
@@ -366,6 +439,8 @@ int qcow2_open(const struct qcow2_open_params *prm, const char *path, struct dis
 	snprintf(q->d.path, sizeof(q->d.path), "%s", path);
 	q->mfd = prm->fd;
 	q->file_size = prm->file_size;
+	q->cache_size = prm->cache_size;
+	q->d.readonly = prm->readonly;
 	int r;
 	if (prm->direct) {
 		/* Metadata goes through the page cache; the data transfers bypass it. */
@@ -381,53 +456,27 @@ int qcow2_open(const struct qcow2_open_params *prm, const char *path, struct dis
 	}
 	q->file = prm->file;
 
-	size_t hlen = 4096;
 	uint8_t *h = NULL;
-	/* The header, its extensions and the backing file name all live in the first cluster. */
-	if (!(h = malloc(1u << 21))) {
-		r = err_set(e, -ENOMEM, "%s: out of memory", path);
-		goto fail;
-	}
-	hlen = q->file_size < (1u << 21) ? (size_t)q->file_size : (1u << 21);
-	if ((r = qcow2_pread(q, h, hlen, 0))) {
-		r = err_set(e, r, "%s: cannot read the qcow2 header: %s", path, strerror(-r));
-		goto fail_h;
-	}
-	if ((r = parse_header(q, h, hlen, prm->readonly, e)))
-		goto fail_h;
-	if (hlen > q->cluster_size)
-		hlen = q->cluster_size;
+	size_t hlen;
 	char bfmt[64] = "";
-	if ((r = parse_extensions(q, h, hlen, qcow2_be64(h + 8), bfmt, sizeof(bfmt), e)) ||
-	    (r = meta_range(q, 0, q->cluster_size, e)) || (r = load_l1(q, e)) || (r = load_rt(q, e)) ||
-	    (r = load_snapshots(q, e)) || (r = setup_caches(q, prm->cache_size, e)))
+	if ((r = read_header(q, prm->readonly, &h, &hlen, bfmt, sizeof(bfmt), e)))
+		goto fail;
+	/*
+	 * Deferred: the header's size and backing file name now (neither changes
+	 * while the image is in use elsewhere), the tables at qcow2_activate().
+	 */
+	if (!prm->deferred && (r = load_meta(q, e)))
 		goto fail_h;
-	if (!(q->zero_cluster = calloc(1, q->cluster_size))) {
-		r = err_set(e, -ENOMEM, "%s: out of memory", path);
-		goto fail_h;
-	}
 	if ((r = open_backing(q, prm, h, hlen, bfmt, e)))
 		goto fail_h;
 	free(h);
 	h = NULL;
 
 	q->d.ops = &qcow2_ops;
-	q->d.readonly = prm->readonly;
 	q->d.can_discard = !prm->readonly;
 	q->d.block_size = DISK_SECTOR;
 	q->d.align = prm->file->align;
-	if ((q->incompat & QCOW2_INCOMPAT_DIRTY) && !prm->readonly) {
-		/* Lazy refcounts left behind by a crash: count again, then clear the bit. */
-		if ((r = qcow2_repair(q, e)))
-			goto fail;
-		uint8_t be[8];
-		qcow2_put64(be, q->incompat & ~QCOW2_INCOMPAT_DIRTY);
-		if ((r = qcow2_pwrite(q, be, 8, QH_INCOMPAT)) || (r = qcow2_sync(q))) {
-			r = err_set(e, r, "%s: cannot clear the dirty bit: %s", path, strerror(-r));
-			goto fail;
-		}
-		q->incompat &= ~QCOW2_INCOMPAT_DIRTY;
-	}
+	q->inactive = prm->deferred;
 	*out = &q->d;
 	return 0;
 fail_h:
@@ -436,5 +485,79 @@ fail:
 	q->file = NULL; /* the caller still owns it on failure */
 fail_nofile:
 	qcow2_free(q);
+	return r;
+}
+
+/*
+ * A deferred image's metadata, read from the image as the previous user left
+ * it (the file may have grown since the open): the header again, then the
+ * tables. Caller holds q->lock.
+ */
+static int load_deferred(struct qcow2 *q, struct err *e)
+{
+	const char *p = q->d.path;
+	uint64_t size = q->d.size;
+	struct stat st;
+	if (fstat(q->mfd, &st) < 0)
+		return err_set(e, -errno, "%s: cannot stat: %s", p, strerror(errno));
+	if (S_ISREG(st.st_mode))
+		q->file_size = (uint64_t)st.st_size;
+	uint8_t *h;
+	size_t hlen;
+	char bfmt[64] = "";
+	int r = read_header(q, q->d.readonly, &h, &hlen, bfmt, sizeof(bfmt), e);
+	if (r)
+		return r;
+	uint64_t boff = qcow2_be64(h + 8);
+	uint32_t blen = qcow2_be32(h + 16);
+	char now[sizeof(q->backing_name)] = "";
+	if (boff && blen < sizeof(now) && boff <= hlen && blen <= hlen - boff)
+		memcpy(now, h + boff, blen);
+	free(h);
+	if (q->d.size != size)
+		return err_set(
+		    e, -EINVAL,
+		    "%s: the qcow2 virtual size changed from %llu to %llu bytes since it was opened", p,
+		    (unsigned long long)size, (unsigned long long)q->d.size);
+	if (strcmp(now, q->backing_name))
+		return err_set(e, -EINVAL,
+			       "%s: the qcow2 backing file changed from '%s' to '%s' since it was opened", p,
+			       q->backing_name, now);
+	return load_meta(q, e);
+}
+
+int qcow2_activate(struct disk *d, struct err *e)
+{
+	struct qcow2 *q = (struct qcow2 *)d;
+	pthread_mutex_lock(&q->lock);
+	int r = 0;
+	if (!q->meta_loaded) {
+		uint64_t size = q->d.size, incompat = q->incompat;
+		if ((r = load_deferred(q, e))) {
+			/* As opened: deferred, and a later activation may try again. */
+			unload_meta(q);
+			q->d.size = size;
+			q->incompat = incompat;
+		}
+	}
+	if (!r)
+		__atomic_store_n(&q->inactive, false, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&q->lock);
+	return r;
+}
+
+int qcow2_deactivate(struct disk *d, struct err *e)
+{
+	struct qcow2 *q = (struct qcow2 *)d;
+	pthread_mutex_lock(&q->lock);
+	int r = 0;
+	if (!__atomic_load_n(&q->inactive, __ATOMIC_ACQUIRE)) {
+		if (!d->readonly && (r = qcow2_flush_meta(q, true)))
+			r = err_set(e, r, "%s: cannot write the qcow2 metadata out: %s", d->path,
+				    strerror(-r));
+		else
+			__atomic_store_n(&q->inactive, true, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&q->lock);
 	return r;
 }

@@ -5,11 +5,16 @@
  * migration or a restore reads it, until END or the first error.
  *
  * Oracles beyond the sanitizers: every record the reader returns parses with
- * the payload helpers (stream_parse_ram/vcpu/device); a stream accepted
+ * the payload helpers (stream_parse_ram/vcpu/device); a CONFIG payload is
+ * also given to the machine description's parser (machine_config_parse,
+ * vmm/migration/machine_state.c; its CPUID table included), and one it
+ * accepts must encode back to the same bytes and pass the destination's
+ * check against itself (cpuid_compat_check included); a stream accepted
  * whole, written again record by record with the writer, gives back the
  * input's bytes exactly. libFuzzer's -malloc_limit_mb catches allocations
  * sized by a hostile length. FUZZ_MIGRATION_STREAM_VERBOSE=1 prints the
- * reader's verdict on each input (to check seeds).
+ * reader's verdict on each input, and the CONFIG parser's on each CONFIG (to
+ * check seeds).
  *
  * ---- Input format (tests/fuzz/gen_migration_stream_seeds.py writes it too) ----
  * byte 0: bit 0 set: fix up every record's CRC before reading (walking the
@@ -26,6 +31,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "common/sbuf.h"
+#include "vmm/migration/machine_state.h"
 #include "vmm/migration/stream.h"
 
 #define NO_COVER __attribute__((no_sanitize("coverage")))
@@ -70,6 +77,30 @@ NO_COVER static void load(int fd, const uint8_t *p, size_t n)
 		die("memfd write failed");
 }
 
+static struct machine_desc config;
+
+/* A CONFIG payload: may be refused; accepted, it must round-trip and match itself. */
+static void check_config(const uint8_t *p, size_t len)
+{
+	struct err e = {0};
+	int rc = machine_config_parse(p, len, &config, &e);
+	if (getenv("FUZZ_MIGRATION_STREAM_VERBOSE"))
+		printf("fuzz_migration_stream: CONFIG %s\n", rc ? err_msg(&e) : "parsed");
+	if (rc) {
+		if (!err_msg(&e)[0])
+			die("a CONFIG refused without a message");
+		return;
+	}
+	struct sbuf b;
+	sbuf_init(&b);
+	machine_config_put(&config, &b);
+	if (b.oom || b.len != len || memcmp(b.data, p, len))
+		die("an accepted CONFIG encoded again differs from the input");
+	sbuf_free(&b);
+	if (machine_config_check(&config, p, len, &e))
+		die(err_msg(&e)); /* a machine refused its own description */
+}
+
 /* Every record the reader gave must parse; also writes it again. */
 static void check_record(uint32_t type, const uint8_t *p, size_t len)
 {
@@ -81,6 +112,8 @@ static void check_record(uint32_t type, const uint8_t *p, size_t len)
 		if (rc == 0)
 			rc = stream_write_ram(&writer, ram.gpa, ram.npages, ram.data, &e);
 	} else {
+		if (type == STREAM_CONFIG)
+			check_config(p, len);
 		if (type == STREAM_VCPU) {
 			uint32_t index;
 			const uint8_t *state;

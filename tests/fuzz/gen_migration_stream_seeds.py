@@ -45,6 +45,34 @@ def device(name, instance, version, state):
     return record(DEVICE, struct.pack("<H", len(n)) + n + struct.pack("<II", instance, version) + state)
 
 
+def config(cpus=2, mem=64 << 20, disks=((1 << 30, 0),), nics=((b"\x52\x54\x00\x12\x34\x56", 1),),
+           cpuid=None, version=2, ncpuid=None):
+    """A CONFIG payload (vmm/migration/machine_state.c machine_config_put)."""
+    if cpuid is None:
+        cpuid = CPUID
+    p = struct.pack("<IIQI", version, cpus, mem, len(disks))
+    for size, ro in disks:
+        p += struct.pack("<QB", size, ro)
+    p += struct.pack("<I", len(nics))
+    for mac, queues in nics:
+        p += mac + struct.pack("<I", queues)
+    p += struct.pack("<I", len(cpuid) if ncpuid is None else ncpuid)
+    for e in cpuid:
+        p += struct.pack("<7I", *e)
+    return p
+
+
+# function, index, flags, eax, ebx, ecx, edx: a small Intel guest's CPUID (vCPU 0).
+CPUID = [
+    (0, 0, 0, 0xD, 0x756E6547, 0x6C65746E, 0x49656E69),
+    (1, 0, 0, 0x906EA, 0x00020800, 0xF7FA3203, 0x178BFBFF),
+    (7, 0, 1, 0, 0x029C67AF, 0x40000010, 0xBC000400),
+    (0xD, 0, 1, 0x7, 0x340, 0x340, 0),
+    (0xD, 1, 1, 0xF, 0, 0, 0),
+    (0x80000001, 0, 0, 0, 0, 0x121, 0x2C100800),
+]
+
+
 def page(seed):
     return bytes((i * 7 + seed) & 0xFF for i in range(PAGE))
 
@@ -52,7 +80,7 @@ def page(seed):
 SEEDS = {
     "end-only": header() + record(END),
     "full": header()
-    + record(CONFIG, b'{"mem":"64M","cpus":2}')
+    + record(CONFIG, config())
     + ram(0, 1, page(1))
     + ram(0x1000, 16)
     + ram(0x100000, 2, page(2) + page(3))
@@ -65,6 +93,10 @@ SEEDS = {
     "ram-zero-only": header() + ram(0, 256) + ram(0xFFFFFFFFFFFFF000, 1) + record(END),
     "device-long-name": header() + device("d" * 64, 0xFFFFFFFF, 0, b"") + record(END),
     "empty-records": header() + record(CONFIG) + record(VM) + vcpu(7, b"") + record(END),
+    "config-bare": header() + record(CONFIG, config(disks=(), nics=(), cpuid=[])) + record(END),
+    "config-many": header()
+    + record(CONFIG, config(disks=[(i << 20, i & 1) for i in range(16)], cpuid=CPUID * 4))
+    + record(END),
 }
 
 # One field wrong; the fuzzer fixes the CRCs (mode bit 0).
@@ -74,6 +106,8 @@ BROKEN = {
     "fix-device-name": header() + device("bad\nname", 0, 0, b"x") + record(END),
     "fix-trailing": header() + record(END) + record(END),
     "fix-unknown-type": header() + record(7, b"x") + record(END),
+    "fix-config-cpuid-count": header() + record(CONFIG, config(ncpuid=257)) + record(END),
+    "fix-config-version": header() + record(CONFIG, config(version=1)) + record(END),
 }
 
 

@@ -4,7 +4,8 @@
 # Contents: /bin/busybox (static; applet links are made at boot), /bin/kvmini-blkio (a small
 # static helper for what busybox cannot do: write-zeroes requests and random O_DIRECT I/O; built
 # from blkio_source below with ${CC:-cc} -static, left out with a warning when that fails),
-# /bin/kvmini-tcp (bulk TCP send/receive in large writes, from tests/guest/kvmini-tcp.c), the
+# /bin/kvmini-tcp (bulk TCP send/receive in large writes, from tests/guest/kvmini-tcp.c),
+# /bin/kvmini-mem (a self-checking memory-dirtying workload, tests/guest/kvmini-mem.c), the
 # modules listed below taken from the kernel that fetch-kernel.sh caches (flat in /lib/modules,
 # loaded in that order), every tests/integration/guest/*.sh as /tests/NAME.sh, and /init:
 #   - prints KVMINI-INIT-START first (boot-time marker), mounts proc, sys, devtmpfs, loads modules,
@@ -170,7 +171,7 @@ BLKIO_SOURCE
 
 # The cache key covers everything that goes into the archive.
 key=$({
-	sha256sum "${BASH_SOURCE[0]}" "$busybox" "$here/kvmini-tcp.c" | cut -d' ' -f1
+	sha256sum "${BASH_SOURCE[0]}" "$busybox" "$here"/kvmini-*.c | cut -d' ' -f1
 	echo "$kdir"
 	cat "$kdir/version" 2>/dev/null || true
 	for f in "${guest_tests[@]}"; do
@@ -194,11 +195,14 @@ if [ ! -f "$cached" ]; then
 		sed 's/^/    /' "$work/cc.log" | head -n 5 >&2
 		rm -f "$r/bin/kvmini-blkio"
 	fi
-	if ! "${CC:-cc}" -static -O2 -o "$r/bin/kvmini-tcp" "$here/kvmini-tcp.c" >"$work/cc.log" 2>&1; then
-		say "warning: could not build the guest helper kvmini-tcp (static C; needs gcc and libc6-dev): left out"
-		sed 's/^/    /' "$work/cc.log" | head -n 5 >&2
-		rm -f "$r/bin/kvmini-tcp"
-	fi
+	for src in "$here"/kvmini-*.c; do
+		b=$(basename "$src" .c)
+		if ! "${CC:-cc}" -static -O2 -o "$r/bin/$b" "$src" >"$work/cc.log" 2>&1; then
+			say "warning: could not build the guest helper $b (static C; needs gcc and libc6-dev): left out"
+			sed 's/^/    /' "$work/cc.log" | head -n 5 >&2
+			rm -f "$r/bin/$b"
+		fi
+	done
 	loaded=()
 	for m in $MODULES; do
 		f=$(find "$kdir/modules/kernel" \( -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" -o -name "$m.ko.gz" \) | head -1)

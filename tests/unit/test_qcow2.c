@@ -2026,6 +2026,88 @@ static void test_lazy_repair(void **state)
 	end_cases();
 }
 
+/*
+ * A migration's handover of one image between two opens in this process:
+ * the destination opens it deferred (no lock, no metadata) while the source
+ * writes and grows it, the source deactivates (metadata out, no more
+ * writes, not even at close), the destination activates and goes on. A
+ * failed handover: the source activates again and goes on. The image, over
+ * a backing file, stays consistent (qemu-img check) and holds both sides'
+ * writes (qemu-img compare).
+ */
+static void handover_case(const void *arg)
+{
+	const uint64_t size = 16 * MiB;
+	const char *base = tp(0, "base.raw"), *img = tp(1, "top.qcow2");
+	set_case("handover: qcow2 cluster_size=4096 over a raw backing file, 16 MiB");
+	uint8_t *model = make_source(base, size, 11);
+	MUST("qemu-img create -q -f qcow2 -o cluster_size=4096 -b %s -F raw %s", base, img);
+	struct disk *src = open_ok(img, false, false);
+	struct disk *dst =
+	    open_cfg(&(struct disk_config){.path = img, .defer_lock = true, .defer_meta = true});
+	if (dst->size != size)
+		FAIL("a deferred open: size %llu, expected %llu", U(dst->size), U(size));
+	uint8_t buf[512];
+	struct iovec v = {buf, sizeof(buf)};
+	if (dst->ops->preadv(dst, &v, 1, 0) != -EIO || dst->ops->pwritev(dst, &v, 1, 0) != -EIO)
+		FAIL("a deferred image does I/O before its activation");
+
+	struct wl w = {.d = src, .model = model, .size = size, .cluster = 4096, .s = 21};
+	random_ops(&w, 300);
+	struct err e = {{0}};
+	/* A failed handover: the source goes on with what it kept. */
+	if (disk_deactivate(src, &e))
+		FAIL("disk_deactivate: %s", err_msg(&e));
+	if (src->ops->preadv(src, &v, 1, 0) != -EIO || src->ops->pwritev(src, &v, 1, 0) != -EIO)
+		FAIL("a deactivated image does I/O");
+	if (disk_activate(src, &e))
+		FAIL("disk_activate after a failed handover: %s", err_msg(&e));
+	random_ops(&w, 200);
+	verify_all(src, model, size, 4);
+
+	/* The real one. */
+	if (disk_deactivate(src, &e))
+		FAIL("disk_deactivate: %s", err_msg(&e));
+	disk_unlock(src);
+	if (disk_lock(dst, &e) || disk_activate(dst, &e))
+		FAIL("the destination takes over: %s", err_msg(&e));
+	uint64_t n0, n1;
+	uint8_t *before = slurp(img, &n0);
+	disk_close(src); /* handed over: writes nothing */
+	uint8_t *after = slurp(img, &n1);
+	if (n0 != n1 || memcmp(before, after, n0))
+		FAIL("the source wrote to the image after handing it over");
+	free(before);
+	free(after);
+	verify_all(dst, model, size, 5);
+	w.d = dst;
+	random_ops(&w, 300);
+	verify_all(dst, model, size, 6);
+	disk_close(dst);
+	finish_check(img, model, size);
+
+	/* The destination refuses an image whose virtual size changed meanwhile. */
+	dst = open_cfg(&(struct disk_config){.path = img, .defer_lock = true, .defer_meta = true});
+	int fd = open(img, O_RDWR | O_CLOEXEC); /* qemu-img resize: the backing file is locked */
+	assert_true(fd >= 0);
+	wr_be(fd, 24, 32 * MiB, 8);
+	close(fd);
+	err_clear(&e);
+	if (disk_activate(dst, &e) != -EINVAL ||
+	    !strstr(err_msg(&e), "virtual size changed from 16777216 to 33554432"))
+		FAIL("activation after a resize: '%s'", err_msg(&e));
+	disk_close(dst);
+	free(model);
+}
+
+static void test_handover(void **state)
+{
+	NEED_QEMU();
+	enter("handover");
+	run_case(handover_case, NULL, "migration handover: deferred open, deactivate, activate");
+	end_cases();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2033,7 +2115,7 @@ int main(void)
 	    cmocka_unit_test(test_write_matrix), cmocka_unit_test(test_growth),
 	    cmocka_unit_test(test_threads),	 cmocka_unit_test(test_backing),
 	    cmocka_unit_test(test_hostile),	 cmocka_unit_test(test_backing_errors),
-	    cmocka_unit_test(test_lazy_repair),
+	    cmocka_unit_test(test_lazy_repair),	 cmocka_unit_test(test_handover),
 	};
 	/* TEST_QCOW2_FILTER=test_growth runs one test (a cmocka glob). */
 	if (getenv("TEST_QCOW2_FILTER"))

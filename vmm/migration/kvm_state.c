@@ -25,7 +25,7 @@ void vcpu_state_free(struct vcpu_state *s)
 /* ---- Reading from KVM ---- */
 
 /* A vCPU's CPUID table as set with KVM_SET_CPUID2 (E2BIG: a bigger buffer). */
-static int get_cpuid(int vcpu_fd, struct vcpu_state *s, struct err *e)
+int vcpu_cpuid_get(int vcpu_fd, struct kvm_cpuid2 **out, struct err *e)
 {
 	for (unsigned n = 64; n <= KVM_STATE_MAX_CPUID; n *= 2) {
 		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
@@ -34,7 +34,7 @@ static int get_cpuid(int vcpu_fd, struct vcpu_state *s, struct err *e)
 		c->nent = n;
 		int r = kvm_ioctl(vcpu_fd, KVM_GET_CPUID2, c);
 		if (r == 0) {
-			s->cpuid = c;
+			*out = c;
 			return 0;
 		}
 		free(c);
@@ -129,7 +129,7 @@ static int get_xsave(int kvm_fd, int vcpu_fd, struct vcpu_state *s, struct err *
 static int vcpu_state_get_(int kvm_fd, int vcpu_fd, struct vcpu_state *s, struct err *e)
 {
 	int r;
-	if ((r = get_cpuid(vcpu_fd, s, e)) || (r = get_msrs(kvm_fd, vcpu_fd, s, e)) ||
+	if ((r = vcpu_cpuid_get(vcpu_fd, &s->cpuid, e)) || (r = get_msrs(kvm_fd, vcpu_fd, s, e)) ||
 	    (r = get_xsave(kvm_fd, vcpu_fd, s, e)))
 		return r;
 	IOCTL(vcpu_fd, KVM_GET_SREGS, &s->sregs);

@@ -28,6 +28,8 @@
 int vcpu_state_save(int kvm_fd, int vcpu_fd, struct sbuf *out, struct err *e);
 /* Reads one vCPU record from in (which may hold more after it). */
 int vcpu_state_load(int kvm_fd, int vcpu_fd, struct sreader *in, struct err *e);
+/* The vCPU's CPUID table (KVM_GET_CPUID2), allocated: the caller frees it. */
+int vcpu_cpuid_get(int vcpu_fd, struct kvm_cpuid2 **out, struct err *e);
 int vm_kvm_state_save(int vm_fd, struct sbuf *out, struct err *e);
 int vm_kvm_state_load(int vm_fd, struct sreader *in, struct err *e);
 

@@ -8,6 +8,7 @@
 #include "vmm/migration/machine_state.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/sbuf.h"
@@ -23,11 +24,12 @@
 #include "virtio/blk.h"
 #include "virtio/net.h"
 #include "virtio/virtio_pci.h"
+#include "vmm/migration/cpuid_compat.h"
 #include "vmm/migration/kvm_state.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
-#define CONFIG_VERSION	      1
+#define CONFIG_VERSION	      2 /* 2: the guest's CPUID */
 #define DEVICE_RECORD_VERSION 1
 #define PAGE		      4096u
 #define RAM_RUN		      256u /* pages per RAM record: the stream's limit */
@@ -98,7 +100,7 @@ static unsigned devices(struct vm *vm, struct dev_entry *d)
 
 /* ---- CONFIG ---- */
 
-static void config_put(const struct machine_desc *m, struct sbuf *b)
+void machine_config_put(const struct machine_desc *m, struct sbuf *b)
 {
 	sbuf_u32(b, CONFIG_VERSION);
 	sbuf_u32(b, m->ncpus);
@@ -113,60 +115,116 @@ static void config_put(const struct machine_desc *m, struct sbuf *b)
 		sbuf_put(b, m->nics[i].mac, 6);
 		sbuf_u32(b, m->nics[i].queues);
 	}
+	sbuf_u32(b, m->ncpuid);
+	for (unsigned i = 0; i < m->ncpuid; i++) {
+		const struct kvm_cpuid_entry2 *c = &m->cpuid[i];
+		sbuf_u32(b, c->function);
+		sbuf_u32(b, c->index);
+		sbuf_u32(b, c->flags);
+		sbuf_u32(b, c->eax);
+		sbuf_u32(b, c->ebx);
+		sbuf_u32(b, c->ecx);
+		sbuf_u32(b, c->edx);
+	}
 }
 
-/* The saved machine must be this one: the first difference is the message. */
-static int config_check(const struct machine_desc *here, const uint8_t *p, size_t len, struct err *e)
+int machine_config_parse(const uint8_t *p, size_t len, struct machine_desc *m, struct err *e)
 {
 	struct sreader r;
 	sreader_init(&r, p, len);
+	memset(m, 0, sizeof(*m));
 	uint32_t v = sreader_u32(&r);
-	if (v != CONFIG_VERSION)
+	if (!r.bad && v != CONFIG_VERSION)
 		return err_set(e, -EINVAL,
 			       "the saved machine description has version %u, this kvmini reads %u", v,
 			       CONFIG_VERSION);
-	uint32_t ncpus = sreader_u32(&r);
-	uint64_t mem = sreader_u64(&r);
-	if (!r.bad && ncpus != here->ncpus)
-		return err_set(e, -EINVAL, "the saved VM has %u vCPUs, this one %u (--cpus)", ncpus,
-			       here->ncpus);
-	if (!r.bad && mem != here->mem_bytes)
-		return err_set(e, -EINVAL, "the saved VM has %llu MiB of memory, this one %llu MiB (--mem)",
-			       (unsigned long long)(mem >> 20), (unsigned long long)(here->mem_bytes >> 20));
-	uint32_t nd = sreader_u32(&r);
-	if (!r.bad && nd != here->ndisks)
-		return err_set(e, -EINVAL, "the saved VM has %u disks, this one %u (--disk)", nd,
-			       here->ndisks);
-	for (unsigned i = 0; i < nd && !r.bad; i++) {
-		uint64_t size = sreader_u64(&r);
-		uint8_t ro = sreader_u8(&r);
-		if (!r.bad && size != here->disks[i].size)
-			return err_set(e, -EINVAL, "disk vd%c: %llu bytes in the saved VM, %llu here",
-				       'a' + i, (unsigned long long)size,
-				       (unsigned long long)here->disks[i].size);
-		if (!r.bad && ro != here->disks[i].readonly)
-			return err_set(e, -EINVAL, "disk vd%c: read-only %s in the saved VM, not here",
-				       'a' + i, ro ? "on" : "off");
+	m->ncpus = sreader_u32(&r);
+	m->mem_bytes = sreader_u64(&r);
+	m->ndisks = sreader_u32(&r);
+	if (!r.bad && m->ndisks > MACHINE_MAX_DISKS)
+		return err_set(e, -EINVAL, "the saved VM has %u disks, this kvmini takes at most %u",
+			       m->ndisks, MACHINE_MAX_DISKS);
+	for (unsigned i = 0; i < m->ndisks && !r.bad; i++) {
+		m->disks[i].size = sreader_u64(&r);
+		m->disks[i].readonly = sreader_u8(&r);
+		sreader_check(&r, m->disks[i].readonly <= 1);
 	}
-	uint32_t nn = sreader_u32(&r);
-	if (!r.bad && nn != here->nnics)
-		return err_set(e, -EINVAL, "the saved VM has %u NICs, this one %u (--net)", nn, here->nnics);
-	for (unsigned i = 0; i < nn && !r.bad; i++) {
-		uint8_t mac[6];
-		sreader_get(&r, mac, 6);
-		uint32_t q = sreader_u32(&r);
-		if (!r.bad && memcmp(mac, here->nics[i].mac, 6))
-			return err_set(
-			    e, -EINVAL,
-			    "NIC %u: MAC %02x:%02x:%02x:%02x:%02x:%02x in the saved VM, another here (mac=)",
-			    i, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
-		if (!r.bad && q != here->nics[i].queues)
-			return err_set(e, -EINVAL, "NIC %u: %u queue pairs in the saved VM, %u here", i, q,
-				       here->nics[i].queues);
+	m->nnics = sreader_u32(&r);
+	if (!r.bad && m->nnics > MACHINE_MAX_NICS)
+		return err_set(e, -EINVAL, "the saved VM has %u NICs, this kvmini takes at most %u", m->nnics,
+			       MACHINE_MAX_NICS);
+	for (unsigned i = 0; i < m->nnics && !r.bad; i++) {
+		sreader_get(&r, m->nics[i].mac, 6);
+		m->nics[i].queues = sreader_u32(&r);
+	}
+	m->ncpuid = sreader_u32(&r);
+	if (!r.bad && m->ncpuid > MACHINE_MAX_CPUID)
+		return err_set(e, -EINVAL, "the saved VM's CPUID has %u entries, over the limit of %u",
+			       m->ncpuid, MACHINE_MAX_CPUID);
+	for (unsigned i = 0; i < m->ncpuid && !r.bad; i++) {
+		struct kvm_cpuid_entry2 *c = &m->cpuid[i];
+		c->function = sreader_u32(&r);
+		c->index = sreader_u32(&r);
+		c->flags = sreader_u32(&r);
+		c->eax = sreader_u32(&r);
+		c->ebx = sreader_u32(&r);
+		c->ecx = sreader_u32(&r);
+		c->edx = sreader_u32(&r);
 	}
 	if (!sreader_done(&r))
 		return err_set(e, -EINVAL, "the saved machine description is malformed");
 	return 0;
+}
+
+static int config_compare(const struct machine_desc *here, const struct machine_desc *m, struct err *e)
+{
+	if (m->ncpus != here->ncpus)
+		return err_set(e, -EINVAL, "the saved VM has %u vCPUs, this one %u (--cpus)", m->ncpus,
+			       here->ncpus);
+	if (m->mem_bytes != here->mem_bytes)
+		return err_set(e, -EINVAL, "the saved VM has %llu MiB of memory, this one %llu MiB (--mem)",
+			       (unsigned long long)(m->mem_bytes >> 20),
+			       (unsigned long long)(here->mem_bytes >> 20));
+	if (m->ndisks != here->ndisks)
+		return err_set(e, -EINVAL, "the saved VM has %u disks, this one %u (--disk)", m->ndisks,
+			       here->ndisks);
+	for (unsigned i = 0; i < m->ndisks; i++) {
+		if (m->disks[i].size != here->disks[i].size)
+			return err_set(e, -EINVAL, "disk vd%c: %llu bytes in the saved VM, %llu here",
+				       'a' + i, (unsigned long long)m->disks[i].size,
+				       (unsigned long long)here->disks[i].size);
+		if (m->disks[i].readonly != here->disks[i].readonly)
+			return err_set(e, -EINVAL, "disk vd%c: read-only %s in the saved VM, not here",
+				       'a' + i, m->disks[i].readonly ? "on" : "off");
+	}
+	if (m->nnics != here->nnics)
+		return err_set(e, -EINVAL, "the saved VM has %u NICs, this one %u (--net)", m->nnics,
+			       here->nnics);
+	for (unsigned i = 0; i < m->nnics; i++) {
+		const uint8_t *mac = m->nics[i].mac;
+		if (memcmp(mac, here->nics[i].mac, 6))
+			return err_set(
+			    e, -EINVAL,
+			    "NIC %u: MAC %02x:%02x:%02x:%02x:%02x:%02x in the saved VM, another here (mac=)",
+			    i, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+		if (m->nics[i].queues != here->nics[i].queues)
+			return err_set(e, -EINVAL, "NIC %u: %u queue pairs in the saved VM, %u here", i,
+				       m->nics[i].queues, here->nics[i].queues);
+	}
+	return cpuid_compat_check(m->cpuid, m->ncpuid, here->cpuid, here->ncpuid, e);
+}
+
+/* The saved machine must be this one: the first difference is the message. */
+int machine_config_check(const struct machine_desc *here, const uint8_t *p, size_t len, struct err *e)
+{
+	struct machine_desc *m = malloc(sizeof(*m));
+	if (!m)
+		return err_set(e, -ENOMEM, "out of memory");
+	int r = machine_config_parse(p, len, m, e);
+	if (!r)
+		r = config_compare(here, m, e);
+	free(m);
+	return r;
 }
 
 /* ---- RAM ---- */
@@ -251,7 +309,7 @@ int machine_state_write_begin(const struct machine_desc *desc, struct stream_wri
 	if ((r = stream_write_header(w, e)))
 		return r;
 	sbuf_init(&b);
-	config_put(desc, &b);
+	machine_config_put(desc, &b);
 	return put_record(w, STREAM_CONFIG, &b, e);
 }
 
@@ -404,7 +462,7 @@ int machine_state_read(struct vm *vm, const struct machine_desc *desc, struct st
 		last = ph;
 		switch (type) {
 		case STREAM_CONFIG:
-			rc = config_check(desc, p, len, e);
+			rc = machine_config_check(desc, p, len, e);
 			config = true;
 			break;
 		case STREAM_RAM:

@@ -8,9 +8,11 @@
 #ifndef KVMINI_VMM_MIGRATION_MACHINE_STATE_H
 #define KVMINI_VMM_MIGRATION_MACHINE_STATE_H
 
+#include <linux/kvm.h>
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/sbuf.h"
 #include "vmm/migration/stream.h"
 
 struct vm;
@@ -18,6 +20,7 @@ struct vm;
 /* What the state is for: a destination must match it. Filled by libkvmini from its config. */
 #define MACHINE_MAX_DISKS 16
 #define MACHINE_MAX_NICS  8
+#define MACHINE_MAX_CPUID 256 /* entries of the guest's CPUID table in CONFIG */
 struct machine_desc {
 	uint32_t ncpus;
 	uint64_t mem_bytes;
@@ -31,7 +34,23 @@ struct machine_desc {
 		uint8_t mac[6];
 		uint32_t queues;
 	} nics[MACHINE_MAX_NICS];
+	/*
+	 * vCPU 0's CPUID as KVM_GET_CPUID2 reports it: on the source what its
+	 * guest sees, on a destination what this kvmini gives a guest it boots.
+	 */
+	uint32_t ncpuid;
+	struct kvm_cpuid_entry2 cpuid[MACHINE_MAX_CPUID];
 };
+
+/*
+ * The CONFIG record's payload (docs/MIGRATION.md), and the destination's
+ * check of one against its own machine: the first difference is the
+ * message (CPUID: cpuid_compat_check). Pure.
+ */
+void machine_config_put(const struct machine_desc *m, struct sbuf *b);
+int machine_config_check(const struct machine_desc *here, const uint8_t *p, size_t len, struct err *e);
+/* Parses a CONFIG payload into out (what the fuzzer and tests use); 0 or -EINVAL. */
+int machine_config_parse(const uint8_t *p, size_t len, struct machine_desc *out, struct err *e);
 
 /* Header, CONFIG, RAM, VM, VCPUs, DEVICEs, END. The machine must be paused. */
 int machine_state_write(struct vm *vm, const struct machine_desc *desc, struct stream_writer *w,

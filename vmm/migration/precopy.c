@@ -83,7 +83,7 @@ int precopy_run(const struct precopy_host *h, int fd, const struct kvmini_migrat
 	uint64_t *bitmap = calloc(vm_dirty_bitmap_words(h->vm), sizeof(uint64_t));
 	uint64_t *last = calloc(vm_dirty_bitmap_words(h->vm), sizeof(uint64_t));
 	int r = 0;
-	bool logging = false, paused = false, unlocked = false;
+	bool logging = false, paused = false, unlocked = false, flushed = false;
 	if (!w || !bitmap || !last) {
 		r = err_set(e, -ENOMEM, "out of memory");
 		goto out;
@@ -149,8 +149,10 @@ int precopy_run(const struct precopy_host *h, int fd, const struct kvmini_migrat
 		goto out;
 	for (size_t i = 0; i < words; i++)
 		bitmap[i] |= last[i];
-	if ((r = machine_state_write_ram(h->vm, w, bitmap, tick, &pc, e)) ||
-	    (r = h->flush_disks(h->opaque, e)) || (r = machine_state_write_final(h->vm, w, e)))
+	if ((r = machine_state_write_ram(h->vm, w, bitmap, tick, &pc, e)))
+		goto out;
+	flushed = true; /* from here on, a failure gives the disks back to the source (lock_disks) */
+	if ((r = h->flush_disks(h->opaque, e)) || (r = machine_state_write_final(h->vm, w, e)))
 		goto out;
 	/* The destination takes the disks' locks before it answers. */
 	h->unlock_disks(h->opaque);
@@ -177,7 +179,7 @@ out:
 		vm_dirty_log_stop(h->vm);
 	if (r) {
 		struct err le = {{0}};
-		if (unlocked && h->lock_disks(h->opaque, &le)) {
+		if (flushed && h->lock_disks(h->opaque, &le) && unlocked) {
 			/* The destination may run the guest on these disks: two must never run. */
 			struct err both = {{0}};
 			err_set(&both, r,

@@ -20,8 +20,10 @@ struct precopy_host {
 	struct machine_desc desc;
 	int (*pause)(void *opaque);
 	void (*resume)(void *opaque);
+	/* Paused: flush the disks and stop writing them (qcow2 metadata out: disk_deactivate). */
 	int (*flush_disks)(void *opaque, struct err *e);
 	void (*unlock_disks)(void *opaque);
+	/* After a failure once flush_disks ran: lock (if let go) and activate the disks again. */
 	int (*lock_disks)(void *opaque, struct err *e);
 	void *opaque;
 	const int *cancel; /* atomic: non-zero cancels */
@@ -29,6 +31,8 @@ struct precopy_host {
 
 /* The destination's one-byte answer once it has the whole stream and its disks. */
 #define MIGRATE_ACK 'K'
+/* The destination gives up on a source that sent nothing for this long. */
+#define MIGRATE_IDLE_TIMEOUT_S 60
 
 /*
  * Migrates over the connected socket fd. On success the machine is paused

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -167,16 +168,26 @@ int stream_write_end(struct stream_writer *w, struct err *err)
 
 /* ---- Reader ---- */
 
-/* Reads up to n bytes, fewer only at end of file. */
-static ssize_t read_full(int fd, uint8_t *p, size_t n)
+/* Reads up to n bytes, fewer only at end of file; -EINTR once cancel_fd (if >= 0) is readable. */
+static ssize_t read_full(int fd, int cancel_fd, uint8_t *p, size_t n)
 {
 	size_t got = 0;
 	while (got < n) {
+		if (cancel_fd >= 0) {
+			struct pollfd pf[2] = {{cancel_fd, POLLIN, 0}, {fd, POLLIN, 0}};
+			if (poll(pf, 2, -1) < 0 && errno != EINTR)
+				return -errno;
+			if (pf[0].revents & POLLIN)
+				return -EINTR;
+			if (!pf[1].revents)
+				continue;
+		}
 		ssize_t k = read(fd, p + got, n - got);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0)
-			return -errno;
+			return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT
+								       : -errno; /* SO_RCVTIMEO */
 		if (k == 0)
 			break;
 		got += (size_t)k;
@@ -184,10 +195,10 @@ static ssize_t read_full(int fd, uint8_t *p, size_t n)
 	return (ssize_t)got;
 }
 
-static int read_header(int fd, struct err *err)
+static int read_header(int fd, int cancel_fd, struct err *err)
 {
 	uint8_t h[STREAM_HDR_LEN];
-	ssize_t k = read_full(fd, h, sizeof(h));
+	ssize_t k = read_full(fd, cancel_fd, h, sizeof(h));
 	if (k < 0)
 		return err_set(err, (int)k, "reading the state stream's header: %s", strerror((int)-k));
 	if (k == 0)
@@ -207,12 +218,18 @@ static int read_header(int fd, struct err *err)
 	return 0;
 }
 
-int stream_reader_init(struct stream_reader *r, int fd, struct err *err)
+int stream_reader_open(struct stream_reader *r, int fd, int cancel_fd, struct err *err)
 {
 	memset(r, 0, sizeof(*r));
 	r->fd = fd;
-	r->error = read_header(fd, err);
+	r->cancel_fd = cancel_fd;
+	r->error = read_header(fd, cancel_fd, err);
 	return r->error;
+}
+
+int stream_reader_init(struct stream_reader *r, int fd, struct err *err)
+{
+	return stream_reader_open(r, fd, -1, err);
 }
 
 void stream_reader_destroy(struct stream_reader *r)
@@ -238,7 +255,7 @@ static ssize_t read_payload(struct stream_reader *r, size_t n)
 			r->cap = cap;
 		}
 		size_t want = (r->cap < n ? r->cap : n) - got;
-		ssize_t k = read_full(r->fd, r->buf + got, want);
+		ssize_t k = read_full(r->fd, r->cancel_fd, r->buf + got, want);
 		if (k < 0)
 			return k;
 		got += (size_t)k;
@@ -252,7 +269,7 @@ static ssize_t read_payload(struct stream_reader *r, size_t n)
 static int check_eof(struct stream_reader *r, uint64_t idx, struct err *err)
 {
 	uint8_t b;
-	ssize_t k = read_full(r->fd, &b, 1);
+	ssize_t k = read_full(r->fd, r->cancel_fd, &b, 1);
 	if (k < 0)
 		return err_set(err, (int)k, "reading after the END record (record %" PRIu64 "): %s", idx,
 			       strerror((int)-k));
@@ -268,7 +285,7 @@ static int read_record(struct stream_reader *r, uint32_t *type, const uint8_t **
 	if (r->ended)
 		return err_set(err, -EINVAL, "reading past the END record");
 	uint8_t h[STREAM_REC_HDR];
-	ssize_t k = read_full(r->fd, h, sizeof(h));
+	ssize_t k = read_full(r->fd, r->cancel_fd, h, sizeof(h));
 	if (k < 0)
 		return err_set(err, (int)k, "reading record %" PRIu64 ": %s", idx, strerror((int)-k));
 	if (k == 0)

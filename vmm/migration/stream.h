@@ -76,6 +76,7 @@ int stream_flush(struct stream_writer *w, struct err *err);
 /* ---- Reader ---- */
 struct stream_reader {
 	int fd;
+	int cancel_fd;	/* -1, or an fd whose readability ends the wait for data (-EINTR) */
 	uint64_t index; /* records read (the next one's index, counting from 0) */
 	bool ended;	/* END was read */
 	int error;	/* first failure: later reads fail too */
@@ -85,6 +86,8 @@ struct stream_reader {
 
 /* Reads and checks the header. fd stays the caller's; stream_reader_destroy frees the buffer. */
 int stream_reader_init(struct stream_reader *r, int fd, struct err *err);
+/* The same, giving up with -EINTR as soon as cancel_fd (if >= 0) becomes readable. */
+int stream_reader_open(struct stream_reader *r, int fd, int cancel_fd, struct err *err);
 void stream_reader_destroy(struct stream_reader *r);
 /* The next record, checked (CRC, bounds, and the RAM/VCPU/DEVICE payload headers); *payload is
  * valid until the next call. After END, also checks that the stream ends there. */
