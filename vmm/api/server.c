@@ -47,6 +47,7 @@ struct ev_line {
 struct api_server {
 	struct kvmini_vm *vm;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	bool path_given_away; /* api_server_forget_path(): someone else removes it */
 	int listen_fd, wake_fd, watch_id;
 	pthread_t thread;
 	bool started;
@@ -424,12 +425,12 @@ int api_server_start(struct api_server *s, struct err *e)
 
 const char *api_server_path(const struct api_server *s)
 {
-	return s->path[0] ? s->path : NULL;
+	return s->path[0] && !s->path_given_away ? s->path : NULL;
 }
 
 void api_server_forget_path(struct api_server *s)
 {
-	s->path[0] = '\0';
+	s->path_given_away = true; /* still reported by info */
 }
 
 static void mig_progress(void *opaque, const struct kvmini_migrate_progress *p)
@@ -529,7 +530,7 @@ void api_server_close(struct api_server *s)
 		close(s->listen_fd);
 	if (s->wake_fd >= 0)
 		close(s->wake_fd);
-	if (s->path[0])
+	if (s->path[0] && !s->path_given_away)
 		unlink(s->path);
 	pthread_mutex_destroy(&s->lock);
 	free(s);

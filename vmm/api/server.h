@@ -38,9 +38,9 @@ int api_server_check_path(const char *path, struct err *e);
  * before the VM starts), or from kvmini_vm_start() after the sandbox when there is one.
  */
 int api_server_start(struct api_server *s, struct err *e);
-/* The socket's path; NULL once forgotten. */
+/* The socket's path for removal; NULL once given away. */
 const char *api_server_path(const struct api_server *s);
-/* Leaves the socket to whoever removes it instead (the sandbox's helper: a jail hides the path). */
+/* Leaves removing the socket to someone else (the sandbox's helper: a jail hides the path). */
 void api_server_forget_path(struct api_server *s);
 /* Sends what is pending (events included) for up to a second, closes every client, removes the socket. */
 void api_server_close(struct api_server *s);
