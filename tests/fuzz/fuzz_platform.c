@@ -128,8 +128,9 @@ static time_t fixed_now(void *opaque)
 
 static void platform_create(struct platform *p)
 {
-	static const struct irq_line com1 = {set_level, NULL, IRQ_COM1}, kbd = {set_level, NULL, IRQ_I8042_KBD},
-				     rtc = {set_level, NULL, IRQ_RTC}, sci = {set_level, NULL, IRQ_ACPI_SCI};
+	static const struct irq_line com1 = {set_level, NULL, IRQ_COM1},
+				     kbd = {set_level, NULL, IRQ_I8042_KBD}, rtc = {set_level, NULL, IRQ_RTC},
+				     sci = {set_level, NULL, IRQ_ACPI_SCI};
 	memset(p, 0, sizeof(*p));
 	p->serial = serial_create(&com1, tx, rx_space, NULL);
 	p->kbd = i8042_create(&kbd, &req);
@@ -255,7 +256,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			uint32_t addr = (sel & 8 ? 0 : 0x80000000u) | (uint32_t)devfn << 8 | (reg & 0xfc);
 			access(&p.pio, PORT_PCI_CONFIG_ADDR, 4, true, addr);
 			bool w = sel & 4;
-			access(&p.pio, PORT_PCI_CONFIG_DATA + (reg & 3), widths[sel & 3], w, w ? take(&in, 4) : 0);
+			access(&p.pio, PORT_PCI_CONFIG_DATA + (reg & 3), widths[sel & 3], w,
+			       w ? take(&in, 4) : 0);
 			break;
 		}
 		case 3: {
