@@ -28,6 +28,8 @@ PACKAGES=(
 	iproute2 socat iperf3 ethtool tcpdump iputils-ping
 	# control-socket tests: jq reads the JSON replies and events
 	jq
+	# migration tests: a relay that corrupts the stream, an ARP listener on the test bridge
+	python3
 )
 
 missing=()

@@ -2088,6 +2088,11 @@ static void test_device_save_load(void **state)
 	uint8_t zero = 0;
 	assert_int_equal(ctrl_cmd(dst, 0, 1, &zero, 1), 0);
 	assert_false(frame_arrives(dst, 1, mcast, 7, 1));
+	/* Asked to announce the guest (after a move), the device sets ANNOUNCE until the driver acks. */
+	virtio_net_announce(dst->n);
+	assert_int_equal(dev_read(&dst->d, 0x2006, 2), 3);
+	assert_int_equal(ctrl_cmd(dst, 3, 0, &zero, 0), 0); /* VIRTIO_NET_CTRL_ANNOUNCE_ACK, no data */
+	assert_int_equal(dev_read(&dst->d, 0x2006, 2), 1);
 	/* And the source's rings were left alone after the pause. */
 	assert_int_equal(used_idx(&src->fx, &src->fx.rx), 1);
 	mach_free(dst);
