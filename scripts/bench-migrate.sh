@@ -93,7 +93,7 @@ EOF
 wait_for() { # FILE STRING SECONDS
 	local end=$((SECONDS + $3))
 	while [ $SECONDS -lt $end ]; do
-		tr -d '\r' <"$1" 2>/dev/null | grep -q -- "$2" && return 0
+		[ -f "$1" ] && tr -d '\r' <"$1" | grep -q -- "$2" && return 0
 		sleep 0.2
 	done
 	return 1
