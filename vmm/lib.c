@@ -1135,7 +1135,8 @@ static int describe(const struct kvmini_vm *k, struct vm *vm, struct machine_des
 	if (!vm)
 		return 0;
 	struct kvm_cpuid2 *c;
-	int r = vcpu_cpuid_get(vm->vcpus[0].fd, &c, e);
+	/* Not KVM_GET_CPUID2: the vCPUs may be running (a live migration's source). */
+	int r = vcpu_cpuid_table(vm, 0, &c, e);
 	if (r)
 		return r;
 	if (c->nent > MACHINE_MAX_CPUID) {

@@ -38,16 +38,26 @@ static void install_kick_handler(void)
 	sigaction(VCPU_KICK_SIGNAL, &sa, NULL);
 }
 
-static int set_cpuid(struct vcpu *c, struct err *e)
+int vcpu_cpuid_table(const struct vm *vm, unsigned index, struct kvm_cpuid2 **out, struct err *e)
 {
-	const struct kvm_cpuid2 *sup = c->vm->cpuid;
+	const struct kvm_cpuid2 *sup = vm->cpuid;
 	size_t sz = sizeof(*sup) + sup->nent * sizeof(sup->entries[0]);
 	struct kvm_cpuid2 *cp = malloc(sz);
 	if (!cp)
 		return err_set(e, -ENOMEM, "out of memory");
 	memcpy(cp, sup, sz);
-	cpuid_setup_vcpu(cp->entries, cp->nent, c->index, c->vm->ncpus);
-	int r = kvm_ioctl(c->fd, KVM_SET_CPUID2, cp);
+	cpuid_setup_vcpu(cp->entries, cp->nent, index, vm->ncpus);
+	*out = cp;
+	return 0;
+}
+
+static int set_cpuid(struct vcpu *c, struct err *e)
+{
+	struct kvm_cpuid2 *cp;
+	int r = vcpu_cpuid_table(c->vm, c->index, &cp, e);
+	if (r)
+		return r;
+	r = kvm_ioctl(c->fd, KVM_SET_CPUID2, cp);
 	free(cp);
 	if (r)
 		return err_set(e, r, "KVM_SET_CPUID2 on vCPU %u: %s", c->index, strerror(-r));

@@ -35,7 +35,7 @@ struct machine_desc {
 		uint32_t queues;
 	} nics[MACHINE_MAX_NICS];
 	/*
-	 * vCPU 0's CPUID as KVM_GET_CPUID2 reports it: on the source what its
+	 * vCPU 0's CPUID as kvmini sets it (vcpu_cpuid_table): on the source what its
 	 * guest sees, on a destination what this kvmini gives a guest it boots.
 	 */
 	uint32_t ncpuid;
