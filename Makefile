@@ -11,7 +11,7 @@ CC ?= cc
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CPPFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE -I. -Iinclude $(CPPFLAGS)
-LIBS := -lpthread -lz -lzstd -lmnl -ljansson -lseccomp -lcap-ng
+LIBS := -lpthread -lz -lzstd -lxxhash -lmnl -ljansson -lseccomp -lcap-ng
 
 LIB_SRCS := $(sort $(wildcard common/*.c vmm/*.c vmm/api/*.c vmm/migration/*.c vmm/boot/*.c devices/*.c devices/disk/*.c virtio/*.c net/*.c))
 LIB_SRCS := $(filter-out vmm/main.c vmm/ctl.c,$(LIB_SRCS))

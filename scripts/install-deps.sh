@@ -16,6 +16,8 @@ PACKAGES=(
 	libjansson-dev
 	# qcow2: deflate and zstd compressed clusters
 	zlib1g-dev libzstd-dev
+	# live migration and save/restore: XXH64 checks on the state stream
+	libxxhash-dev
 	# sanitizers, fuzzing, formatting
 	clang libclang-rt-14-dev clang-format
 	# tests: guests, the nested harness, initramfs, kernel unpacking

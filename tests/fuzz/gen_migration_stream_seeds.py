@@ -8,32 +8,78 @@ two in step, and the stream in step with docs/MIGRATION.md).
 
 The seeds are small valid streams (RAM records of a page or two, so that
 libFuzzer's input length stays small) and a few with one field wrong, in the
-mode where the fuzzer fixes the CRCs up so that the field is what fails.
+mode where the fuzzer fixes the checks up so that the field is what fails.
 """
 import os
 import struct
 import sys
-import zlib
 
 CONFIG, RAM, VM, VCPU, DEVICE, END = range(1, 7)
 ZERO = 1
 PAGE = 4096
-FIX_CRC = 1
+FIX_CHECKS = 1
+RAM_HDR = 24
+
+M64 = (1 << 64) - 1
+P1, P2, P3, P4, P5 = (0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
+                      0x85EBCA77C2B2AE63, 0x27D4EB2F165667C5)
 
 
-def header(version=1, flags=0):
+def _rotl(x, r):
+    return ((x << r) | (x >> (64 - r))) & M64
+
+
+def _round(acc, lane):
+    return (_rotl((acc + lane * P2) & M64, 31) * P1) & M64
+
+
+def xxh64(data, seed=0):
+    """XXH64 (the xxHash specification), as libxxhash computes it."""
+    n, i = len(data), 0
+    if n >= 32:
+        v = [(seed + P1 + P2) & M64, (seed + P2) & M64, seed, (seed - P1) & M64]
+        while i + 32 <= n:
+            for j in range(4):
+                v[j] = _round(v[j], struct.unpack_from("<Q", data, i + 8 * j)[0])
+            i += 32
+        h = (_rotl(v[0], 1) + _rotl(v[1], 7) + _rotl(v[2], 12) + _rotl(v[3], 18)) & M64
+        for x in v:
+            h = (((h ^ _round(0, x)) * P1) + P4) & M64
+    else:
+        h = (seed + P5) & M64
+    h = (h + n) & M64
+    while i + 8 <= n:
+        h = ((_rotl(h ^ _round(0, struct.unpack_from("<Q", data, i)[0]), 27) * P1) + P4) & M64
+        i += 8
+    if i + 4 <= n:
+        h = ((_rotl(h ^ ((struct.unpack_from("<I", data, i)[0] * P1) & M64), 23) * P2) + P3) & M64
+        i += 4
+    while i < n:
+        h = (_rotl(h ^ ((data[i] * P5) & M64), 11) * P1) & M64
+        i += 1
+    h = ((h ^ (h >> 33)) * P2) & M64
+    h = ((h ^ (h >> 29)) * P3) & M64
+    return h ^ (h >> 32)
+
+
+def header(version=2, flags=0):
     return b"KVMINIMS" + struct.pack("<II", version, flags)
 
 
-def record(rtype, payload=b"", flags=0):
+def record(rtype, payload=b"", flags=0, covered=None):
+    """check = XXH64(payload, seed XXH64(record header)); a RAM record's covers its RAM header."""
     h = struct.pack("<IIQ", rtype, flags, len(payload))
-    return h + payload + struct.pack("<I", zlib.crc32(h + payload))
+    c = payload if covered is None else payload[:covered]
+    return h + payload + struct.pack("<Q", xxh64(c, xxh64(h)))
 
 
-def ram(gpa, npages, data=None, flags=None):
+def ram(gpa, npages, data=None, flags=None, data_check=None):
     if flags is None:
         flags = ZERO if data is None else 0
-    return record(RAM, struct.pack("<QII", gpa, npages, flags) + (data or b""))
+    if data_check is None:
+        data_check = xxh64(data) if data and not flags & ZERO else 0
+    payload = struct.pack("<QIIQ", gpa, npages, flags, data_check) + (data or b"")
+    return record(RAM, payload, covered=RAM_HDR)
 
 
 def vcpu(index, state):
@@ -94,12 +140,13 @@ SEEDS = {
     "device-long-name": header() + device("d" * 64, 0xFFFFFFFF, 0, b"") + record(END),
     "empty-records": header() + record(CONFIG) + record(VM) + vcpu(7, b"") + record(END),
     "config-bare": header() + record(CONFIG, config(disks=(), nics=(), cpuid=[])) + record(END),
+    "ram-torn": header() + ram(0x2000, 1, page(6), data_check=1) + ram(0x2000, 1, page(6)) + record(END),
     "config-many": header()
     + record(CONFIG, config(disks=[(i << 20, i & 1) for i in range(16)], cpuid=CPUID * 4))
     + record(END),
 }
 
-# One field wrong; the fuzzer fixes the CRCs (mode bit 0).
+# One field wrong; the fuzzer fixes the checks (mode bit 0).
 BROKEN = {
     "fix-ram-npages": header() + ram(0, 2, page(4)) + record(END),
     "fix-ram-flags": header() + ram(0, 1, page(5), flags=2) + record(END),
@@ -119,7 +166,7 @@ def main():
             f.write(bytes([0]) + stream)
     for name, stream in BROKEN.items():
         with open(os.path.join(out, name), "wb") as f:
-            f.write(bytes([FIX_CRC]) + stream)
+            f.write(bytes([FIX_CHECKS]) + stream)
 
 
 if __name__ == "__main__":

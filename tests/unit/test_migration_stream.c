@@ -2,8 +2,9 @@
 /*
  * Unit tests for the saved-state stream (vmm/migration/stream.c, record.c):
  * round trips through a file, a socket pair and a reader fed one byte per
- * read; every malformed stream refused with a message naming the record; the
- * writer's own checks and its errors.
+ * read, with RAM read into the payload or straight into memory (a sink); torn
+ * RAM pages taken but flagged; every malformed stream refused with a message
+ * naming the record; the writer's own checks and its errors.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -18,7 +19,6 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <cmocka.h>
 
@@ -237,20 +237,20 @@ static void hdr(struct sbuf *b, uint32_t version, uint32_t flags)
 	sbuf_u32(b, flags);
 }
 
-/* A record by hand: rflags and a declared length of its own; crc_delta spoils the CRC. */
+/* A record by hand: rflags and a declared length of its own; check_delta spoils the check (which
+ * covers only the RAM header of a RAM record). */
 static void rec_raw(struct sbuf *b, uint32_t type, uint32_t rflags, uint64_t declared, const void *p,
-		    size_t n, uint32_t crc_delta)
+		    size_t n, uint64_t check_delta)
 {
 	uint8_t h[16];
 	put_le(h, type, 4);
 	put_le(h + 4, rflags, 4);
 	put_le(h + 8, declared, 8);
-	uint32_t c = (uint32_t)crc32(0, h, 16);
-	if (n)
-		c = (uint32_t)crc32(c, p, (uInt)n);
+	size_t covered = type == STREAM_RAM && n > STREAM_RAM_HDR ? STREAM_RAM_HDR : n;
+	uint64_t c = stream_check(h, n ? p : "", covered);
 	sbuf_put(b, h, 16);
 	sbuf_put(b, p, n);
-	sbuf_u32(b, c + crc_delta);
+	sbuf_u64(b, c + check_delta);
 }
 
 static void rec(struct sbuf *b, uint32_t type, const void *p, size_t n)
@@ -258,11 +258,14 @@ static void rec(struct sbuf *b, uint32_t type, const void *p, size_t n)
 	rec_raw(b, type, 0, n, p, n, 0);
 }
 
-static void ram_hdr(uint8_t *p, uint64_t gpa, uint32_t npages, uint32_t flags)
+/* A RAM header; the data check is that of the data bytes after it (0 for none). */
+static void ram_hdr(uint8_t *p, uint64_t gpa, uint32_t npages, uint32_t flags, size_t data)
 {
 	put_le(p, gpa, 8);
 	put_le(p + 8, npages, 4);
 	put_le(p + 12, flags, 4);
+	put_le(p + 16, data && !(flags & STREAM_RAM_ZERO) ? stream_data_check(p + STREAM_RAM_HDR, data) : 0,
+	       8);
 }
 
 /* Reads bytes as a stream to the END record or the first error; returns the error (0 for none). */
@@ -328,12 +331,12 @@ static void test_bad_header(void **state)
 	expect(&b, "not a kvmini state stream");
 	sbuf_put(&b, "KVMINIMS\1", 9);
 	expect(&b, "the stream ended inside its header");
-	hdr(&b, 2, 0);
+	hdr(&b, 1, 0);
 	rec(&b, STREAM_END, NULL, 0);
-	expect(&b, "stream version 2, this kvmini reads version 1");
+	expect(&b, "stream version 1, this kvmini reads version 2");
 	hdr(&b, 0, 0);
-	expect(&b, "stream version 0, this kvmini reads version 1");
-	hdr(&b, 1, 4);
+	expect(&b, "stream version 0, this kvmini reads version 2");
+	hdr(&b, 2, 4);
 	expect(&b, "stream flags 0x4 not known");
 	struct err e;
 	assert_int_equal(read_all("", 0, &e, NULL), -EINVAL);
@@ -346,71 +349,71 @@ static void test_bad_records(void **state)
 	struct sbuf b;
 	sbuf_init(&b);
 	/* Unknown types. */
-	hdr(&b, 1, 0);
+	hdr(&b, 2, 0);
 	rec(&b, STREAM_CONFIG, "c", 1);
 	rec(&b, 7, "x", 1);
 	expect(&b, "record 1 has unknown type 7");
-	hdr(&b, 1, 0);
+	hdr(&b, 2, 0);
 	rec(&b, 0, NULL, 0);
 	expect(&b, "record 0 has unknown type 0");
 	/* Record flags. */
-	hdr(&b, 1, 0);
+	hdr(&b, 2, 0);
 	rec_raw(&b, STREAM_VM, 2, 1, "v", 1, 0);
 	expect(&b, "record 0 (VM) has flags 0x2");
-	/* CRC: in the payload, the header and the CRC itself. */
-	hdr(&b, 1, 0);
+	/* The check: in the payload, the header and the check itself. */
+	hdr(&b, 2, 0);
 	rec(&b, STREAM_CONFIG, "c", 1);
 	rec_raw(&b, STREAM_VM, 0, 3, "abc", 3, 1);
 	rec(&b, STREAM_END, NULL, 0);
 	check_sticky(&b);
-	expect(&b, "record 1 (VM) fails its CRC check");
-	hdr(&b, 1, 0);
+	expect(&b, "record 1 (VM) fails its checksum");
+	hdr(&b, 2, 0);
 	rec(&b, STREAM_CONFIG, "abc", 3);
 	b.data[b.len - 5] ^= 0x40; /* payload byte */
 	rec(&b, STREAM_END, NULL, 0);
-	expect(&b, "record 0 (CONFIG) fails its CRC check");
-	hdr(&b, 1, 0);
+	expect(&b, "record 0 (CONFIG) fails its checksum");
+	hdr(&b, 2, 0);
 	rec(&b, STREAM_END, NULL, 0);
 	b.data[b.len - 1] ^= 1;
-	expect(&b, "record 0 (END) fails its CRC check");
-	/* End of file: between records, in a header, in a payload, in a CRC. */
-	hdr(&b, 1, 0);
+	expect(&b, "record 0 (END) fails its checksum");
+	/* End of file: between records, in a header, in a payload, in a check. */
+	hdr(&b, 2, 0);
 	rec(&b, STREAM_CONFIG, "c", 1);
 	expect(&b, "the stream ended after 1 records, without an END record");
-	hdr(&b, 1, 0);
+	hdr(&b, 2, 0);
 	rec(&b, STREAM_CONFIG, "c", 1);
 	sbuf_u32(&b, STREAM_VM);
 	expect(&b, "the stream ended inside the header of record 1");
-	hdr(&b, 1, 0);
+	hdr(&b, 2, 0);
 	rec(&b, STREAM_CONFIG, "c", 1);
 	rec(&b, STREAM_DEVICE, "\4\0name\0\0\0\0\0\0\0\0state", 19);
 	b.len -= 9;
 	expect(&b, "the stream ended inside a DEVICE record (record 1)");
-	hdr(&b, 1, 0);
+	hdr(&b, 2, 0);
 	rec(&b, STREAM_VM, "vm", 2);
 	b.len -= 1;
 	expect(&b, "the stream ended inside a VM record (record 0)");
 	/* Trailing data after END. */
-	hdr(&b, 1, 0);
+	hdr(&b, 2, 0);
 	rec(&b, STREAM_CONFIG, "c", 1);
 	rec(&b, STREAM_END, NULL, 0);
 	sbuf_u8(&b, 0);
 	expect(&b, "trailing data after the END record (record 1)");
-	hdr(&b, 1, 0);
+	hdr(&b, 2, 0);
 	rec(&b, STREAM_END, NULL, 0);
 	rec(&b, STREAM_END, NULL, 0);
 	expect(&b, "trailing data after the END record (record 0)");
 	/* Lengths over the limits, declared without the data to back them. */
-	hdr(&b, 1, 0);
+	hdr(&b, 2, 0);
 	rec_raw(&b, STREAM_CONFIG, 0, STREAM_RECORD_MAX + 1ull, NULL, 0, 0);
 	expect(&b, "record 0 (CONFIG) is 16777217 bytes, over the limit of 16777216");
-	hdr(&b, 1, 0);
+	hdr(&b, 2, 0);
 	rec_raw(&b, STREAM_DEVICE, 0, UINT64_MAX, NULL, 0, 0);
 	expect(&b, "record 0 (DEVICE) is 18446744073709551615 bytes, over the limit");
-	hdr(&b, 1, 0);
+	hdr(&b, 2, 0);
 	rec_raw(&b, STREAM_RAM, 0, STREAM_RAM_MAX + 1ull, NULL, 0, 0);
-	expect(&b, "record 0 (RAM) is 1048593 bytes, over the limit of 1048592");
-	hdr(&b, 1, 0);
+	expect(&b, "record 0 (RAM) is 1048601 bytes, over the limit of 1048600");
+	hdr(&b, 2, 0);
 	rec(&b, STREAM_END, "x", 1);
 	expect(&b, "record 0 (END) is 1 bytes, over the limit of 0");
 }
@@ -423,7 +426,7 @@ static void test_no_allocation_ahead_of_data(void **state)
 	struct err e;
 	struct stream_reader r;
 	sbuf_init(&b);
-	hdr(&b, 1, 0);
+	hdr(&b, 2, 0);
 	rec_raw(&b, STREAM_CONFIG, 0, STREAM_RECORD_MAX, "tiny", 4, 0);
 	assert_int_equal(read_all(b.data, b.len, &e, &r), -EINVAL);
 	assert_non_null(strstr(err_msg(&e), "ended inside a CONFIG record (record 0)"));
@@ -434,7 +437,7 @@ static void test_no_allocation_ahead_of_data(void **state)
 	uint8_t *big = calloc(1, STREAM_RECORD_MAX);
 	assert_non_null(big);
 	sbuf_init(&b);
-	hdr(&b, 1, 0);
+	hdr(&b, 2, 0);
 	rec(&b, STREAM_CONFIG, big, STREAM_RECORD_MAX);
 	rec(&b, STREAM_END, NULL, 0);
 	assert_false(b.oom);
@@ -448,9 +451,9 @@ static void bad_ram(uint64_t gpa, uint32_t npages, uint32_t flags, size_t data, 
 	static uint8_t p[STREAM_RAM_MAX];
 	struct sbuf b;
 	sbuf_init(&b);
-	hdr(&b, 1, 0);
+	hdr(&b, 2, 0);
 	rec(&b, STREAM_CONFIG, "c", 1);
-	ram_hdr(p, gpa, npages, flags);
+	ram_hdr(p, gpa, npages, flags, data);
 	rec(&b, STREAM_RAM, p, STREAM_RAM_HDR + data);
 	rec(&b, STREAM_END, NULL, 0);
 	expect(&b, msg);
@@ -461,27 +464,172 @@ static void test_bad_ram(void **state)
 	(void)state;
 	bad_ram(0x1000, 0, 0, 0, "record 1 (RAM): 0 pages (1 to 256 in a record)");
 	bad_ram(0x1000, 257, STREAM_RAM_ZERO, 0, "record 1 (RAM): 257 pages");
-	bad_ram(0x1000, 2, 0, STREAM_PAGE, "record 1 (RAM): 4112 bytes for 2 pages (8208 expected)");
-	bad_ram(0x1000, 1, 0, 2 * STREAM_PAGE, "record 1 (RAM): 8208 bytes for 1 pages");
+	bad_ram(0x1000, 2, 0, STREAM_PAGE, "record 1 (RAM): 4120 bytes for 2 pages (8216 expected)");
+	bad_ram(0x1000, 1, 0, 2 * STREAM_PAGE, "record 1 (RAM): 8216 bytes for 1 pages");
 	bad_ram(0x1000, 1, STREAM_RAM_ZERO, STREAM_PAGE,
-		"record 1 (RAM): 4112 bytes for 1 zero pages (16 expected)");
+		"record 1 (RAM): 4120 bytes for 1 zero pages (24 expected)");
 	bad_ram(0x1800, 1, 0, STREAM_PAGE, "record 1 (RAM): address 0x1800 not page aligned");
 	bad_ram(0x1000, 1, 2, STREAM_PAGE, "record 1 (RAM): flags 0x2 not known");
 	bad_ram(UINT64_MAX - 0xfff, 2, STREAM_RAM_ZERO, 0, "run past the end of the address space");
-	bad_ram(0x1000, 1, 0, 0, "record 1 (RAM): 16 bytes for 1 pages (4112 expected)");
+	bad_ram(0x1000, 1, 0, 0, "record 1 (RAM): 24 bytes for 1 pages (4120 expected)");
+	static uint8_t z[STREAM_RAM_HDR];
+	ram_hdr(z, 0x1000, 1, STREAM_RAM_ZERO, 0);
+	z[16] = 1;
+	struct sbuf zb;
+	sbuf_init(&zb);
+	hdr(&zb, 2, 0);
+	rec(&zb, STREAM_RAM, z, sizeof(z));
+	expect(&zb, "record 0 (RAM): zero pages with a data check 0x0000000000000001 (0 expected)");
 	struct sbuf b;
 	sbuf_init(&b);
-	hdr(&b, 1, 0);
+	hdr(&b, 2, 0);
 	rec(&b, STREAM_RAM, "short", 5);
-	expect(&b, "record 0 (RAM): 5 bytes, shorter than its 16-byte header");
+	expect(&b, "record 0 (RAM): 5 bytes, shorter than its 24-byte header");
 	/* The last page of the address space is fine. */
 	uint8_t p[STREAM_RAM_HDR];
 	struct err e;
-	hdr(&b, 1, 0);
-	ram_hdr(p, UINT64_MAX - 0xfff, 1, STREAM_RAM_ZERO);
+	hdr(&b, 2, 0);
+	ram_hdr(p, UINT64_MAX - 0xfff, 1, STREAM_RAM_ZERO, 0);
 	rec(&b, STREAM_RAM, p, sizeof(p));
 	rec(&b, STREAM_END, NULL, 0);
 	assert_int_equal(read_all(b.data, b.len, &e, NULL), 0);
+	sbuf_free(&b);
+}
+
+/* ---- RAM torn by a writer and RAM read into memory (a sink) ---- */
+
+/* A stream with one RAM record of 2 pages at 0x2000 whose data check is spoiled by delta. */
+static void torn_stream(struct sbuf *b, uint64_t delta)
+{
+	static uint8_t p[STREAM_RAM_HDR + 2 * STREAM_PAGE];
+	memcpy(p + STREAM_RAM_HDR, guest, 2 * STREAM_PAGE);
+	ram_hdr(p, 0x2000, 2, 0, 2 * STREAM_PAGE);
+	put_le(p + 16, stream_data_check(guest, 2 * STREAM_PAGE) + delta, 8);
+	sbuf_init(b);
+	hdr(b, 2, 0);
+	rec(b, STREAM_RAM, p, sizeof(p));
+	rec(b, STREAM_END, NULL, 0);
+}
+
+/* Pages that fail their own check are taken, flagged (data_ok): a vCPU may have written them. */
+static void test_torn_ram_flagged(void **state)
+{
+	(void)state;
+	for (uint64_t delta = 0; delta < 2; delta++) {
+		struct sbuf b;
+		torn_stream(&b, delta);
+		int fd = temp_fd();
+		assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
+		assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+		struct stream_reader r;
+		struct err e = {0};
+		const uint8_t *p;
+		size_t len;
+		struct stream_ram ram;
+		assert_int_equal(stream_reader_init(&r, fd, &e), 0);
+		next(&r, STREAM_RAM, &p, &len);
+		assert_int_equal(stream_parse_ram(p, len, &ram, &e), 0);
+		assert_int_equal(r.data_ok, delta == 0);
+		assert_memory_equal(ram.data, guest, 2 * STREAM_PAGE);
+		next(&r, STREAM_END, &p, &len);
+		assert_true(r.data_ok);
+		stream_reader_destroy(&r);
+		close(fd);
+		sbuf_free(&b);
+	}
+}
+
+static uint8_t sink_mem[PAGES + 0x300000] __attribute__((aligned(4096)));
+
+static uint8_t *sink(void *opaque, uint64_t gpa, uint64_t len)
+{
+	(*(int *)opaque)++;
+	return gpa <= sizeof(sink_mem) && len <= sizeof(sink_mem) - gpa ? sink_mem + gpa : NULL;
+}
+
+static void test_sink(void **state)
+{
+	(void)state;
+	int fd = temp_fd(), calls = 0;
+	write_stream(fd, true);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	memset(sink_mem, 0xee, sizeof(sink_mem));
+	struct stream_reader r;
+	struct err e = {0};
+	const uint8_t *p;
+	size_t len;
+	assert_int_equal(stream_reader_init(&r, fd, &e), 0);
+	stream_reader_set_ram_sink(&r, sink, &calls);
+	next(&r, STREAM_CONFIG, &p, &len);
+	next(&r, STREAM_CONFIG, &p, &len);
+	next(&r, STREAM_RAM, &p, &len);
+	assert_int_equal(len, STREAM_RAM_HDR);
+	assert_int_equal(r.ram.gpa, 0x1000);
+	assert_ptr_equal(r.ram.data, sink_mem + 0x1000);
+	assert_true(r.data_ok);
+	assert_memory_equal(sink_mem + 0x1000, guest, STREAM_PAGE);
+	next(&r, STREAM_RAM, &p, &len); /* zero pages: cleared in place */
+	assert_null(r.ram.data);
+	for (size_t i = 0; i < 4 * STREAM_PAGE; i++)
+		assert_int_equal(sink_mem[0x100000 + i], 0);
+	assert_int_equal(sink_mem[0x100000 + 4 * STREAM_PAGE], 0xee);
+	next(&r, STREAM_RAM, &p, &len);
+	assert_memory_equal(sink_mem + 0x200000, guest, PAGES);
+	assert_int_equal(calls, 3);
+	next(&r, STREAM_VM, &p, &len);
+	assert_int_equal(len, 8);
+	assert_memory_equal(p, "vm-state", 8);
+	stream_reader_destroy(&r);
+	close(fd);
+
+	/* Torn pages: in place and flagged. Pages outside the sink's memory: an error. */
+	struct sbuf b;
+	torn_stream(&b, 1);
+	fd = temp_fd();
+	assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_int_equal(stream_reader_init(&r, fd, &e), 0);
+	stream_reader_set_ram_sink(&r, sink, &calls);
+	next(&r, STREAM_RAM, &p, &len);
+	assert_false(r.data_ok);
+	assert_memory_equal(sink_mem + 0x2000, guest, 2 * STREAM_PAGE);
+	stream_reader_destroy(&r);
+	close(fd);
+	sbuf_free(&b);
+	static uint8_t q[STREAM_RAM_HDR];
+	sbuf_init(&b);
+	hdr(&b, 2, 0);
+	ram_hdr(q, sizeof(sink_mem) - STREAM_PAGE, 2, STREAM_RAM_ZERO, 0);
+	rec(&b, STREAM_RAM, q, sizeof(q));
+	rec(&b, STREAM_END, NULL, 0);
+	fd = temp_fd();
+	assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_int_equal(stream_reader_init(&r, fd, &e), 0);
+	stream_reader_set_ram_sink(&r, sink, &calls);
+	uint32_t type;
+	assert_int_equal(stream_read_record(&r, &type, &p, &len, &e), -EINVAL);
+	assert_non_null(
+	    strstr(err_msg(&e), "record 0 (RAM): pages 0x3ff000-0x400fff lie outside this VM's memory"));
+	stream_reader_destroy(&r);
+	close(fd);
+	sbuf_free(&b);
+	/* A spoiled RAM header is an error with a sink too. */
+	err_clear(&e);
+	sbuf_init(&b);
+	hdr(&b, 2, 0);
+	ram_hdr(q, 0, 1, STREAM_RAM_ZERO, 0);
+	rec_raw(&b, STREAM_RAM, 0, sizeof(q), q, sizeof(q), 1);
+	rec(&b, STREAM_END, NULL, 0);
+	fd = temp_fd();
+	assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_int_equal(stream_reader_init(&r, fd, &e), 0);
+	stream_reader_set_ram_sink(&r, sink, &calls);
+	assert_int_equal(stream_read_record(&r, &type, &p, &len, &e), -EINVAL);
+	assert_non_null(strstr(err_msg(&e), "record 0 (RAM) fails its checksum"));
+	stream_reader_destroy(&r);
+	close(fd);
 	sbuf_free(&b);
 }
 
@@ -490,24 +638,24 @@ static void test_bad_device_vcpu(void **state)
 	(void)state;
 	struct sbuf b;
 	sbuf_init(&b);
-	hdr(&b, 1, 0);
+	hdr(&b, 2, 0);
 	rec(&b, STREAM_VCPU, "\1\0\0", 3);
 	expect(&b, "record 0 (VCPU): 3 bytes, shorter than its 4-byte index");
-	hdr(&b, 1, 0);
+	hdr(&b, 2, 0);
 	rec(&b, STREAM_DEVICE, "\0\0\0\0\0\0\0\0\0\0", 10);
 	expect(&b, "record 0 (DEVICE): a device name of 0 bytes");
 	uint8_t d[2 + 65 + 8] = {65};
 	memset(d + 2, 'a', 65);
-	hdr(&b, 1, 0);
+	hdr(&b, 2, 0);
 	rec(&b, STREAM_DEVICE, d, sizeof(d));
 	expect(&b, "record 0 (DEVICE): a device name of 65 bytes (1 to 64)");
-	hdr(&b, 1, 0);
+	hdr(&b, 2, 0);
 	rec(&b, STREAM_DEVICE, "\3\0ab\n\0\0\0\0\0\0\0\0", 13);
 	expect(&b, "record 0 (DEVICE): a device name with byte 0x0a");
-	hdr(&b, 1, 0);
+	hdr(&b, 2, 0);
 	rec(&b, STREAM_DEVICE, "\3\0abc\0\0\0\0\0\0\0", 12);
 	expect(&b, "record 0 (DEVICE): 12 bytes, shorter than its header");
-	hdr(&b, 1, 0);
+	hdr(&b, 2, 0);
 	rec(&b, STREAM_DEVICE, "\3", 1);
 	expect(&b, "record 0 (DEVICE): 1 bytes, shorter than its header");
 	/* 64 bytes of name and no state is fine. */
@@ -541,7 +689,8 @@ static void test_writer_checks(void **state)
 	assert_int_equal(stream_write_record(w, STREAM_END, "x", 1, &e), -EINVAL);
 	assert_int_equal(stream_write_record(w, STREAM_VCPU, "x", 1, &e), -EINVAL);
 	err_clear(&e);
-	assert_int_equal(stream_write_record(w, STREAM_RAM, (uint8_t[16]){0}, 16, &e), -EINVAL);
+	assert_int_equal(stream_write_record(w, STREAM_RAM, (uint8_t[STREAM_RAM_HDR]){0}, STREAM_RAM_HDR, &e),
+			 -EINVAL);
 	assert_non_null(strstr(err_msg(&e), "writing a RAM record: 0 pages"));
 	/* A refused record leaves nothing behind and the writer usable. */
 	assert_int_equal(w->records, 0);
@@ -610,6 +759,8 @@ int main(void)
 	    cmocka_unit_test(test_bad_records),
 	    cmocka_unit_test(test_no_allocation_ahead_of_data),
 	    cmocka_unit_test(test_bad_ram),
+	    cmocka_unit_test(test_torn_ram_flagged),
+	    cmocka_unit_test(test_sink),
 	    cmocka_unit_test(test_bad_device_vcpu),
 	    cmocka_unit_test(test_writer_checks),
 	    cmocka_unit_test(test_writer_errors),

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/sbuf.h"
+#include "common/zero.h"
 #include "kvmini.h"
 #include "devices/acpi_pm.h"
 #include "devices/exit_dev.h"
@@ -26,6 +27,7 @@
 #include "virtio/virtio_pci.h"
 #include "vmm/migration/cpuid_compat.h"
 #include "vmm/migration/kvm_state.h"
+#include "vmm/migration/ram_pending.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
@@ -229,15 +231,6 @@ int machine_config_check(const struct machine_desc *here, const uint8_t *p, size
 
 /* ---- RAM ---- */
 
-static bool page_zero(const uint8_t *p)
-{
-	const uint64_t *q = (const uint64_t *)p;
-	for (unsigned i = 0; i < PAGE / 8; i++)
-		if (q[i])
-			return false;
-	return true;
-}
-
 static bool selected(const uint64_t *bitmap, uint64_t pfn)
 {
 	return !bitmap || (bitmap[pfn / 64] >> (pfn % 64) & 1);
@@ -257,10 +250,10 @@ int machine_state_write_ram(struct vm *vm, struct stream_writer *w, const uint64
 				continue;
 			}
 			/* A run of selected pages, all zero or all not (zero ones go without data). */
-			bool zero = page_zero(rg->hva + i * PAGE);
+			bool zero = page_is_zero(rg->hva + i * PAGE);
 			uint32_t n = 1;
 			while (n < RAM_RUN && i + n < npages && selected(bitmap, pfn0 + i + n) &&
-			       page_zero(rg->hva + (i + n) * PAGE) == zero)
+			       page_is_zero(rg->hva + (i + n) * PAGE) == zero)
 				n++;
 			int r =
 			    stream_write_ram(w, rg->gpa + i * PAGE, n, zero ? NULL : rg->hva + i * PAGE, e);
@@ -274,22 +267,19 @@ int machine_state_write_ram(struct vm *vm, struct stream_writer *w, const uint64
 	return 0;
 }
 
-static int ram_load(struct vm *vm, const uint8_t *p, size_t len, struct err *e)
+/* The reader puts RAM pages straight into guest memory (stream_reader_set_ram_sink). */
+static uint8_t *ram_sink(void *opaque, uint64_t gpa, uint64_t len)
 {
-	struct stream_ram ram;
-	int r = stream_parse_ram(p, len, &ram, e);
-	if (r)
-		return r;
-	uint64_t bytes = (uint64_t)ram.npages * PAGE;
-	uint8_t *dst = guest_mem_ptr(&vm->mem, ram.gpa, bytes);
-	if (!dst)
-		return err_set(e, -EINVAL, "a RAM record for 0x%llx-0x%llx lies outside this VM's memory",
-			       (unsigned long long)ram.gpa, (unsigned long long)(ram.gpa + bytes - 1));
-	if (ram.data)
-		memcpy(dst, ram.data, bytes);
-	else
-		memset(dst, 0, bytes);
-	return 0;
+	return guest_mem_ptr(&((struct vm *)opaque)->mem, gpa, len);
+}
+
+static uint64_t mem_end(const struct vm *vm)
+{
+	uint64_t end = 0;
+	for (unsigned i = 0; i < vm->mem.nregions; i++)
+		if (vm->mem.regions[i].gpa + vm->mem.regions[i].size > end)
+			end = vm->mem.regions[i].gpa + vm->mem.regions[i].size;
+	return end;
 }
 
 /* ---- writing ---- */
@@ -441,7 +431,21 @@ static int phase(uint32_t type)
 	}
 }
 
+static int read_records(struct vm *vm, const struct machine_desc *desc, struct stream_reader *r,
+			struct ram_pending *pend, struct err *e);
+
 int machine_state_read(struct vm *vm, const struct machine_desc *desc, struct stream_reader *r, struct err *e)
+{
+	struct ram_pending pend;
+	ram_pending_init(&pend, mem_end(vm));
+	stream_reader_set_ram_sink(r, ram_sink, vm);
+	int rc = read_records(vm, desc, r, &pend, e);
+	ram_pending_destroy(&pend);
+	return rc;
+}
+
+static int read_records(struct vm *vm, const struct machine_desc *desc, struct stream_reader *r,
+			struct ram_pending *pend, struct err *e)
 {
 	struct dev_entry d[MAX_DEVS];
 	unsigned n = devices(vm, d);
@@ -465,8 +469,8 @@ int machine_state_read(struct vm *vm, const struct machine_desc *desc, struct st
 			rc = machine_config_check(desc, p, len, e);
 			config = true;
 			break;
-		case STREAM_RAM:
-			rc = ram_load(vm, p, len, e);
+		case STREAM_RAM: /* already in place (ram_sink) */
+			rc = ram_pending_note(pend, r->ram.gpa, r->ram.npages, r->data_ok, r->index - 1, e);
 			break;
 		case STREAM_VM:
 			rc = vm_state_load(vm, p, len, e);
@@ -479,6 +483,8 @@ int machine_state_read(struct vm *vm, const struct machine_desc *desc, struct st
 			rc = device_load(d, n, p, len, e);
 			break;
 		case STREAM_END:
+			if ((rc = ram_pending_check(pend, e)))
+				return rc;
 			if (!vmstate)
 				return err_set(e, -EINVAL, "the saved state has no VM record");
 			for (unsigned i = 0; i < vm->ncpus; i++)

@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <xxhash.h>
 
 const char *stream_type_name(uint32_t type)
 {
@@ -55,7 +56,7 @@ static int check_ram(const uint8_t *p, size_t len, char *why, size_t whylen)
 {
 	if (len < STREAM_RAM_HDR)
 		return WHY("%zu bytes, shorter than its %u-byte header", len, STREAM_RAM_HDR);
-	uint64_t gpa = le64(p);
+	uint64_t gpa = le64(p), check = le64(p + 16);
 	uint32_t npages = le32(p + 8), flags = le32(p + 12);
 	if (flags & ~STREAM_RAM_ZERO)
 		return WHY("flags 0x%" PRIx32 " not known", flags);
@@ -65,6 +66,8 @@ static int check_ram(const uint8_t *p, size_t len, char *why, size_t whylen)
 		return WHY("address 0x%" PRIx64 " not page aligned", gpa);
 	if (gpa + (uint64_t)npages * STREAM_PAGE - 1 < gpa)
 		return WHY("pages at 0x%" PRIx64 " run past the end of the address space", gpa);
+	if ((flags & STREAM_RAM_ZERO) && check)
+		return WHY("zero pages with a data check 0x%016" PRIx64 " (0 expected)", check);
 	size_t want = STREAM_RAM_HDR + ((flags & STREAM_RAM_ZERO) ? 0 : (size_t)npages * STREAM_PAGE);
 	if (len != want)
 		return WHY("%zu bytes for %" PRIu32 " %spages (%zu expected)", len, npages,
@@ -107,6 +110,16 @@ int stream_check_payload(uint32_t type, const uint8_t *p, size_t len, char *why,
 	}
 }
 
+uint64_t stream_check(const uint8_t hdr[STREAM_REC_HDR], const void *covered, size_t len)
+{
+	return XXH64(covered, len, XXH64(hdr, STREAM_REC_HDR, 0));
+}
+
+uint64_t stream_data_check(const void *pages, size_t len)
+{
+	return XXH64(pages, len, 0);
+}
+
 /* The parse helpers check again: a caller may hand them a payload from elsewhere. */
 static int parse_check(uint32_t type, const uint8_t *p, size_t len, struct err *err)
 {
@@ -124,6 +137,7 @@ int stream_parse_ram(const uint8_t *p, size_t len, struct stream_ram *out, struc
 	out->gpa = le64(p);
 	out->npages = le32(p + 8);
 	out->flags = le32(p + 12);
+	out->data_check = le64(p + 16);
 	out->data = (out->flags & STREAM_RAM_ZERO) ? NULL : p + STREAM_RAM_HDR;
 	return 0;
 }
