@@ -35,10 +35,14 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 ASAN_UNIT_BINS := $(patsubst tests/unit/%.c,$(ASAN_DIR)/tests/%,$(UNIT_SRCS))
 ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/itests/%,$(ITEST_SRCS))
 EXAMPLE_BINS := $(patsubst docs/examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard docs/examples/*.c)))
+# The request-path microbenchmark needs valgrind's client-request header; built with `all` where it is.
+BENCH_BINS := $(patsubst bench/micro/%.c,$(BUILD)/bench/%,$(sort $(wildcard bench/micro/*.c)))
+VALGRIND_H := $(wildcard /usr/include/valgrind/callgrind.h)
 
 .SECONDARY:
 .PHONY: all test check unit-plain unit-asan format clean install-deps install
-all: $(BUILD)/kvmini $(BUILD)/libkvmini.a $(BUILD)/libkvmini.so $(ITEST_BINS) $(EXAMPLE_BINS)
+all: $(BUILD)/kvmini $(BUILD)/libkvmini.a $(BUILD)/libkvmini.so $(ITEST_BINS) $(EXAMPLE_BINS) \
+     $(if $(VALGRIND_H),$(BENCH_BINS))
 
 $(DSDT_AML): vmm/boot/dsdt.asl vmm/layout.h scripts/gen-prt.sh
 	@mkdir -p $(dir $@)
@@ -83,6 +87,10 @@ $(ASAN_DIR)/tests/%: tests/unit/%.c $(ASAN_DIR)/libkvmini.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) -O1 -g $(SAN_FLAGS) $(WARN) -o $@ $< $(ASAN_DIR)/libkvmini.a -lcmocka $(LIBS)
 $(BUILD)/itests/%: tests/integration/%.c $(BUILD)/libkvmini.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS) $(WARN) -o $@ $< $(BUILD)/libkvmini.a $(LIBS)
+
+$(BUILD)/bench/%: bench/micro/%.c $(BUILD)/libkvmini.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS) $(WARN) -o $@ $< $(BUILD)/libkvmini.a $(LIBS)
 
