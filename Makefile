@@ -3,6 +3,7 @@
 #   make test       unit tests (cmocka), plain and under ASan/UBSan
 #   make check      make test + integration tests that boot real guests (nested when /dev/kvm is missing)
 #   make format     clang-format the tree
+#   make bench-micro instructions per virtio request under callgrind (no KVM; not part of check)
 #   make install    kvmini, libkvmini.{a,so}, include/kvmini.h and kvmini.pc under PREFIX (/usr/local)
 # BUILD=dir puts every output under dir (default: build).
 
@@ -40,7 +41,7 @@ BENCH_BINS := $(patsubst bench/micro/%.c,$(BUILD)/bench/%,$(sort $(wildcard benc
 VALGRIND_H := $(wildcard /usr/include/valgrind/callgrind.h)
 
 .SECONDARY:
-.PHONY: all test check unit-plain unit-asan format clean install-deps install
+.PHONY: all test check unit-plain unit-asan format clean install-deps install bench-micro
 all: $(BUILD)/kvmini $(BUILD)/libkvmini.a $(BUILD)/libkvmini.so $(ITEST_BINS) $(EXAMPLE_BINS) \
      $(if $(VALGRIND_H),$(BENCH_BINS))
 
@@ -110,6 +111,9 @@ test: unit-plain unit-asan
 check: test all
 	$(MAKE) --no-print-directory fuzz-run FUZZ_SECONDS=10
 	tests/integration/run.sh $(BUILD)
+
+bench-micro:
+	+scripts/bench-micro.sh --build $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
