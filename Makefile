@@ -3,6 +3,7 @@
 #   make test       unit tests (cmocka), plain and under ASan/UBSan
 #   make check      make test + integration tests that boot real guests (nested when /dev/kvm is missing)
 #   make format     clang-format the tree
+#   make bench-micro instructions per virtio request under callgrind (no KVM; not part of check)
 #   make install    kvmini, libkvmini.{a,so}, include/kvmini.h and kvmini.pc under PREFIX (/usr/local)
 # BUILD=dir puts every output under dir (default: build).
 
@@ -35,10 +36,14 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 ASAN_UNIT_BINS := $(patsubst tests/unit/%.c,$(ASAN_DIR)/tests/%,$(UNIT_SRCS))
 ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/itests/%,$(ITEST_SRCS))
 EXAMPLE_BINS := $(patsubst docs/examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard docs/examples/*.c)))
+# The request-path microbenchmark needs valgrind's client-request header; built with `all` where it is.
+BENCH_BINS := $(patsubst bench/micro/%.c,$(BUILD)/bench/%,$(sort $(wildcard bench/micro/*.c)))
+VALGRIND_H := $(wildcard /usr/include/valgrind/callgrind.h)
 
 .SECONDARY:
-.PHONY: all test check unit-plain unit-asan format clean install-deps install
-all: $(BUILD)/kvmini $(BUILD)/libkvmini.a $(BUILD)/libkvmini.so $(ITEST_BINS) $(EXAMPLE_BINS)
+.PHONY: all test check unit-plain unit-asan format clean install-deps install bench-micro
+all: $(BUILD)/kvmini $(BUILD)/libkvmini.a $(BUILD)/libkvmini.so $(ITEST_BINS) $(EXAMPLE_BINS) \
+     $(if $(VALGRIND_H),$(BENCH_BINS))
 
 $(DSDT_AML): vmm/boot/dsdt.asl vmm/layout.h scripts/gen-prt.sh
 	@mkdir -p $(dir $@)
@@ -86,6 +91,10 @@ $(BUILD)/itests/%: tests/integration/%.c $(BUILD)/libkvmini.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS) $(WARN) -o $@ $< $(BUILD)/libkvmini.a $(LIBS)
 
+$(BUILD)/bench/%: bench/micro/%.c $(BUILD)/libkvmini.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS) $(WARN) -o $@ $< $(BUILD)/libkvmini.a $(LIBS)
+
 # The examples use only the public header, as a program outside the tree would.
 $(BUILD)/examples/%: docs/examples/%.c $(BUILD)/libkvmini.a include/kvmini.h
 	@mkdir -p $(dir $@)
@@ -102,6 +111,9 @@ test: unit-plain unit-asan
 check: test all
 	$(MAKE) --no-print-directory fuzz-run FUZZ_SECONDS=10
 	tests/integration/run.sh $(BUILD)
+
+bench-micro:
+	+scripts/bench-micro.sh --build $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -32,6 +32,8 @@ PACKAGES=(
 	jq
 	# migration tests: a relay that corrupts the stream, an ARP listener on the test bridge
 	python3
+	# request-path microbenchmark: callgrind and its client-request header (valgrind/callgrind.h)
+	valgrind
 )
 
 missing=()
