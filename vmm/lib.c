@@ -520,10 +520,16 @@ static int open_disks(struct kvmini_vm *k, const struct kvmini_config *cfg, stru
 	return 0;
 }
 
+/* Whether the sandbox drops privileges (capabilities, ids, a jail), seccomp aside. */
+static bool wants_drop(const struct kvmini_config *c)
+{
+	return c->drop_privileges || c->set_uid || c->set_gid || c->jail;
+}
+
 /* Whether kvmini_vm_start() enters a sandbox (vmm/sandbox.c). */
 static bool sandboxed(const struct kvmini_config *c)
 {
-	return c->drop_privileges || c->set_uid || c->set_gid || c->jail || c->seccomp != KVMINI_SECCOMP_OFF;
+	return wants_drop(c) || c->seccomp != KVMINI_SECCOMP_OFF;
 }
 
 int kvmini_vm_create(const struct kvmini_config *cfg, struct kvmini_vm **out, char *errbuf, size_t errlen)
@@ -637,7 +643,7 @@ static int enter_sandbox(struct kvmini_vm *k, struct err *e)
 {
 	const struct kvmini_config *c = &k->cfg;
 	struct sandbox_config sc = {
-	    .drop = c->drop_privileges || c->set_uid || c->set_gid || c->jail,
+	    .drop = wants_drop(c),
 	    .set_uid = c->set_uid,
 	    .uid = c->uid,
 	    .set_gid = c->set_gid,
@@ -1152,25 +1158,44 @@ static int describe(const struct kvmini_vm *k, struct vm *vm, struct machine_des
 _Static_assert(MACHINE_MAX_DISKS == KVMINI_MAX_DISKS && MACHINE_MAX_NICS == KVMINI_MAX_NICS,
 	       "machine description limits differ");
 
+/* Reads a whole stream from fd into k->vm, built and not started (cancel_fd: as for
+ * stream_reader_open). */
+static int load_stream(struct kvmini_vm *k, int fd, int cancel_fd, struct err *e)
+{
+	struct machine_desc m;
+	struct stream_reader r;
+	int rc = describe(k, k->vm, &m, e);
+	if (!rc) {
+		rc = stream_reader_open(&r, fd, cancel_fd, e);
+		if (!rc)
+			rc = machine_state_read(k->vm, &m, &r, e);
+		stream_reader_destroy(&r);
+	}
+	return rc;
+}
+
 /* Loads the state at path into k->vm, built and not started. */
 static int restore(struct kvmini_vm *k, const char *path, struct err *e)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return err_set(e, -errno, "--restore %s: %s", path, strerror(errno));
-	struct machine_desc m;
-	struct stream_reader r;
 	struct err se = {{0}};
-	int rc = describe(k, k->vm, &m, &se);
-	if (!rc) {
-		rc = stream_reader_init(&r, fd, &se);
-		if (!rc)
-			rc = machine_state_read(k->vm, &m, &r, &se);
-		stream_reader_destroy(&r);
-	}
+	int rc = load_stream(k, fd, -1, &se);
 	close(fd);
 	if (rc)
 		return err_set(e, rc, "--restore %s: %s", path, err_msg(&se));
+	return 0;
+}
+
+/* Every disk's writes on stable storage (qcow2 metadata included), or the first error. */
+static int flush_disks(struct kvmini_vm *k, struct err *e)
+{
+	for (unsigned i = 0; i < k->ndisks; i++) {
+		int r = k->disks[i]->ops->flush(k->disks[i]);
+		if (r)
+			return err_set(e, r, "cannot flush %s: %s", k->disks[i]->path, strerror(-r));
+	}
 	return 0;
 }
 
@@ -1201,9 +1226,7 @@ int kvmini_vm_save(struct kvmini_vm *k, const char *path, char *errbuf, size_t e
 	/* No reset may swap the machine while it is written. */
 	pthread_mutex_lock(&k->ctl_lock);
 	struct vm *vm = k->vm;
-	for (unsigned i = 0; !r && i < k->ndisks; i++)
-		if ((r = k->disks[i]->ops->flush(k->disks[i])))
-			err_set(&e, r, "cannot flush %s: %s", k->disks[i]->path, strerror(-r));
+	r = flush_disks(k, &e);
 	if (!r && !vm)
 		r = err_set(&e, -EPIPE, "the VM is not running");
 	struct machine_desc m;
@@ -1270,21 +1293,13 @@ static int incoming(struct kvmini_vm *k, const char *uri, struct err *e)
 	/* A source that goes silent without closing (a cut link) must not hold us for ever. */
 	struct timeval tv = {.tv_sec = MIGRATE_IDLE_TIMEOUT_S};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	struct machine_desc m;
-	struct stream_reader sr;
 	struct err se = {{0}};
-	r = describe(k, k->vm, &m, &se);
 	/*
 	 * Device threads restarted by the load would look at their rings at
 	 * once: keep them out until the disks are ours and their metadata read.
 	 */
 	quiesce_close(&k->vm->gate);
-	if (!r) {
-		r = stream_reader_open(&sr, fd, cancel, &se);
-		if (!r)
-			r = machine_state_read(k->vm, &m, &sr, &se);
-		stream_reader_destroy(&sr);
-	}
+	r = load_stream(k, fd, cancel, &se);
 	for (unsigned i = 0; !r && i < k->ndisks; i++) {
 		for (int tries = 0;; tries++) {
 			struct err le = {{0}};
@@ -1335,14 +1350,10 @@ static void mig_resume(void *opaque)
 static int mig_flush(void *opaque, struct err *e)
 {
 	struct kvmini_vm *k = opaque;
-	for (unsigned i = 0; i < k->ndisks; i++) {
-		int r = k->disks[i]->ops->flush(k->disks[i]);
-		if (r)
-			return err_set(e, r, "cannot flush %s: %s", k->disks[i]->path, strerror(-r));
-		if ((r = disk_deactivate(k->disks[i], e)))
-			return r;
-	}
-	return 0;
+	int r = flush_disks(k, e);
+	for (unsigned i = 0; !r && i < k->ndisks; i++)
+		r = disk_deactivate(k->disks[i], e);
+	return r;
 }
 
 static void mig_unlock(void *opaque)

@@ -21,8 +21,8 @@
  * check seeds).
  *
  * ---- Input format (tests/fuzz/gen_migration_stream_seeds.py writes it too) ----
- * byte 0: bit 0 set: fix up every record's check (and a RAM record's data
- *         check) before reading, walking the records by their declared
+ * byte 0: bit 0 set: fix up every record's check (and a RAM record's page
+ *         checks) before reading, walking the records by their declared
  *         lengths, so that mutations reach the checks behind them; clear: the
  *         bytes are read as they are.
  * the rest: the stream (header, records).
@@ -81,11 +81,12 @@ NO_COVER static void fix_checks(uint8_t *p, size_t n)
 			break;
 		uint8_t *h = p + off, *pl = h + STREAM_REC_HDR;
 		size_t covered = (size_t)len;
-		if (le(h, 4) == STREAM_RAM && len >= STREAM_RAM_HDR) {
-			covered = STREAM_RAM_HDR;
-			if (!(le(pl + 12, 4) & STREAM_RAM_ZERO))
-				put64(pl + 16,
-				      stream_data_check(pl + STREAM_RAM_HDR, (size_t)len - STREAM_RAM_HDR));
+		if (le(h, 4) == STREAM_RAM && len >= STREAM_RAM_HDR && stream_ram_head_len(pl) <= len) {
+			covered = stream_ram_head_len(pl);
+			size_t npages = (covered - STREAM_RAM_HDR) / 8;
+			for (size_t i = 0; i < npages && covered + (i + 1) * STREAM_PAGE <= len; i++)
+				put64(pl + STREAM_RAM_HDR + 8 * i,
+				      stream_page_check(pl + covered + i * STREAM_PAGE));
 		}
 		put64(pl + len, stream_check(h, pl, covered));
 		off += STREAM_REC_HDR + (size_t)len + STREAM_CHECK;

@@ -18,7 +18,7 @@ CONFIG, RAM, VM, VCPU, DEVICE, END = range(1, 7)
 ZERO = 1
 PAGE = 4096
 FIX_CHECKS = 1
-RAM_HDR = 24
+RAM_HDR = 16
 
 M64 = (1 << 64) - 1
 P1, P2, P3, P4, P5 = (0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
@@ -67,19 +67,21 @@ def header(version=2, flags=0):
 
 
 def record(rtype, payload=b"", flags=0, covered=None):
-    """check = XXH64(payload, seed XXH64(record header)); a RAM record's covers its RAM header."""
+    """check = XXH64(payload, seed XXH64(record header)); a RAM record's covers its head."""
     h = struct.pack("<IIQ", rtype, flags, len(payload))
     c = payload if covered is None else payload[:covered]
     return h + payload + struct.pack("<Q", xxh64(c, xxh64(h)))
 
 
-def ram(gpa, npages, data=None, flags=None, data_check=None):
+def ram(gpa, npages, data=None, flags=None, spoil=0):
+    """RAM header, each page's XXH64 (those in the bit mask spoil off by one), the pages."""
     if flags is None:
         flags = ZERO if data is None else 0
-    if data_check is None:
-        data_check = xxh64(data) if data and not flags & ZERO else 0
-    payload = struct.pack("<QIIQ", gpa, npages, flags, data_check) + (data or b"")
-    return record(RAM, payload, covered=RAM_HDR)
+    head = struct.pack("<QII", gpa, npages, flags)
+    if data and not flags & ZERO:
+        for i in range(len(data) // PAGE):
+            head += struct.pack("<Q", (xxh64(data[i * PAGE:(i + 1) * PAGE]) + (spoil >> i & 1)) & M64)
+    return record(RAM, head + (data or b""), covered=len(head))
 
 
 def vcpu(index, state):
@@ -140,7 +142,7 @@ SEEDS = {
     "device-long-name": header() + device("d" * 64, 0xFFFFFFFF, 0, b"") + record(END),
     "empty-records": header() + record(CONFIG) + record(VM) + vcpu(7, b"") + record(END),
     "config-bare": header() + record(CONFIG, config(disks=(), nics=(), cpuid=[])) + record(END),
-    "ram-torn": header() + ram(0x2000, 1, page(6), data_check=1) + ram(0x2000, 1, page(6)) + record(END),
+    "ram-torn": header() + ram(0x2000, 2, page(6) + page(7), spoil=2) + ram(0x3000, 1, page(7)) + record(END),
     "config-many": header()
     + record(CONFIG, config(disks=[(i << 20, i & 1) for i in range(16)], cpuid=CPUID * 4))
     + record(END),

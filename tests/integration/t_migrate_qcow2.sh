@@ -27,7 +27,7 @@ SRC=$KV_PID
 kv_wait_for src "KVMINI-TICK 4" $((KV_BOOT_TIMEOUT + 60)) 1 "$SRC" || kv_abort "source: the guest did not start ticking"
 echo w1 >&3
 kv_wait_for src "KVMINI-MQ-W1-READ=" 180 1 "$SRC" || kv_abort "source: no KVMINI-MQ-W1-READ"
-w1=$(mq src W1)
+w1=$(mq src W1) w2=- b=- # w2, b: set on the destination, if it runs
 check_eq "source: 8 MiB written and read back" "$w1" "$(mq src W1-READ)"
 echo busy >&3
 kv_wait_for src "KVMINI-MQ-BUSY=started" 30 1 "$SRC" || kv_fail "source: the writer did not start"

@@ -238,7 +238,7 @@ static void hdr(struct sbuf *b, uint32_t version, uint32_t flags)
 }
 
 /* A record by hand: rflags and a declared length of its own; check_delta spoils the check (which
- * covers only the RAM header of a RAM record). */
+ * covers only the head of a RAM record: header and page checks). */
 static void rec_raw(struct sbuf *b, uint32_t type, uint32_t rflags, uint64_t declared, const void *p,
 		    size_t n, uint64_t check_delta)
 {
@@ -246,7 +246,9 @@ static void rec_raw(struct sbuf *b, uint32_t type, uint32_t rflags, uint64_t dec
 	put_le(h, type, 4);
 	put_le(h + 4, rflags, 4);
 	put_le(h + 8, declared, 8);
-	size_t covered = type == STREAM_RAM && n > STREAM_RAM_HDR ? STREAM_RAM_HDR : n;
+	size_t covered = n;
+	if (type == STREAM_RAM && n >= STREAM_RAM_HDR && stream_ram_head_len(p) < n)
+		covered = stream_ram_head_len(p);
 	uint64_t c = stream_check(h, n ? p : "", covered);
 	sbuf_put(b, h, 16);
 	sbuf_put(b, p, n);
@@ -258,14 +260,20 @@ static void rec(struct sbuf *b, uint32_t type, const void *p, size_t n)
 	rec_raw(b, type, 0, n, p, n, 0);
 }
 
-/* A RAM header; the data check is that of the data bytes after it (0 for none). */
-static void ram_hdr(uint8_t *p, uint64_t gpa, uint32_t npages, uint32_t flags, size_t data)
+static void ram_hdr(uint8_t *p, uint64_t gpa, uint32_t npages, uint32_t flags)
 {
 	put_le(p, gpa, 8);
 	put_le(p + 8, npages, 4);
 	put_le(p + 12, flags, 4);
-	put_le(p + 16, data && !(flags & STREAM_RAM_ZERO) ? stream_data_check(p + STREAM_RAM_HDR, data) : 0,
-	       8);
+}
+
+/* The page checks of a RAM payload at p (header, checks, pages); those in spoil are off by one. */
+static void page_checks(uint8_t *p, uint32_t npages, uint64_t spoil)
+{
+	const uint8_t *data = p + STREAM_RAM_HDR + 8 * npages;
+	for (uint32_t i = 0; i < npages; i++)
+		put_le(p + STREAM_RAM_HDR + 8 * i,
+		       stream_page_check(data + i * STREAM_PAGE) + (spoil >> i & 1), 8);
 }
 
 /* Reads bytes as a stream to the END record or the first error; returns the error (0 for none). */
@@ -412,7 +420,7 @@ static void test_bad_records(void **state)
 	expect(&b, "record 0 (DEVICE) is 18446744073709551615 bytes, over the limit");
 	hdr(&b, 2, 0);
 	rec_raw(&b, STREAM_RAM, 0, STREAM_RAM_MAX + 1ull, NULL, 0, 0);
-	expect(&b, "record 0 (RAM) is 1048601 bytes, over the limit of 1048600");
+	expect(&b, "record 0 (RAM) is 1050641 bytes, over the limit of 1050640");
 	hdr(&b, 2, 0);
 	rec(&b, STREAM_END, "x", 1);
 	expect(&b, "record 0 (END) is 1 bytes, over the limit of 0");
@@ -453,7 +461,7 @@ static void bad_ram(uint64_t gpa, uint32_t npages, uint32_t flags, size_t data, 
 	sbuf_init(&b);
 	hdr(&b, 2, 0);
 	rec(&b, STREAM_CONFIG, "c", 1);
-	ram_hdr(p, gpa, npages, flags, data);
+	ram_hdr(p, gpa, npages, flags);
 	rec(&b, STREAM_RAM, p, STREAM_RAM_HDR + data);
 	rec(&b, STREAM_END, NULL, 0);
 	expect(&b, msg);
@@ -464,32 +472,24 @@ static void test_bad_ram(void **state)
 	(void)state;
 	bad_ram(0x1000, 0, 0, 0, "record 1 (RAM): 0 pages (1 to 256 in a record)");
 	bad_ram(0x1000, 257, STREAM_RAM_ZERO, 0, "record 1 (RAM): 257 pages");
-	bad_ram(0x1000, 2, 0, STREAM_PAGE, "record 1 (RAM): 4120 bytes for 2 pages (8216 expected)");
-	bad_ram(0x1000, 1, 0, 2 * STREAM_PAGE, "record 1 (RAM): 8216 bytes for 1 pages");
+	bad_ram(0x1000, 2, 0, STREAM_PAGE, "record 1 (RAM): 4112 bytes for 2 pages (8224 expected)");
+	bad_ram(0x1000, 1, 0, 2 * STREAM_PAGE, "record 1 (RAM): 8208 bytes for 1 pages (4120 expected)");
 	bad_ram(0x1000, 1, STREAM_RAM_ZERO, STREAM_PAGE,
-		"record 1 (RAM): 4120 bytes for 1 zero pages (24 expected)");
+		"record 1 (RAM): 4112 bytes for 1 zero pages (16 expected)");
 	bad_ram(0x1800, 1, 0, STREAM_PAGE, "record 1 (RAM): address 0x1800 not page aligned");
 	bad_ram(0x1000, 1, 2, STREAM_PAGE, "record 1 (RAM): flags 0x2 not known");
 	bad_ram(UINT64_MAX - 0xfff, 2, STREAM_RAM_ZERO, 0, "run past the end of the address space");
-	bad_ram(0x1000, 1, 0, 0, "record 1 (RAM): 24 bytes for 1 pages (4120 expected)");
-	static uint8_t z[STREAM_RAM_HDR];
-	ram_hdr(z, 0x1000, 1, STREAM_RAM_ZERO, 0);
-	z[16] = 1;
-	struct sbuf zb;
-	sbuf_init(&zb);
-	hdr(&zb, 2, 0);
-	rec(&zb, STREAM_RAM, z, sizeof(z));
-	expect(&zb, "record 0 (RAM): zero pages with a data check 0x0000000000000001 (0 expected)");
+	bad_ram(0x1000, 1, 0, 0, "record 1 (RAM): 16 bytes for 1 pages (4120 expected)");
 	struct sbuf b;
 	sbuf_init(&b);
 	hdr(&b, 2, 0);
 	rec(&b, STREAM_RAM, "short", 5);
-	expect(&b, "record 0 (RAM): 5 bytes, shorter than its 24-byte header");
+	expect(&b, "record 0 (RAM): 5 bytes, shorter than its 16-byte header");
 	/* The last page of the address space is fine. */
 	uint8_t p[STREAM_RAM_HDR];
 	struct err e;
 	hdr(&b, 2, 0);
-	ram_hdr(p, UINT64_MAX - 0xfff, 1, STREAM_RAM_ZERO, 0);
+	ram_hdr(p, UINT64_MAX - 0xfff, 1, STREAM_RAM_ZERO);
 	rec(&b, STREAM_RAM, p, sizeof(p));
 	rec(&b, STREAM_END, NULL, 0);
 	assert_int_equal(read_all(b.data, b.len, &e, NULL), 0);
@@ -498,26 +498,26 @@ static void test_bad_ram(void **state)
 
 /* ---- RAM torn by a writer and RAM read into memory (a sink) ---- */
 
-/* A stream with one RAM record of 2 pages at 0x2000 whose data check is spoiled by delta. */
-static void torn_stream(struct sbuf *b, uint64_t delta)
+/* A stream with one RAM record of 2 pages at 0x2000, the checks of the pages in spoil spoiled. */
+static void torn_stream(struct sbuf *b, uint64_t spoil)
 {
-	static uint8_t p[STREAM_RAM_HDR + 2 * STREAM_PAGE];
-	memcpy(p + STREAM_RAM_HDR, guest, 2 * STREAM_PAGE);
-	ram_hdr(p, 0x2000, 2, 0, 2 * STREAM_PAGE);
-	put_le(p + 16, stream_data_check(guest, 2 * STREAM_PAGE) + delta, 8);
+	static uint8_t p[STREAM_RAM_HDR + 2 * (8 + STREAM_PAGE)];
+	memcpy(p + STREAM_RAM_HDR + 16, guest, 2 * STREAM_PAGE);
+	ram_hdr(p, 0x2000, 2, 0);
+	page_checks(p, 2, spoil);
 	sbuf_init(b);
 	hdr(b, 2, 0);
 	rec(b, STREAM_RAM, p, sizeof(p));
 	rec(b, STREAM_END, NULL, 0);
 }
 
-/* Pages that fail their own check are taken, flagged (data_ok): a vCPU may have written them. */
+/* Pages that fail their own check are taken, flagged (torn): a vCPU may have written them. */
 static void test_torn_ram_flagged(void **state)
 {
 	(void)state;
-	for (uint64_t delta = 0; delta < 2; delta++) {
+	for (uint64_t spoil = 0; spoil < 4; spoil++) {
 		struct sbuf b;
-		torn_stream(&b, delta);
+		torn_stream(&b, spoil);
 		int fd = temp_fd();
 		assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
 		assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
@@ -529,10 +529,12 @@ static void test_torn_ram_flagged(void **state)
 		assert_int_equal(stream_reader_init(&r, fd, &e), 0);
 		next(&r, STREAM_RAM, &p, &len);
 		assert_int_equal(stream_parse_ram(p, len, &ram, &e), 0);
-		assert_int_equal(r.data_ok, delta == 0);
+		assert_int_equal(r.data_ok, spoil == 0);
+		assert_int_equal(r.torn[0], spoil);
 		assert_memory_equal(ram.data, guest, 2 * STREAM_PAGE);
 		next(&r, STREAM_END, &p, &len);
 		assert_true(r.data_ok);
+		assert_int_equal(r.torn[0], 0);
 		stream_reader_destroy(&r);
 		close(fd);
 		sbuf_free(&b);
@@ -563,7 +565,7 @@ static void test_sink(void **state)
 	next(&r, STREAM_CONFIG, &p, &len);
 	next(&r, STREAM_CONFIG, &p, &len);
 	next(&r, STREAM_RAM, &p, &len);
-	assert_int_equal(len, STREAM_RAM_HDR);
+	assert_int_equal(len, STREAM_RAM_HDR + 8); /* the head: header and one page check */
 	assert_int_equal(r.ram.gpa, 0x1000);
 	assert_ptr_equal(r.ram.data, sink_mem + 0x1000);
 	assert_true(r.data_ok);
@@ -584,7 +586,7 @@ static void test_sink(void **state)
 
 	/* Torn pages: in place and flagged. Pages outside the sink's memory: an error. */
 	struct sbuf b;
-	torn_stream(&b, 1);
+	torn_stream(&b, 2);
 	fd = temp_fd();
 	assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
 	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
@@ -592,6 +594,7 @@ static void test_sink(void **state)
 	stream_reader_set_ram_sink(&r, sink, &calls);
 	next(&r, STREAM_RAM, &p, &len);
 	assert_false(r.data_ok);
+	assert_int_equal(r.torn[0], 2);
 	assert_memory_equal(sink_mem + 0x2000, guest, 2 * STREAM_PAGE);
 	stream_reader_destroy(&r);
 	close(fd);
@@ -599,7 +602,7 @@ static void test_sink(void **state)
 	static uint8_t q[STREAM_RAM_HDR];
 	sbuf_init(&b);
 	hdr(&b, 2, 0);
-	ram_hdr(q, sizeof(sink_mem) - STREAM_PAGE, 2, STREAM_RAM_ZERO, 0);
+	ram_hdr(q, sizeof(sink_mem) - STREAM_PAGE, 2, STREAM_RAM_ZERO);
 	rec(&b, STREAM_RAM, q, sizeof(q));
 	rec(&b, STREAM_END, NULL, 0);
 	fd = temp_fd();
@@ -618,7 +621,7 @@ static void test_sink(void **state)
 	err_clear(&e);
 	sbuf_init(&b);
 	hdr(&b, 2, 0);
-	ram_hdr(q, 0, 1, STREAM_RAM_ZERO, 0);
+	ram_hdr(q, 0, 1, STREAM_RAM_ZERO);
 	rec_raw(&b, STREAM_RAM, 0, sizeof(q), q, sizeof(q), 1);
 	rec(&b, STREAM_END, NULL, 0);
 	fd = temp_fd();

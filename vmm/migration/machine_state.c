@@ -470,7 +470,8 @@ static int read_records(struct vm *vm, const struct machine_desc *desc, struct s
 			config = true;
 			break;
 		case STREAM_RAM: /* already in place (ram_sink) */
-			rc = ram_pending_note(pend, r->ram.gpa, r->ram.npages, r->data_ok, r->index - 1, e);
+			rc = ram_pending_note(pend, r->ram.gpa, r->ram.npages, r->data_ok ? NULL : r->torn,
+					      r->index - 1, e);
 			break;
 		case STREAM_VM:
 			rc = vm_state_load(vm, p, len, e);

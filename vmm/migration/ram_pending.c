@@ -11,24 +11,28 @@ void ram_pending_init(struct ram_pending *p, uint64_t mem_end)
 	*p = (struct ram_pending){.npages = (mem_end + PAGE - 1) / PAGE};
 }
 
-int ram_pending_note(struct ram_pending *p, uint64_t gpa, uint32_t npages, bool ok, uint64_t record,
-		     struct err *e)
+int ram_pending_note(struct ram_pending *p, uint64_t gpa, uint32_t npages, const uint64_t *torn,
+		     uint64_t record, struct err *e)
 {
 	uint64_t pfn = gpa / PAGE;
-	if (pfn > p->npages || npages > p->npages - pfn)
+	if (pfn > p->npages || npages > p->npages - pfn || npages > 256)
 		return err_set(e, -EINVAL, "RAM record %llu lies outside guest memory",
 			       (unsigned long long)record);
-	if (ok && !p->count)
+	bool any = false;
+	for (unsigned i = 0; torn && i < (npages + 63) / 64; i++)
+		any |= torn[i] != 0;
+	if (!any && !p->count)
 		return 0; /* the usual case: nothing outstanding */
 	if (!p->bits) {
 		p->bits = calloc((p->npages + 63) / 64, sizeof(uint64_t));
 		if (!p->bits)
 			return err_set(e, -ENOMEM, "out of memory");
 	}
-	if (!ok && !p->count)
+	if (any && !p->count)
 		p->first_rec = record;
 	for (uint64_t i = pfn; i < pfn + npages; i++) {
-		uint64_t m = 1ull << (i % 64), *w = &p->bits[i / 64];
+		uint64_t m = 1ull << (i % 64), *w = &p->bits[i / 64], k = i - pfn;
+		bool ok = !torn || !(torn[k / 64] >> (k % 64) & 1);
 		if (ok && (*w & m)) {
 			*w &= ~m;
 			p->count--;

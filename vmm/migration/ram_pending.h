@@ -23,9 +23,10 @@ struct ram_pending {
 
 /* mem_end: the end of guest memory (every record's pages lie below it). */
 void ram_pending_init(struct ram_pending *p, uint64_t mem_end);
-/* A RAM record of npages at gpa (page aligned, below mem_end) arrived; ok: its data passed. */
-int ram_pending_note(struct ram_pending *p, uint64_t gpa, uint32_t npages, bool ok, uint64_t record,
-		     struct err *e);
+/* A RAM record of npages (at most 256) at gpa (page aligned, below mem_end) arrived; torn: bit i
+ * set if page i failed its check (NULL: none did). */
+int ram_pending_note(struct ram_pending *p, uint64_t gpa, uint32_t npages, const uint64_t *torn,
+		     uint64_t record, struct err *e);
 /* 0 when no page is left failed, else -EINVAL naming the first. */
 int ram_pending_check(const struct ram_pending *p, struct err *e);
 void ram_pending_destroy(struct ram_pending *p);

@@ -56,7 +56,7 @@ static int check_ram(const uint8_t *p, size_t len, char *why, size_t whylen)
 {
 	if (len < STREAM_RAM_HDR)
 		return WHY("%zu bytes, shorter than its %u-byte header", len, STREAM_RAM_HDR);
-	uint64_t gpa = le64(p), check = le64(p + 16);
+	uint64_t gpa = le64(p);
 	uint32_t npages = le32(p + 8), flags = le32(p + 12);
 	if (flags & ~STREAM_RAM_ZERO)
 		return WHY("flags 0x%" PRIx32 " not known", flags);
@@ -66,9 +66,7 @@ static int check_ram(const uint8_t *p, size_t len, char *why, size_t whylen)
 		return WHY("address 0x%" PRIx64 " not page aligned", gpa);
 	if (gpa + (uint64_t)npages * STREAM_PAGE - 1 < gpa)
 		return WHY("pages at 0x%" PRIx64 " run past the end of the address space", gpa);
-	if ((flags & STREAM_RAM_ZERO) && check)
-		return WHY("zero pages with a data check 0x%016" PRIx64 " (0 expected)", check);
-	size_t want = STREAM_RAM_HDR + ((flags & STREAM_RAM_ZERO) ? 0 : (size_t)npages * STREAM_PAGE);
+	size_t want = STREAM_RAM_HDR + ((flags & STREAM_RAM_ZERO) ? 0 : (size_t)npages * (8 + STREAM_PAGE));
 	if (len != want)
 		return WHY("%zu bytes for %" PRIu32 " %spages (%zu expected)", len, npages,
 			   (flags & STREAM_RAM_ZERO) ? "zero " : "", want);
@@ -115,9 +113,14 @@ uint64_t stream_check(const uint8_t hdr[STREAM_REC_HDR], const void *covered, si
 	return XXH64(covered, len, XXH64(hdr, STREAM_REC_HDR, 0));
 }
 
-uint64_t stream_data_check(const void *pages, size_t len)
+uint64_t stream_page_check(const void *page)
 {
-	return XXH64(pages, len, 0);
+	return XXH64(page, STREAM_PAGE, 0);
+}
+
+size_t stream_ram_head_len(const uint8_t *head)
+{
+	return STREAM_RAM_HDR + ((le32(head + 12) & STREAM_RAM_ZERO) ? 0 : 8 * (size_t)le32(head + 8));
 }
 
 /* The parse helpers check again: a caller may hand them a payload from elsewhere. */
@@ -137,8 +140,9 @@ int stream_parse_ram(const uint8_t *p, size_t len, struct stream_ram *out, struc
 	out->gpa = le64(p);
 	out->npages = le32(p + 8);
 	out->flags = le32(p + 12);
-	out->data_check = le64(p + 16);
-	out->data = (out->flags & STREAM_RAM_ZERO) ? NULL : p + STREAM_RAM_HDR;
+	bool zero = out->flags & STREAM_RAM_ZERO;
+	out->checks = zero ? NULL : p + STREAM_RAM_HDR;
+	out->data = zero ? NULL : p + STREAM_RAM_HDR + 8 * (size_t)out->npages;
 	return 0;
 }
 

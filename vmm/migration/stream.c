@@ -148,21 +148,24 @@ int stream_write_record(struct stream_writer *w, uint32_t type, const void *payl
 int stream_write_ram(struct stream_writer *w, uint64_t gpa, uint32_t npages, const void *pages,
 		     struct err *err)
 {
-	uint8_t h[STREAM_REC_HDR + STREAM_RAM_HDR], c[STREAM_CHECK];
-	size_t data = pages ? (size_t)npages * STREAM_PAGE : 0;
+	uint8_t h[STREAM_REC_HDR + STREAM_RAM_HDR + 8 * STREAM_RAM_PAGES], c[STREAM_CHECK];
+	size_t data = pages ? (size_t)npages * STREAM_PAGE : 0,
+	       head = STREAM_RAM_HDR + (pages ? 8 * (size_t)npages : 0);
 	char why[160];
 	if (w->error)
 		return failed(w, err);
-	record_header(h, STREAM_RAM, STREAM_RAM_HDR + data);
 	put_le(h + 16, gpa, 8);
 	put_le(h + 24, npages, 4);
 	put_le(h + 28, pages ? 0 : STREAM_RAM_ZERO, 4);
-	put_le(h + 32, data ? stream_data_check(pages, data) : 0, 8);
-	/* The layout check needs only the RAM header; pass the length the data would give. */
-	if (stream_check_payload(STREAM_RAM, h + 16, STREAM_RAM_HDR + data, why, sizeof(why)) < 0)
+	/* The layout check needs only the RAM header; pass the length the record would have. */
+	if (stream_check_payload(STREAM_RAM, h + 16, head + data, why, sizeof(why)) < 0)
 		return err_set(err, -EINVAL, "writing a RAM record: %s", why);
-	put_le(c, stream_check(h, h + STREAM_REC_HDR, STREAM_RAM_HDR), 8);
-	int rc = put(w, h, sizeof(h), err);
+	record_header(h, STREAM_RAM, head + data);
+	for (uint32_t i = 0; data && i < npages; i++)
+		put_le(h + 32 + 8 * i, stream_page_check((const uint8_t *)pages + (size_t)i * STREAM_PAGE),
+		       8);
+	put_le(c, stream_check(h, h + STREAM_REC_HDR, head), 8);
+	int rc = put(w, h, STREAM_REC_HDR + head, err);
 	if (rc == 0 && data)
 		rc = write_gather(w, pages, data, err);
 	if (rc == 0)
@@ -263,23 +266,23 @@ void stream_reader_destroy(struct stream_reader *r)
 	r->cap = 0;
 }
 
-/* Reads n bytes into r->buf, growing it with what arrived (doubling from 64 KiB) rather than
- * to n at once. Returns the bytes read: fewer than n at end of file. */
-static ssize_t read_payload(struct stream_reader *r, size_t n)
+/* Reads n bytes into r->buf at off, growing it with what arrived (doubling from 64 KiB) rather
+ * than to off + n at once. Returns the bytes read: fewer than n at end of file. */
+static ssize_t read_payload(struct stream_reader *r, size_t off, size_t n)
 {
-	size_t got = 0;
+	size_t got = 0, end = off + n;
 	while (got < n) {
-		if (got == r->cap) {
+		if (off + got == r->cap) {
 			size_t cap = r->cap ? r->cap * 2 : 64u << 10;
-			cap = cap < n ? cap : n;
+			cap = cap < end ? cap : end;
 			uint8_t *b = realloc(r->buf, cap);
 			if (!b)
 				return -ENOMEM;
 			r->buf = b;
 			r->cap = cap;
 		}
-		size_t want = (r->cap < n ? r->cap : n) - got;
-		ssize_t k = read_full(r->fd, r->cancel_fd, r->buf + got, want);
+		size_t want = (r->cap < end ? r->cap : end) - off - got;
+		ssize_t k = read_full(r->fd, r->cancel_fd, r->buf + off + got, want);
 		if (k < 0)
 			return k;
 		got += (size_t)k;
@@ -324,7 +327,19 @@ static int check_fails(struct err *err, uint64_t idx, const char *name, uint64_t
 		       idx, name, want, got);
 }
 
-/* A RAM record with a sink: header and check through the buffer, the pages straight to guest
+/* Sets r->torn from each page's own check; data: the pages, checks: their XXH64s (LE). */
+static void find_torn(struct stream_reader *r, const uint8_t *data, const uint8_t *checks, uint32_t npages)
+{
+	bool ok = true;
+	for (uint32_t i = 0; i < npages; i++)
+		if (stream_page_check(data + (size_t)i * STREAM_PAGE) != get_le(checks + 8 * i, 8)) {
+			r->torn[i / 64] |= 1ull << (i % 64);
+			ok = false;
+		}
+	r->data_ok = ok;
+}
+
+/* A RAM record with a sink: head and check through the buffer, the pages straight to guest
  * memory. Nothing is trusted before it is checked; pages written into memory the sink gave are
  * harmless if the record then fails (the destination runs no guest from a failed stream). */
 static int read_ram_to_sink(struct stream_reader *r, const uint8_t h[STREAM_REC_HDR], uint64_t n,
@@ -332,11 +347,18 @@ static int read_ram_to_sink(struct stream_reader *r, const uint8_t h[STREAM_REC_
 {
 	char why[160];
 	int rc;
-	if (n < STREAM_RAM_HDR)
+	if (n < STREAM_RAM_HDR) /* never read past the record */
 		return err_set(err, -EINVAL,
-			       "record %" PRIu64 " (RAM): %" PRIu64 " bytes, shorter than its header", idx,
-			       n);
-	ssize_t k = read_payload(r, STREAM_RAM_HDR);
+			       "record %" PRIu64 " (RAM): %" PRIu64 " bytes, shorter than its %u-byte header",
+			       idx, n, STREAM_RAM_HDR);
+	ssize_t k = read_payload(r, 0, STREAM_RAM_HDR);
+	if (k >= (ssize_t)STREAM_RAM_HDR) {
+		if (stream_check_payload(STREAM_RAM, r->buf, (size_t)n, why, sizeof(why)) < 0)
+			return err_set(err, -EINVAL, "record %" PRIu64 " (RAM): %s", idx, why);
+		size_t more = stream_ram_head_len(r->buf) - STREAM_RAM_HDR;
+		ssize_t m = read_payload(r, STREAM_RAM_HDR, more);
+		k = m < 0 ? m : k + m - (ssize_t)more;
+	}
 	if (k == -ENOMEM)
 		return err_set(err, -ENOMEM, "no memory for record %" PRIu64 " (RAM)", idx);
 	if (k < 0)
@@ -344,11 +366,10 @@ static int read_ram_to_sink(struct stream_reader *r, const uint8_t h[STREAM_REC_
 	if (k < (ssize_t)STREAM_RAM_HDR)
 		return err_set(err, -EINVAL, "the stream ended inside a RAM record (record %" PRIu64 ")",
 			       idx);
-	if (stream_check_payload(STREAM_RAM, r->buf, (size_t)n, why, sizeof(why)) < 0)
-		return err_set(err, -EINVAL, "record %" PRIu64 " (RAM): %s", idx, why);
 	struct stream_ram *ram = &r->ram;
 	if ((rc = stream_parse_ram(r->buf, (size_t)n, ram, err)) < 0)
 		return rc;
+	size_t head = stream_ram_head_len(r->buf);
 	uint64_t bytes = (uint64_t)ram->npages * STREAM_PAGE;
 	uint8_t *dst = r->sink(r->sink_opaque, ram->gpa, bytes);
 	if (!dst)
@@ -363,11 +384,12 @@ static int read_ram_to_sink(struct stream_reader *r, const uint8_t h[STREAM_REC_
 		return rc;
 	if ((rc = read_exact(r, c, sizeof(c), idx, "RAM", err)))
 		return rc;
-	uint64_t want = get_le(c, 8), got = stream_check(h, r->buf, STREAM_RAM_HDR);
+	uint64_t want = get_le(c, 8), got = stream_check(h, r->buf, head);
 	if (want != got)
 		return check_fails(err, idx, "RAM", want, got);
 	ram->data = (ram->flags & STREAM_RAM_ZERO) ? NULL : dst;
-	r->data_ok = !ram->data || stream_data_check(dst, bytes) == ram->data_check;
+	if (ram->data)
+		find_torn(r, dst, ram->checks, ram->npages);
 	return 0;
 }
 
@@ -400,6 +422,7 @@ static int read_record(struct stream_reader *r, uint32_t *type, const uint8_t **
 			       "record %" PRIu64 " (%s) is %" PRIu64 " bytes, over the limit of %zu", idx,
 			       name, n, stream_max_len(t));
 	r->data_ok = true;
+	memset(r->torn, 0, sizeof(r->torn));
 	int rc;
 	if (t == STREAM_RAM && r->sink) {
 		if ((rc = read_ram_to_sink(r, h, n, idx, err)))
@@ -407,10 +430,10 @@ static int read_record(struct stream_reader *r, uint32_t *type, const uint8_t **
 		r->index++;
 		*type = t;
 		*payload = r->buf;
-		*len = STREAM_RAM_HDR;
+		*len = stream_ram_head_len(r->buf);
 		return 0;
 	}
-	k = read_payload(r, (size_t)n + STREAM_CHECK);
+	k = read_payload(r, 0, (size_t)n + STREAM_CHECK);
 	if (k == -ENOMEM)
 		return err_set(err, -ENOMEM, "no memory for record %" PRIu64 " (%s)", idx, name);
 	if (k < 0)
@@ -420,16 +443,18 @@ static int read_record(struct stream_reader *r, uint32_t *type, const uint8_t **
 		return err_set(err, -EINVAL, "the stream ended inside a %s record (record %" PRIu64 ")", name,
 			       idx);
 	char why[160];
-	/* RAM: the check covers the RAM header, which must be complete for that. */
-	size_t covered = t == STREAM_RAM ? (n < STREAM_RAM_HDR ? (size_t)n : STREAM_RAM_HDR) : (size_t)n;
+	/* RAM: the check covers the head (header and page checks), as far as the record goes. */
+	size_t covered = (size_t)n;
+	if (t == STREAM_RAM && n >= STREAM_RAM_HDR && stream_ram_head_len(r->buf) < n)
+		covered = stream_ram_head_len(r->buf);
 	uint64_t want = get_le(r->buf + n, 8), got = stream_check(h, r->buf, covered);
 	if (want != got)
 		return check_fails(err, idx, name, want, got);
 	if (stream_check_payload(t, r->buf, (size_t)n, why, sizeof(why)) < 0)
 		return err_set(err, -EINVAL, "record %" PRIu64 " (%s): %s", idx, name, why);
-	if (t == STREAM_RAM && !(get_le(r->buf + 12, 4) & STREAM_RAM_ZERO))
-		r->data_ok = stream_data_check(r->buf + STREAM_RAM_HDR, (size_t)n - STREAM_RAM_HDR) ==
-			     get_le(r->buf + 16, 8);
+	struct stream_ram ram;
+	if (t == STREAM_RAM && stream_parse_ram(r->buf, (size_t)n, &ram, err) == 0 && ram.data)
+		find_torn(r, ram.data, ram.checks, ram.npages);
 	r->index++;
 	if (t == STREAM_END) {
 		r->ended = true;

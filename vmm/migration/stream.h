@@ -9,11 +9,11 @@
  *   record:  u32 type  u32 flags (0)  u64 length  payload[length]  u64 check
  *
  * check = XXH64(payload, seed XXH64(the 16-byte record header, seed 0)). A RAM
- * record's check covers its 24-byte RAM header only; the pages have their own
- * XXH64 in that header. So RAM is sent straight from guest memory, which a vCPU
- * may write meanwhile: the reader takes a RAM record whose pages fail their
- * check (stream_reader.data_ok false), and the destination requires each page's
- * last record to pass (a page written during the send is dirty, so sent again).
+ * record's check covers its head only (RAM header and the pages' own XXH64s).
+ * So RAM is sent straight from guest memory, which a vCPU may write meanwhile:
+ * the reader takes a RAM record with pages that fail their own check, flagged
+ * (stream_reader.torn), and the destination requires each page's last record
+ * to pass (a page written during the send is dirty, so it is sent again).
  *
  * The reader checks that nothing follows END, so it waits for end of file
  * there: on a socket, stream_write_end shuts down the sending side (the other
@@ -35,16 +35,16 @@
 #define STREAM_REC_HDR	  16u /* type, flags, length */
 #define STREAM_CHECK	  8u  /* the XXH64 after each payload */
 #define STREAM_PAGE	  4096u
-#define STREAM_RAM_HDR	  24u /* gpa, npages, flags, XXH64 of the pages */
+#define STREAM_RAM_HDR	  16u /* gpa, npages, flags; then (not ZERO) npages x u64 XXH64 */
 #define STREAM_RAM_PAGES  256u
-#define STREAM_RAM_MAX	  (STREAM_RAM_HDR + STREAM_RAM_PAGES * STREAM_PAGE)
+#define STREAM_RAM_MAX	  (STREAM_RAM_HDR + STREAM_RAM_PAGES * (8u + STREAM_PAGE))
 #define STREAM_RECORD_MAX (16u << 20) /* every type but RAM and END */
 #define STREAM_RAM_ZERO	  1u	      /* RAM flags: the pages are zero, no data follows */
 #define STREAM_DEV_NAME	  64u	      /* longest DEVICE name */
 
 enum stream_type {
 	STREAM_CONFIG = 1, /* the machine the state is for */
-	STREAM_RAM = 2,	   /* u64 gpa, u32 npages, u32 flags, u64 xxh64(pages), npages x 4 KiB */
+	STREAM_RAM = 2,	   /* u64 gpa, u32 npages, u32 flags, npages x u64 xxh64, npages x 4 KiB */
 	STREAM_VM = 3,	   /* KVM VM-wide state */
 	STREAM_VCPU = 4,   /* u32 index, state */
 	STREAM_DEVICE = 5, /* u16 name length, name, u32 instance, u32 version, state */
@@ -90,8 +90,8 @@ typedef uint8_t *(*stream_ram_sink)(void *opaque, uint64_t gpa, uint64_t len);
 struct stream_ram {
 	uint64_t gpa;
 	uint32_t npages, flags;
-	uint64_t data_check; /* XXH64 of the pages as the writer saw them; 0 for ZERO */
-	const uint8_t *data; /* npages x 4 KiB; NULL for ZERO */
+	const uint8_t *checks; /* npages x u64 LE: each page's XXH64 as the writer saw it; NULL for ZERO */
+	const uint8_t *data;   /* npages x 4 KiB; NULL for ZERO */
 };
 
 struct stream_reader {
@@ -100,8 +100,9 @@ struct stream_reader {
 	uint64_t index; /* records read (the next one's index, counting from 0) */
 	bool ended;	/* END was read */
 	int error;	/* first failure: later reads fail too */
-	/* After a RAM record: its pages matched their XXH64 (always true for ZERO and other types). */
-	bool data_ok;
+	/* After a RAM record: bit i set if page i failed its own check (none for other types). */
+	uint64_t torn[STREAM_RAM_PAGES / 64];
+	bool data_ok;	      /* no bit set in torn */
 	stream_ram_sink sink; /* NULL: RAM pages come in the payload like any other record's */
 	void *sink_opaque;
 	struct stream_ram ram; /* with a sink: the last RAM record (data points into the sink's memory) */
@@ -115,7 +116,7 @@ int stream_reader_init(struct stream_reader *r, int fd, struct err *err);
 int stream_reader_open(struct stream_reader *r, int fd, int cancel_fd, struct err *err);
 void stream_reader_destroy(struct stream_reader *r);
 /* From now on, RAM pages go straight where sink says (zero pages are cleared there): a RAM record
- * is then returned with only its RAM header as payload, and described in r->ram. */
+ * is then returned with only its head (header and page checks) as payload, described in r->ram. */
 void stream_reader_set_ram_sink(struct stream_reader *r, stream_ram_sink sink, void *opaque);
 /* The next record, checked (CRC, bounds, and the RAM/VCPU/DEVICE payload headers); *payload is
  * valid until the next call. After END, also checks that the stream ends there. */
@@ -146,8 +147,11 @@ int stream_parse_device(const uint8_t *payload, size_t len, struct stream_device
 int stream_check_payload(uint32_t type, const uint8_t *payload, size_t len, char *why, size_t whylen);
 /* The record check (see above) of a record header and the payload bytes it covers. */
 uint64_t stream_check(const uint8_t hdr[STREAM_REC_HDR], const void *covered, size_t len);
-/* XXH64 of a RAM record's pages. */
-uint64_t stream_data_check(const void *pages, size_t len);
+/* XXH64 of one 4 KiB page of a RAM record. */
+uint64_t stream_page_check(const void *page);
+/* The bytes of a RAM payload the record check covers: the header, and the page checks unless ZERO.
+ * head: at least STREAM_RAM_HDR bytes. */
+size_t stream_ram_head_len(const uint8_t *head);
 /* The largest payload of a known type; 0 for an unknown type (and for END, which has none). */
 size_t stream_max_len(uint32_t type);
 bool stream_type_known(uint32_t type);
