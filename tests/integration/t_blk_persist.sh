@@ -1,7 +1,7 @@
 #!/bin/bash
 # virtio-blk, data that lasts: a sparse 128 MiB raw image, 2 vCPUs. Boot 1 (guest blk_persist.sh,
 # phase write): the guest sees the disk as vda with the right size, serial, one request queue
-# per vCPU and a write-back cache (FLUSH), makes an ext2 file system, writes a 32 MiB random
+# per vCPU and a write-back cache (FLUSH), makes an ext2 file system, writes an 8 MiB random
 # file, flushes, remounts and reads it back. On the host: the same file from the image (debugfs)
 # has the same sha256, and e2fsck finds the file system clean. Boot 2 (phase verify): a new kvmini
 # on the same image reads the same file.
@@ -31,7 +31,7 @@ check_eq "write: vda logical block size" 512 "$(kv_field write KVMINI-BLK-vda-LB
 for k in MKFS MOUNT FLUSH UMOUNT MOUNT-RO; do
 	check_eq "write: $k exit status" 0 "$(kv_field write "KVMINI-BLK-$k-RC")"
 done
-check_eq "write: file size in the guest" $((32 << 20)) "$(kv_field write KVMINI-BLK-FILE-BYTES)"
+check_eq "write: file size in the guest" $((8 << 20)) "$(kv_field write KVMINI-BLK-FILE-BYTES)"
 sum=$(kv_field write KVMINI-BLK-WRITE-SHA)
 if [[ $sum =~ ^[0-9a-f]{64}$ ]]; then
 	kv_ok "write: the guest wrote /file, sha256 $sum"

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Guest side of t_blk_persist.sh, on /dev/vda. kvmini.blk.phase=write: make an ext2 file system
-# (busybox mke2fs), write /file (32 MiB from /dev/urandom, its sha256 taken on the way:
+# (busybox mke2fs), write /file (8 MiB from /dev/urandom, its sha256 taken on the way:
 # WRITE-SHA), sync and flush the disk, unmount, drop the caches, mount again read-only and hash
 # it as read back from the disk (READ-SHA). kvmini.blk.phase=verify: mount read-only, READ-SHA.
 # shellcheck disable=SC1091 # (the initramfs path)
@@ -13,7 +13,7 @@ case $phase in
 write)
 	run MKFS mke2fs -F /dev/vda
 	run MOUNT mount -t ext2 /dev/vda /mnt
-	sum=$(dd if=/dev/urandom bs=1M count=32 iflag=fullblock 2>/dev/null | tee /mnt/file | sha -)
+	sum=$(dd if=/dev/urandom bs=1M count=8 iflag=fullblock 2>/dev/null | tee /mnt/file | sha -)
 	say WRITE-SHA "$sum"
 	say FILE-BYTES "$(stat -c %s /mnt/file)"
 	sync
