@@ -389,8 +389,8 @@ struct kvmini_migrate_result {
  * on any failure (connection lost, destination gone or refusing, timeout,
  * kvmini_vm_migrate_cancel()) it runs on as before. The disks must be
  * shared storage both sides open under the same paths (the lock passes to
- * the destination at the handover); raw images only for now. 0 or -errno
- * with one line in err.
+ * the destination at the handover; qcow2 metadata is written out first and
+ * read there only after it). 0 or -errno with one line in err.
  */
 int kvmini_vm_migrate(struct kvmini_vm *vm, const struct kvmini_migrate_params *p,
 		      void (*progress)(void *opaque, const struct kvmini_migrate_progress *pr), void *opaque,
