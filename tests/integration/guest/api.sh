@@ -3,15 +3,9 @@
 # and a loop over console input (none may be lost across a pause): "io" does a known amount of
 # disk I/O for the stats check, "done" ends the loop, any other line is echoed back.
 echo KVMINI-API-READY
-(
-	i=0
-	while :; do
-		i=$((i + 1))
-		echo "KVMINI-TICK $i"
-		sleep 0.5
-	done
-) &
-ticker=$!
+# shellcheck disable=SC1091 # (the initramfs path)
+. /tests/tick_lib.sh
+start_ticker
 while read -r line; do
 	case $line in
 	io)

@@ -7,15 +7,9 @@
 #   busy     a background writer of random 64 KiB blocks all over [32, 48) MiB until "stop"
 #   stop     stops it: BUSY-WRITES (how many), B (sha256 of [32, 48) MiB once it stopped)
 echo KVMINI-API-READY
-(
-	i=0
-	while :; do
-		i=$((i + 1))
-		echo "KVMINI-TICK $i"
-		sleep 0.5
-	done
-) &
-ticker=$!
+# shellcheck disable=SC1091 # (the initramfs path)
+. /tests/tick_lib.sh
+start_ticker
 say() { echo "KVMINI-MQ-$1=$2"; }
 rsha() { dd if=/dev/vda bs=1M skip="$1" count="$2" iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1; }
 write8() {

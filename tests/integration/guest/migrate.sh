@@ -12,14 +12,9 @@
 #     the virtio configuration-change interrupt counts (KVMINI-IRQ ...), anything else is echoed
 #     (KVMINI-GOT LINE).
 echo KVMINI-MIGRATE-READY
-(
-	i=0
-	while :; do
-		i=$((i + 1))
-		echo "KVMINI-TICK $i"
-		sleep 0.5
-	done
-) &
+# shellcheck disable=SC1091 # (the initramfs path)
+. /tests/tick_lib.sh
+start_ticker
 kvmini-mem 16 8 &
 ip link set eth0 up
 ip addr add 192.0.2.2/24 dev eth0
