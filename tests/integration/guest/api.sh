@@ -18,6 +18,7 @@ while read -r line; do
 	*) echo "KVMINI-GOT $line" ;;
 	esac
 done
-kill $ticker
+# shellcheck disable=SC2154 # set by start_ticker (tick_lib.sh)
+kill "$ticker"
 echo KVMINI-API-END
 sleep 600

@@ -48,5 +48,6 @@ while read -r line; do
 	*) echo "KVMINI-GOT $line" ;;
 	esac
 done
-kill $ticker
+# shellcheck disable=SC2154 # set by start_ticker (tick_lib.sh)
+kill "$ticker"
 sleep 600
