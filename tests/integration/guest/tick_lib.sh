@@ -11,5 +11,6 @@ start_ticker() {
 			sleep 0.5
 		done
 	) &
+	# shellcheck disable=SC2034 # for the caller
 	ticker=$!
 }
