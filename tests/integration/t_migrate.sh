@@ -98,6 +98,27 @@ start_dst() {
 	wait_listening $PORT || kv_fail "$name: the destination does not listen on $PORT"
 }
 
+# migrate_failed WHAT N [ARGS...]: `ctl migrate ARGS` had to fail: exit 1 (output in $T/mN.*).
+migrate_failed() {
+	local what=$1 n=$2 rc
+	shift 2
+	ctl "$SA" migrate "$@" >"$T/m$n.out" 2>"$T/m$n.err"
+	rc=$?
+	[ $rc = 1 ] && kv_ok "$what: the source says '$(tail -n 1 "$T/m$n.err")'" ||
+		kv_fail "$what: expected exit 1, saw $rc: $(cat "$T/m$n.err")"
+}
+
+# dst_refused NAME PID WHAT [REGEX]: destination NAME exits non-zero (not a timeout), REGEX in
+# its error, without having run the guest.
+dst_refused() {
+	local name=$1 pid=$2 what=$3 re=${4:-.}
+	kv_wait_pid "$pid" 30
+	[ "$KV_RC" -ne 0 ] && [ "$KV_RC" -lt 124 ] && grep -qE "$re" "$T/$name.err" &&
+		kv_ok "$what: the destination exits $KV_RC: $(head -n 1 "$T/$name.err")" ||
+		kv_fail "$what: destination exit $KV_RC, '$(head -c 300 "$T/$name.err")'"
+	check_eq "$what: the destination did not run the guest" 0 "$(kv_count "$name" KVMINI-TICK)"
+}
+
 # The host end of the guest's TCP connection: one connection only (no fork).
 inM socat -u TCP-LISTEN:5555,bind=192.0.2.1,reuseaddr OPEN:"$T/stream",creat,trunc &
 KV_PIDS+=($!)
@@ -115,35 +136,21 @@ echo diskw >&4
 kv_wait_for src KVMINI-DISKW-SHA 120 1 "$SRC" || kv_fail "source: expected KVMINI-DISKW-SHA"
 disk_sha=$(kv_field src KVMINI-DISKW-SHA)
 
-# Nobody listening.
-ctl "$SA" migrate "tcp:127.0.0.1:$((PORT + 1))" >"$T/m0.out" 2>"$T/m0.err"
-rc=$?
-[ $rc = 1 ] && kv_ok "migrate to nobody: exit 1, '$(tail -n 1 "$T/m0.err")'" ||
-	kv_fail "migrate to nobody: expected exit 1, saw $rc: $(cat "$T/m0.err")"
+migrate_failed "nobody listening" 0 "tcp:127.0.0.1:$((PORT + 1))"
 
 # A peer that reads 2 MB and hangs up.
 inM timeout 60 socat -u "TCP-LISTEN:$((PORT + 2)),bind=127.0.0.1,reuseaddr" SYSTEM:"head -c 2000000 >/dev/null" &
 KV_PIDS+=($!)
 wait_listening $((PORT + 2))
-ctl "$SA" migrate "tcp:127.0.0.1:$((PORT + 2))" >"$T/m1.out" 2>"$T/m1.err"
-rc=$?
-[ $rc = 1 ] && kv_ok "a peer that hangs up mid-stream: exit 1, '$(tail -n 1 "$T/m1.err")'" ||
-	kv_fail "cut connection: expected exit 1, saw $rc: $(cat "$T/m1.err")"
+migrate_failed "a peer that hangs up mid-stream" 1 "tcp:127.0.0.1:$((PORT + 2))"
 source_alive "after a cut connection"
 
 # A destination with another configuration refuses before anything runs.
 set_args mt1 320M
 kv_start dmem 120 "${ARGS[@]}" --incoming "tcp:127.0.0.1:$PORT"
 wait_listening $PORT || kv_fail "dmem: the destination does not listen"
-ctl "$SA" migrate "tcp:127.0.0.1:$PORT" >"$T/m2.out" 2>"$T/m2.err"
-rc=$?
-[ $rc = 1 ] && kv_ok "migrate to a mismatched destination: exit 1, '$(tail -n 1 "$T/m2.err")'" ||
-	kv_fail "mismatched destination: expected exit 1, saw $rc: $(cat "$T/m2.err")"
-kv_wait_pid "$KV_PID" 30
-[ "$KV_RC" -ne 0 ] && [ "$KV_RC" -lt 124 ] && grep -q "256 MiB of memory, this one 320 MiB" "$T/dmem.err" &&
-	kv_ok "the mismatched destination refused: $(head -n 1 "$T/dmem.err")" ||
-	kv_fail "the mismatched destination: exit $KV_RC, '$(head -c 300 "$T/dmem.err")'"
-check_eq "the mismatched destination did not run the guest" 0 "$(kv_count dmem KVMINI-TICK)"
+migrate_failed "a mismatched destination" 2 "tcp:127.0.0.1:$PORT"
+dst_refused dmem "$KV_PID" "a mismatched destination" "256 MiB of memory, this one 320 MiB"
 source_alive "after a refusal"
 
 # A stream corrupted on the way by a relay between the two: a byte flipped 1 MB in and every
@@ -186,15 +193,8 @@ EOF
 inM timeout 120 python3 "$T/relay.py" $((PORT + 3)) "$PORT" 1000000 >"$T/relay.out" 2>&1 &
 KV_PIDS+=($!)
 wait_listening $((PORT + 3))
-ctl "$SA" migrate "tcp:127.0.0.1:$((PORT + 3))" >"$T/m3.out" 2>"$T/m3.err"
-rc=$?
-[ $rc = 1 ] && kv_ok "a corrupted stream: the source says '$(tail -n 1 "$T/m3.err")'" ||
-	kv_fail "corrupted stream: expected exit 1, saw $rc: $(cat "$T/m3.err")"
-kv_wait_pid "$DST" 30
-[ "$KV_RC" -ne 0 ] && [ "$KV_RC" -lt 124 ] && grep -qE "checksum|record [0-9]+" "$T/dcor.err" &&
-	kv_ok "the destination refused the corrupted stream: $(head -n 1 "$T/dcor.err")" ||
-	kv_fail "corrupted stream: destination exit $KV_RC, '$(head -c 300 "$T/dcor.err")'"
-check_eq "the destination did not run the corrupted guest" 0 "$(kv_count dcor KVMINI-TICK)"
+migrate_failed "a corrupted stream" 3 "tcp:127.0.0.1:$((PORT + 3))"
+dst_refused dcor "$DST" "a corrupted stream" "checksum|record [0-9]+"
 source_alive "after a corrupted stream"
 
 # A destination killed mid-stream (the bandwidth limit makes the first pass last ~10 s).
@@ -222,10 +222,7 @@ wait $mpid
 rc=$?
 [ $rc = 1 ] && grep -qi cancel "$T/m5.err" && kv_ok "cancelled: the migration says '$(tail -n 1 "$T/m5.err")'" ||
 	kv_fail "cancel: expected exit 1 and 'cancel', saw $rc: $(cat "$T/m5.err")"
-kv_wait_pid "$DST" 30
-[ "$KV_RC" -ne 0 ] && [ "$KV_RC" -lt 124 ] && kv_ok "the destination of the cancelled migration exits $KV_RC: $(head -n 1 "$T/dcan.err")" ||
-	kv_fail "cancelled migration: destination exit $KV_RC, '$(head -c 300 "$T/dcan.err")'"
-check_eq "the destination of the cancelled migration did not run the guest" 0 "$(kv_count dcan KVMINI-TICK)"
+dst_refused dcan "$DST" "a cancelled migration"
 source_alive "after a cancelled migration"
 check_eq "source: no memory word went wrong" 0 "$(kv_count src KVMINI-MEM-BAD)"
 
