@@ -6,6 +6,7 @@
  * are written out here rather than taken from the builder's helpers. When
  * dtc is installed it decompiles each blob and must not warn.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -687,10 +688,20 @@ static int make_tmpdir(void **state)
 
 static int remove_tmpdir(void **state)
 {
-	char cmd[128];
+	const char *dir = *state;
+	char path[512];
+	struct dirent *de;
+	DIR *d = opendir(dir);
 
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", (const char *)*state);
-	return system(cmd) == 0 ? 0 : -1;
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			unlink(path);
+		}
+	closedir(d);
+	return rmdir(dir);
 }
 
 int main(void)
