@@ -18,6 +18,8 @@ PACKAGES=(
 	zlib1g-dev libzstd-dev
 	# live migration and save/restore: XXH64 checks on the state stream
 	libxxhash-dev
+	# arm64 device tree unit test: dtc decompiles the generated blobs as an oracle
+	device-tree-compiler
 	# sanitizers, fuzzing, formatting
 	clang libclang-rt-14-dev clang-format
 	# tests: guests, the nested harness, initramfs, kernel unpacking
