@@ -1,5 +1,5 @@
 #!/bin/bash
-# bench-blk.sh [--runs N] [--build DIR] [--timeout S per boot, default 300] [--formats "raw qcow2"]:
+# bench-blk.sh [--runs N] [--build DIR] [--timeout S per boot, default 300] [--formats "raw qcow2"] [--json FILE]:
 # virtio-blk throughput of kvmini next to QEMU (-accel kvm -M pc, virtio-blk-pci, aio=threads), same
 # kernel, initrd, 2 vCPUs, 512 MiB, the same 512 MiB image per format (raw: zeroes; qcow2: made by
 # qemu-img with preallocation=metadata, so that both measure steady-state I/O rather than cluster
@@ -9,10 +9,11 @@
 # reads and writes at queue depth 1, random 4 KiB reads at depth 1 and 32 and writes at 1. Runs alternate kvmini, QEMU, kvmini, ...; prints medians
 # (MB/s and IOPS) side by side with the kvmini/QEMU ratio. Without a usable /dev/kvm everything
 # runs inside ONE nested boot: the figures are emulated, compare ratios only. Not part of make check.
+# --json FILE also writes the figures (per-run values, medians, ok/runs) there (scripts/bench-lib.sh).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-runs=3 build=${BUILD:-build} tmo=300 inner=0 formats="raw qcow2"
+runs=3 build=${BUILD:-build} tmo=300 inner=0 formats="raw qcow2" json=''
 orig=("$@")
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -20,12 +21,15 @@ while [ $# -gt 0 ]; do
 	--build) build=$2; shift 2 ;;
 	--timeout) tmo=$2; shift 2 ;;
 	--formats) formats=$2; shift 2 ;;
+	--json) json=$(realpath -m "$2"); shift 2 ;;
 	--inner) inner=1; shift ;;
-	-h | --help) sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench-blk: unknown option $1" >&2; exit 2 ;;
 	esac
 done
 cd "$root"
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 if [ "$inner" = 0 ]; then
 	kdir=$(tests/guest/fetch-kernel.sh)
@@ -105,6 +109,21 @@ median() {
 for ((r = 1; r <= runs; r++)); do
 	for n in "${names[@]}"; do measure "$n" "$r"; done
 done
+if [ -n "$json" ]; then
+	figfile=$work/figs.jsonl
+	for fmt in $formats; do
+		for t in "${tests[@]}"; do
+			unit=MB/s
+			[[ $t == *4k* ]] && unit=IOPS
+			# shellcheck disable=SC2086
+			bench_fig "$figfile" "blk.$fmt.$t" "blk $fmt $t" "$unit" higher "${vals[kvmini-$fmt.$t]:-}" \
+				"$(wc -w <<<"${vals[kvmini-$fmt.$t]:-}")" "$runs" "${vals[qemu-$fmt.$t]:-}" \
+				"$(wc -w <<<"${vals[qemu-$fmt.$t]:-}")" "$runs" pc
+		done
+	done
+	bench_json "$json" blk "$figfile" "$(jq -nc --argjson r "$runs" --arg f "$formats" --arg d "$dir" \
+		'{runs: $r, formats: $f, image_dir: $d, image_mib: 512, cpus: 2, mem_mib: 512, guest: "O_DIRECT dd and kvmini-blkio (tests/integration/guest/bench_blk.sh)"}')"
+fi
 
 for fmt in $formats; do
 	echo

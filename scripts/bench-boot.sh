@@ -1,5 +1,5 @@
 #!/bin/bash
-# bench-boot.sh [--runs N] [--build DIR] [--timeout S per boot, default 120]: boot time of kvmini next to QEMU
+# bench-boot.sh [--runs N] [--build DIR] [--timeout S per boot, default 120] [--json FILE]: boot time of kvmini next to QEMU
 # (-accel kvm, -M microvm and -M pc), same kernel, initrd, 2 vCPUs, 512 MiB, each guest running
 # kvmini.test=basic and powering off. Measures, from process start, the wall time to the
 # guest's KVMINI-INIT-START line and to the process's exit; prints the medians side by side.
@@ -7,24 +7,27 @@
 # of the medians and made up for (at most N more). Without a usable /dev/kvm everything
 # runs inside ONE nested boot (tests/nested/nested-run.sh): then the numbers are emulated time,
 # meaningful only as ratios within the same run (KVMINI_FORCE_NESTED=1 forces that route).
+# --json FILE also writes the figures (per-run values, medians, ok/runs) there (scripts/bench-lib.sh).
 # Not part of make check or CI.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-runs=3 build=${BUILD:-build} tmo=120 inner=0
+runs=3 build=${BUILD:-build} tmo=120 inner=0 json=''
 orig=("$@")
 while [ $# -gt 0 ]; do
 	case $1 in
 	--runs) runs=$2; shift 2 ;;
 	--build) build=$2; shift 2 ;;
 	--timeout) tmo=$2; shift 2 ;;
+	--json) json=$(realpath -m "$2"); shift 2 ;;
 	--inner) inner=1; shift ;;
-	-h | --help) sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench-boot: unknown option $1" >&2; exit 2 ;;
 	esac
 done
 cd "$root"
-
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 if [ "$inner" = 0 ]; then
 	kdir=$(tests/guest/fetch-kernel.sh)
@@ -112,3 +115,14 @@ for n in "${names[@]}"; do
 	# shellcheck disable=SC2086
 	printf '%-14s %14s %14s %8s\n' "$n" "$(median ${inits[$n]:-})" "$(median ${exits[$n]:-})" "${oks[$n]:-0}/${tries[$n]}"
 done
+
+if [ -n "$json" ]; then
+	figfile=$work/figs.jsonl
+	for q in qemu-microvm qemu-pc; do
+		bench_fig "$figfile" "boot.init.${q#qemu-}" "boot to first init line (vs QEMU ${q#qemu-})" s lower \
+			"${inits[kvmini]:-}" "${oks[kvmini]:-0}" "${tries[kvmini]:-0}" "${inits[$q]:-}" "${oks[$q]:-0}" "${tries[$q]:-0}" "${q#qemu-}"
+		bench_fig "$figfile" "boot.exit.${q#qemu-}" "boot to exit after poweroff (vs QEMU ${q#qemu-})" s lower \
+			"${exits[kvmini]:-}" "${oks[kvmini]:-0}" "${tries[kvmini]:-0}" "${exits[$q]:-}" "${oks[$q]:-0}" "${tries[$q]:-0}" "${q#qemu-}"
+	done
+	bench_json "$json" boot "$figfile" "$(jq -nc --argjson r "$runs" '{runs: $r, cpus: 2, mem_mib: 512, guest: "kvmini.test=basic, then poweroff"}')"
+fi

@@ -34,6 +34,8 @@ PACKAGES=(
 	python3
 	# request-path microbenchmark: callgrind and its client-request header (valgrind/callgrind.h)
 	valgrind
+	# make bench: the plot of docs/bench/latest.svg
+	gnuplot-nox
 )
 
 missing=()

@@ -1,0 +1,195 @@
+#!/bin/bash
+# bench-all.sh [--runs N] [--build DIR] [--only "boot mem blk net migrate"] [--out DIR] [--timeout S]:
+# every benchmark, kvmini next to QEMU, in one go (`make bench`): bench-boot, bench-mem, bench-blk,
+# bench-net and bench-migrate, each alternating kvmini and QEMU runs, one after the other in the
+# same boot of the test host. Without a usable /dev/kvm that host is ONE nested L1 guest
+# (tests/nested/nested-run.sh, --timeout S for all of it); the figures are then emulated time:
+# compare ratios only. Prints one table of medians and kvmini/QEMU ratios, and writes
+# OUT/latest.json (every figure with its per-run values, ok/runs, the machine and versions),
+# OUT/latest.txt (the table) and OUT/latest.svg (gnuplot: kvmini/QEMU ratio per figure).
+# OUT defaults to docs/bench. A bench that failed or did not finish shows as FAILED, its
+# figures as "failed", never as a number. Runs: --runs or $BENCH_RUNS (default 3). Also read:
+# BENCH_NET_SECS (10), BENCH_NET_PINGS (50), BENCH_BLK_FORMATS ("raw qcow2"). Not part of make check.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+all_benches="boot mem blk net migrate"
+runs=${BENCH_RUNS:-3} build=${BUILD:-build} only=$all_benches out=docs/bench tmo='' inner=0 results=''
+while [ $# -gt 0 ]; do
+	case $1 in
+	--runs) runs=$2; shift 2 ;;
+	--build) build=$2; shift 2 ;;
+	--only) only=$2; shift 2 ;;
+	--out) out=$2; shift 2 ;;
+	--timeout) tmo=$2; shift 2 ;;
+	--inner) inner=1 results=$2; shift 2 ;;
+	-h | --help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "bench-all: unknown option $1 (see --help)" >&2; exit 2 ;;
+	esac
+done
+# KVMINI_BENCH_*: the same settings as passed into a nested L1 (which gets only KVMINI_* variables).
+secs=${KVMINI_BENCH_NET_SECS:-${BENCH_NET_SECS:-10}} pings=${KVMINI_BENCH_NET_PINGS:-${BENCH_NET_PINGS:-50}}
+formats=${KVMINI_BENCH_BLK_FORMATS:-${BENCH_BLK_FORMATS:-raw qcow2}}
+for v in "$runs" "$secs" "$pings" ${tmo:+"$tmo"}; do
+	[[ $v =~ ^[1-9][0-9]*$ ]] || { echo "bench-all: not a positive number: $v" >&2; exit 2; }
+done
+for b in $only; do
+	case " $all_benches " in *" $b "*) ;; *) echo "bench-all: unknown bench $b ($all_benches)" >&2; exit 2 ;; esac
+done
+build=$(realpath -m "$build") out=$(realpath -m "$out")
+cd "$root"
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
+
+# Inside the test host: each bench's inner mode in turn; each writes RESULTS/NAME.json and
+# RESULTS/NAME.rc. One failing bench does not stop the others.
+if [ "$inner" = 1 ]; then
+	{
+		echo "{"
+		echo "\"kernel\": \"$(uname -r)\", \"cpus\": $(nproc),"
+		echo "\"mem_kib\": $(awk '/^MemTotal:/ { print $2 }' /proc/meminfo),"
+		echo "\"cpu_model\": $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1 | jq -R .)"
+		echo "}"
+	} >"$results/host.json"
+	for b in $only; do
+		echo "bench-all: ---- $b ($(date -u +%H:%M:%S)) ----"
+		args=(--inner --runs "$runs" --build "$build" --json "$results/$b.json")
+		initrd=$KVMINI_INITRD
+		case $b in
+		blk) args+=(--formats "$formats") ;;
+		net) args+=(--secs "$secs" --pings "$pings") initrd=$KVMINI_NET_INITRD ;;
+		esac
+		rc=0
+		KVMINI_INITRD=$initrd "scripts/bench-$b.sh" "${args[@]}" 2>&1 || rc=$?
+		echo "$rc" >"$results/$b.rc"
+	done
+	exit 0
+fi
+
+[ -x "$build/kvmini" ] || { echo "bench-all: $build/kvmini does not exist (make it first)" >&2; exit 1; }
+for t in jq qemu-system-x86_64; do
+	command -v "$t" >/dev/null || { echo "bench-all: $t is not installed (scripts/install-deps.sh)" >&2; exit 1; }
+done
+kdir=$(tests/guest/fetch-kernel.sh)
+base=$build/guest/initrd.cpio.gz
+tests/guest/build-initrd.sh "$base"
+netinitrd=$build/guest/initrd-bench-net.cpio.gz
+case " $only " in *" net "*) bench_extra_initrd "$base" "$netinitrd" net /usr/bin/iperf3 ;; esac
+export KVMINI_KERNEL_DIR=$kdir KVMINI_KERNEL=$kdir/vmlinuz KVMINI_INITRD=$base KVMINI_NET_INITRD=$netinitrd
+export KVMINI_BENCH_NET_SECS=$secs KVMINI_BENCH_NET_PINGS=$pings KVMINI_BENCH_BLK_FORMATS=$formats
+
+results=$(mktemp -d /tmp/kvmini-bench-all.XXXXXX) # /tmp: shared read-write with a nested L1
+trap 'rm -rf "$results"' EXIT
+nested=0 why='' l1rc=0
+if ! why=$(tests/nested/nested-run.sh --check-kvm); then
+	nested=1
+	if [ -z "$tmo" ]; then # the benches' own estimates, summed
+		nf=$(wc -w <<<"$formats")
+		tmo=300
+		for b in $only; do
+			case $b in
+			boot) tmo=$((tmo + runs * 3 * 150)) ;;
+			mem) tmo=$((tmo + runs * 2 * 180)) ;;
+			blk) tmo=$((tmo + nf * runs * 2 * 200)) ;;
+			net) tmo=$((tmo + 3 * runs * (120 + 2 * (secs + 2) + pings / 5))) ;;
+			migrate) tmo=$((tmo + runs * 4 * 120)) ;;
+			esac
+		done
+	fi
+	echo "bench-all: $why: running every bench inside one nested L1 guest (emulated: compare ratios only; limit ${tmo} s)" >&2
+	tests/nested/nested-run.sh --timeout "$tmo" -- "$0" --inner "$results" --runs "$runs" --build "$build" \
+		--only "$only" || l1rc=$?
+else
+	"$0" --inner "$results" --runs "$runs" --build "$build" --only "$only" || l1rc=$?
+fi
+
+# Merge: every bench's JSON, or a failure record saying why there is none.
+merged=()
+for b in $only; do
+	merged+=("$results/m.$b.json")
+	if [ -f "$results/$b.json" ] && [ "$(cat "$results/$b.rc" 2>/dev/null)" = 0 ]; then
+		cp "$results/$b.json" "$results/m.$b.json"
+	else
+		if [ -f "$results/$b.rc" ]; then
+			reason="bench-$b.sh exited $(cat "$results/$b.rc")"
+		elif [ "$nested" = 1 ]; then
+			reason="not finished: the nested L1 ended first (nested-run.sh exit $l1rc)"
+		else
+			reason="not finished (exit $l1rc)"
+		fi
+		jq -n --arg b "$b" --arg r "$reason" '{bench: $b, failed: $r, figures: []}' >"$results/m.$b.json"
+		# A bench that exited non-zero after writing its figures keeps them (each marks its own failures).
+		if [ -f "$results/$b.json" ]; then
+			jq --arg r "$reason" '. + {failed: $r}' "$results/$b.json" >"$results/m.$b.json"
+		fi
+	fi
+done
+[ -f "$results/host.json" ] || echo null >"$results/host.json"
+mkdir -p "$out"
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD 2>/dev/null || commit+=-dirty
+jq -s --argjson runs "$runs" --argjson nested "$nested" --arg why "$why" --arg commit "$commit" \
+	--arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg qemu "$(qemu-system-x86_64 --version | head -n 1)" \
+	--arg cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)" --argjson cores "$(nproc)" \
+	--argjson memk "$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)" --arg kernel "$(uname -r)" \
+	--arg os "$(sed -n 's/^PRETTY_NAME=//p' /etc/os-release | tr -d '"')" --arg guestk "$(basename "$kdir")" \
+	--slurpfile host "$results/host.json" --arg l1mem "${KVMINI_NESTED_MEM:-4096}" --arg l1cpus "${KVMINI_NESTED_CPUS:-1}" '
+	{date: $date, runs: $runs, kvmini_commit: $commit, qemu: $qemu, guest_kernel: $guestk,
+	 machine: {cpu_model: $cpu, cores: $cores, mem_kib: $memk, kernel: $kernel, os: $os},
+	 nested: ($nested == 1), kvm_check: $why,
+	 test_host: (if $nested == 1 then {what: "nested L1 guest: QEMU TCG, -cpu qemu64,+svm,+npt, kvm-amd", mem_mib: ($l1mem | tonumber), vcpus: ($l1cpus | tonumber)} else {what: "this machine"} end
+		+ {seen_inside: $host[0]}),
+	 benches: ., figures: [.[] | .bench as $b | .figures[] | {bench: $b} + .]}' \
+	"${merged[@]}" >"$out/latest.json.part"
+mv "$out/latest.json.part" "$out/latest.json"
+
+# The table, from latest.json (so that what is printed is what was recorded).
+jq -r '
+	def n: if . == null then "failed" elif . >= 100 then (. * 10 | round / 10 | tostring) else (. * 100 | round / 100 | tostring) end;
+	"kvmini vs QEMU, median of \(.runs) run(s), \(.date), kvmini \(.kvmini_commit), \(.qemu)",
+	"machine: \(.machine.cpu_model), \(.machine.cores) cores, \(.machine.mem_kib / 1048576 | . * 10 | round / 10) GiB, Linux \(.machine.kernel)",
+	(if .nested then "NESTED: benches ran inside an emulated (TCG) L1 host with kvm-amd: the figures are emulated time, compare ratios only" else empty end),
+	"",
+	(["figure", "unit", "kvmini", "qemu", "ratio", "better", "ok k/q"] | @tsv),
+	(.benches[] | select(.failed) | "FAILED: \(.bench): \(.failed)"),
+	(.figures[] | [.label, .unit, (.kvmini.median | n), (.qemu.median | n),
+		(if .ratio == null then "-" else (.ratio * 100 | round / 100 | tostring) end), .better,
+		"\(.kvmini.ok)/\(.kvmini.runs) \(.qemu.ok)/\(.qemu.runs)"] | @tsv)' "$out/latest.json" |
+	awk -F'\t' 'NF < 2 { print; next } { printf "%-58s %-7s %9s %9s %7s %-7s %s\n", $1, $2, $3, $4, $5, $6, $7 }' >"$out/latest.txt"
+echo
+cat "$out/latest.txt"
+
+# The plot: one bar per figure, the kvmini/QEMU ratio; failed figures get a "failed" mark at 0.
+if command -v gnuplot >/dev/null; then
+	jq -r '(.figures[] | select(.better != "info") |
+		[.label, (.ratio // 0), (if .ratio == null then "failed" else (.ratio * 100 | round / 100 | tostring) end),
+		 (if .better == "higher" then 1 else 2 end)]),
+		(.benches[] | select(.failed and (.figures | length) == 0) | ["\(.bench): FAILED", 0, "failed", 2])
+		| @tsv' "$out/latest.json" >"$results/plot.dat"
+	nfig=$(wc -l <"$results/plot.dat")
+	if [ "$nfig" -gt 0 ]; then
+		title="kvmini / QEMU, median of $runs run(s), $(jq -r .kvmini_commit "$out/latest.json")"
+		[ "$nested" = 1 ] && title+=" (NESTED under TCG: ratios only)"
+		gnuplot <<-EOF
+			set terminal svg size $((400 + nfig * 28)),620 dynamic font "sans,10"
+			set output "$out/latest.svg.part"
+			set title "$title\\nblue: higher is better for kvmini; red: lower is better"
+			set style fill solid 0.8 border -1
+			set boxwidth 0.7
+			set yrange [0:*]
+			set ylabel "kvmini / QEMU"
+			set xtics rotate by -60 left noenhanced font ",8"
+			set bmargin 16
+			set grid ytics
+			unset key
+			set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 1.5 lc rgb "black"
+			set datafile separator "\t"
+			plot "$results/plot.dat" using 0:2:(\$4 == 1 ? 0x3366cc : 0xcc3333):xtic(stringcolumn(1)) with boxes lc rgb variable, \
+			     "" using 0:(\$2 + 0.02):3 with labels rotate by 90 left font ",7"
+		EOF
+		mv "$out/latest.svg.part" "$out/latest.svg"
+		echo "bench-all: wrote $out/latest.json, $out/latest.txt, $out/latest.svg" >&2
+	fi
+else
+	echo "bench-all: gnuplot is not installed (scripts/install-deps.sh): no plot; wrote $out/latest.json, $out/latest.txt" >&2
+fi
