@@ -7,9 +7,10 @@
 # compare ratios only. Prints one table of medians and kvmini/QEMU ratios, and writes
 # OUT/latest.json (every figure with its per-run values, ok/runs, the machine and versions),
 # OUT/latest.txt (the table) and OUT/latest.svg (gnuplot: kvmini/QEMU ratio per figure).
-# OUT defaults to docs/bench. A bench that failed or did not finish shows as FAILED, its
+# OUT defaults to docs/bench. With --only, the other benches are kept from OUT/latest.json (marked so). A bench that failed or did not finish shows as FAILED, its
 # figures as "failed", never as a number. Runs: --runs or $BENCH_RUNS (default 3). Also read:
-# BENCH_NET_SECS (10), BENCH_NET_PINGS (50), BENCH_BLK_FORMATS ("raw qcow2"). Not part of make check.
+# BENCH_NET_SECS (10), BENCH_NET_PINGS (50), BENCH_BLK_FORMATS ("raw qcow2"), BENCH_BLK_SECS (5, per
+# fio job; fio when /usr/bin/fio exists, else dd). Not part of make check.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,14 +24,18 @@ while [ $# -gt 0 ]; do
 	--out) out=$2; shift 2 ;;
 	--timeout) tmo=$2; shift 2 ;;
 	--inner) inner=1 results=$2; shift 2 ;;
-	-h | --help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench-all: unknown option $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
 # KVMINI_BENCH_*: the same settings as passed into a nested L1 (which gets only KVMINI_* variables).
 secs=${KVMINI_BENCH_NET_SECS:-${BENCH_NET_SECS:-10}} pings=${KVMINI_BENCH_NET_PINGS:-${BENCH_NET_PINGS:-50}}
 formats=${KVMINI_BENCH_BLK_FORMATS:-${BENCH_BLK_FORMATS:-raw qcow2}}
-for v in "$runs" "$secs" "$pings" ${tmo:+"$tmo"}; do
+bsecs=${KVMINI_BENCH_BLK_SECS:-${BENCH_BLK_SECS:-5}}
+# fio in the guest when Debian's fio is installed here (it is copied into the initramfs), else dd.
+btool=${KVMINI_BENCH_BLK_TOOL:-dd}
+[ -n "${KVMINI_BENCH_BLK_TOOL:-}" ] || [ ! -x /usr/bin/fio ] || btool=fio
+for v in "$runs" "$secs" "$pings" "$bsecs" ${tmo:+"$tmo"}; do
 	[[ $v =~ ^[1-9][0-9]*$ ]] || { echo "bench-all: not a positive number: $v" >&2; exit 2; }
 done
 for b in $only; do
@@ -56,7 +61,7 @@ if [ "$inner" = 1 ]; then
 		args=(--inner --runs "$runs" --build "$build" --json "$results/$b.json")
 		initrd=$KVMINI_INITRD
 		case $b in
-		blk) args+=(--formats "$formats") ;;
+		blk) args+=(--formats "$formats" --tool "$btool" --secs "$bsecs") initrd=$KVMINI_BLK_INITRD ;;
 		net) args+=(--secs "$secs" --pings "$pings") initrd=$KVMINI_NET_INITRD ;;
 		esac
 		rc=0
@@ -75,8 +80,15 @@ base=$build/guest/initrd.cpio.gz
 tests/guest/build-initrd.sh "$base"
 netinitrd=$build/guest/initrd-bench-net.cpio.gz
 case " $only " in *" net "*) bench_extra_initrd "$base" "$netinitrd" net /usr/bin/iperf3 ;; esac
-export KVMINI_KERNEL_DIR=$kdir KVMINI_KERNEL=$kdir/vmlinuz KVMINI_INITRD=$base KVMINI_NET_INITRD=$netinitrd
-export KVMINI_BENCH_NET_SECS=$secs KVMINI_BENCH_NET_PINGS=$pings KVMINI_BENCH_BLK_FORMATS=$formats
+blkinitrd=$base
+if [ "$btool" = fio ]; then
+	blkinitrd=$build/guest/initrd-bench-blk.cpio.gz
+	case " $only " in *" blk "*) bench_extra_initrd "$base" "$blkinitrd" blk /usr/bin/fio ;; esac
+fi
+export KVMINI_KERNEL_DIR=$kdir KVMINI_KERNEL=$kdir/vmlinuz KVMINI_INITRD=$base KVMINI_NET_INITRD=$netinitrd \
+	KVMINI_BLK_INITRD=$blkinitrd
+export KVMINI_BENCH_NET_SECS=$secs KVMINI_BENCH_NET_PINGS=$pings KVMINI_BENCH_BLK_FORMATS=$formats \
+	KVMINI_BENCH_BLK_SECS=$bsecs KVMINI_BENCH_BLK_TOOL=$btool
 
 results=$(mktemp -d /tmp/kvmini-bench-all.XXXXXX) # /tmp: shared read-write with a nested L1
 trap 'rm -rf "$results"' EXIT
@@ -128,8 +140,27 @@ done
 mkdir -p "$out"
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD 2>/dev/null || commit+=-dirty
+now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+for b in $only; do # each bench says when, at which commit and how many runs: see --only below
+	jq --arg d "$now" --arg c "$commit" --argjson r "$runs" '. + {date: $d, kvmini_commit: $c, runs: $r}' \
+		"$results/m.$b.json" >"$results/m.$b.json.t" && mv "$results/m.$b.json.t" "$results/m.$b.json"
+done
+# --only with an earlier OUT/latest.json: the benches not run now are kept from it, in the
+# usual order, each with its own date and commit (and the table says so).
+if [ -f "$out/latest.json" ] && [ "$(wc -w <<<"$only")" -lt "$(wc -w <<<"$all_benches")" ]; then
+	merged=()
+	for b in $all_benches; do
+		if [[ " $only " == *" $b "* ]]; then
+			merged+=("$results/m.$b.json")
+		elif jq -e --arg b "$b" '.benches[] | select(.bench == $b)' "$out/latest.json" >/dev/null 2>&1; then
+			jq --arg b "$b" '.date as $d | .kvmini_commit as $c | .benches[] | select(.bench == $b)
+				| {date: $d, kvmini_commit: $c} + . + {kept_from_earlier_run: true}' "$out/latest.json" >"$results/m.$b.json"
+			merged+=("$results/m.$b.json")
+		fi
+	done
+fi
 jq -s --argjson runs "$runs" --argjson nested "$nested" --arg why "$why" --arg commit "$commit" \
-	--arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg qemu "$(qemu-system-x86_64 --version | head -n 1)" \
+	--arg date "$now" --arg qemu "$(qemu-system-x86_64 --version | head -n 1)" \
 	--arg cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)" --argjson cores "$(nproc)" \
 	--argjson memk "$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)" --arg kernel "$(uname -r)" \
 	--arg os "$(sed -n 's/^PRETTY_NAME=//p' /etc/os-release | tr -d '"')" --arg guestk "$(basename "$kdir")" \
@@ -146,11 +177,12 @@ mv "$out/latest.json.part" "$out/latest.json"
 # The table, from latest.json (so that what is printed is what was recorded).
 jq -r '
 	def n: if . == null then "failed" elif . >= 100 then (. * 10 | round / 10 | tostring) else (. * 100 | round / 100 | tostring) end;
-	"kvmini vs QEMU, median of \(.runs) run(s), \(.date), kvmini \(.kvmini_commit), \(.qemu)",
+	"kvmini vs QEMU, median of \(.runs) run(s), \(.date), kvmini \(.kvmini_commit), \(.qemu), guest kernel \(.guest_kernel)",
 	"machine: \(.machine.cpu_model), \(.machine.cores) cores, \(.machine.mem_kib / 1048576 | . * 10 | round / 10) GiB, Linux \(.machine.kernel)",
 	(if .nested then "NESTED: benches ran inside an emulated (TCG) L1 host with kvm-amd: the figures are emulated time, compare ratios only" else empty end),
 	"",
 	(["figure", "unit", "kvmini", "qemu", "ratio", "better", "ok k/q"] | @tsv),
+	(.benches[] | select(.kept_from_earlier_run) | "\(.bench): kept from an earlier run (\(.date), \(.kvmini_commit), \(.runs) run(s))"),
 	(.benches[] | select(.failed) | "FAILED: \(.bench): \(.failed)"),
 	(.figures[] | [.label, .unit, (.kvmini.median | n), (.qemu.median | n),
 		(if .ratio == null then "-" else (.ratio * 100 | round / 100 | tostring) end), .better,
