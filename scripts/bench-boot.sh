@@ -112,7 +112,7 @@ for n in "${names[@]}"; do
 	done
 done
 
-# setup NAME RUN: execve to first KVM_RUN under strace; appends seconds to setups[NAME].
+# setup NAME RUN: execve to first KVM_RUN under strace; appends milliseconds to setups[NAME].
 declare -A setups=() soks=() stries=()
 setup() {
 	local name=$1 r=$2 st=$work/$1.$2.strace bg vpid='' i s
@@ -131,7 +131,7 @@ setup() {
 	wait "$bg" 2>/dev/null || true
 	s=$(awk '$3 ~ /^execve\(/ && t0 == "" { t0 = $2 } /KVM_RUN/ && t0 != "" { printf "%.4f", $2 - t0; exit }' "$st" 2>/dev/null || true)
 	if [[ $s =~ ^[0-9.]+$ ]]; then
-		setups[$name]+="$s "
+		setups[$name]+="$(awk -v s="$s" 'BEGIN { printf "%.2f", s * 1000 }') " # ms: median() rounds to 0.01
 		soks[$name]=$((${soks[$name]:-0} + 1))
 		printf 'bench-boot: %-13s run %d: set-up before first KVM_RUN %.4fs (under strace)\n' "$name" "$r" "$s" >&2
 	else
@@ -152,7 +152,7 @@ printf '%-14s %14s %14s %8s %22s\n' "" "to init (s)" "to exit (s)" "ok/runs" "se
 for n in "${names[@]}"; do
 	# shellcheck disable=SC2086
 	printf '%-14s %14s %14s %8s %22s\n' "$n" "$(median ${inits[$n]:-})" "$(median ${exits[$n]:-})" "${oks[$n]:-0}/${tries[$n]}" \
-		"$(median ${setups[$n]:-} | awk '$1 == "-" { print; next } { printf "%.1f", $1 * 1000 }')"
+		"$(median ${setups[$n]:-})"
 done
 
 if [ -n "$json" ]; then
@@ -164,8 +164,7 @@ if [ -n "$json" ]; then
 			"${exits[kvmini]:-}" "${oks[kvmini]:-0}" "${tries[kvmini]:-0}" "${exits[$q]:-}" "${oks[$q]:-0}" "${tries[$q]:-0}" "${q#qemu-}"
 		command -v strace >/dev/null || continue
 		bench_fig "$figfile" "boot.setup.${q#qemu-}" "set-up before first KVM_RUN, strace (vs QEMU ${q#qemu-})" ms lower \
-			"$(for v in ${setups[kvmini]:-}; do awk -v s="$v" 'BEGIN { printf "%.2f ", s * 1000 }'; done)" "${soks[kvmini]:-0}" "${stries[kvmini]:-0}" \
-			"$(for v in ${setups[$q]:-}; do awk -v s="$v" 'BEGIN { printf "%.2f ", s * 1000 }'; done)" "${soks[$q]:-0}" "${stries[$q]:-0}" "${q#qemu-}"
+			"${setups[kvmini]:-}" "${soks[kvmini]:-0}" "${stries[kvmini]:-0}" "${setups[$q]:-}" "${soks[$q]:-0}" "${stries[$q]:-0}" "${q#qemu-}"
 	done
 	bench_json "$json" boot "$figfile" "$(jq -nc --argjson r "$runs" '{runs: $r, cpus: 2, mem_mib: 512, guest: "kvmini.test=basic, then poweroff"}')"
 fi
