@@ -3,6 +3,7 @@
 #   make test       unit tests (cmocka), plain and under ASan/UBSan
 #   make check      make test + integration tests that boot real guests (nested when /dev/kvm is missing)
 #   make format     clang-format the tree
+#   make bench      every benchmark, kvmini next to QEMU (nested when /dev/kvm is missing; BENCH_RUNS=3)
 #   make bench-micro instructions per virtio request under callgrind (no KVM; not part of check)
 #   make install    kvmini, libkvmini.{a,so}, include/kvmini.h and kvmini.pc under PREFIX (/usr/local)
 # BUILD=dir puts every output under dir (default: build).
@@ -41,7 +42,7 @@ BENCH_BINS := $(patsubst bench/micro/%.c,$(BUILD)/bench/%,$(sort $(wildcard benc
 VALGRIND_H := $(wildcard /usr/include/valgrind/callgrind.h)
 
 .SECONDARY:
-.PHONY: all test check unit-plain unit-asan format clean install-deps install bench-micro
+.PHONY: all test check unit-plain unit-asan format clean install-deps install bench-micro bench
 all: $(BUILD)/kvmini $(BUILD)/libkvmini.a $(BUILD)/libkvmini.so $(ITEST_BINS) $(EXAMPLE_BINS) \
      $(if $(VALGRIND_H),$(BENCH_BINS))
 
@@ -121,6 +122,11 @@ check: test all
 
 bench-micro:
 	+scripts/bench-micro.sh --build $(BUILD)
+
+# Results in docs/bench/latest.{json,txt,svg}; not part of check.
+BENCH_RUNS ?= 3
+bench: all
+	scripts/bench-all.sh --build $(BUILD) --runs $(BENCH_RUNS)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -1,5 +1,5 @@
 #!/bin/bash
-# bench-migrate.sh [--runs N] [--build DIR] [--dirty MIB,MIB_PER_S]: live migration over TCP on
+# bench-migrate.sh [--runs N] [--build DIR] [--dirty MIB,MIB_PER_S] [--json FILE]: live migration over TCP on
 # 127.0.0.1, kvmini next to QEMU (-accel kvm -cpu host -M pc, migrate through QMP), the same
 # kernel and initrd, 2 vCPUs, 256 MiB, no disk or NIC, downtime limit 300 ms on both, bandwidth
 # unlimited on both (QEMU's max-bandwidth raised from its 128 MiB/s default). Two guests: idle (at
@@ -8,19 +8,21 @@
 # total time, downtime and bytes sent side by side. Runs alternate (kvmini, qemu, kvmini, ...).
 # Without a usable /dev/kvm everything runs inside ONE nested boot (tests/nested/nested-run.sh):
 # the figures are then emulated time, meaningful only as ratios within the same run.
+# --json FILE also writes the figures (per-run values, medians, ok/runs) there (scripts/bench-lib.sh).
 # Not part of make check or CI.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-runs=3 build=${BUILD:-build} inner=0 dirty=64,32
+runs=3 build=${BUILD:-build} inner=0 dirty=64,32 json=''
 orig=("$@")
 while [ $# -gt 0 ]; do
 	case $1 in
 	--runs) runs=$2; shift 2 ;;
 	--build) build=$2; shift 2 ;;
 	--dirty) dirty=$2; shift 2 ;;
+	--json) json=$(realpath -m "$2"); shift 2 ;;
 	--inner) inner=1; shift ;;
-	-h | --help) sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench-migrate: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -186,3 +188,23 @@ for case in idle dirtying; do
 			"${oks[$key]:-0}/${tries[$key]:-0}"
 	done
 done
+
+if [ -n "$json" ]; then
+	# shellcheck source=scripts/bench-lib.sh
+	. scripts/bench-lib.sh
+	figfile=$work/figs.jsonl
+	for case in idle dirtying; do
+		k="kvmini $case" q="qemu $case"
+		bench_fig "$figfile" "migrate.$case.total" "migrate $case: total time" ms lower "${totals[$k]:-}" \
+			"${oks[$k]:-0}" "${tries[$k]:-0}" "${totals[$q]:-}" "${oks[$q]:-0}" "${tries[$q]:-0}" pc
+		bench_fig "$figfile" "migrate.$case.downtime" "migrate $case: downtime" ms lower "${downs[$k]:-}" \
+			"${oks[$k]:-0}" "${tries[$k]:-0}" "${downs[$q]:-}" "${oks[$q]:-0}" "${tries[$q]:-0}" pc
+		bench_fig "$figfile" "migrate.$case.bytes" "migrate $case: bytes sent" MiB lower \
+			"$(for b in ${bytes[$k]:-}; do awk -v b="$b" 'BEGIN { printf "%.1f ", b / 1048576 }'; done)" \
+			"${oks[$k]:-0}" "${tries[$k]:-0}" \
+			"$(for b in ${bytes[$q]:-}; do awk -v b="$b" 'BEGIN { printf "%.1f ", b / 1048576 }'; done)" \
+			"${oks[$q]:-0}" "${tries[$q]:-0}" pc
+	done
+	bench_json "$json" migrate "$figfile" "$(jq -nc --argjson r "$runs" --arg d "$dirty" \
+		'{runs: $r, cpus: 2, mem_mib: 256, downtime_limit_ms: 300, dirty_mib_and_mib_per_s: $d, transport: "tcp 127.0.0.1"}')"
+fi

@@ -1,6 +1,6 @@
 #!/bin/bash
 # bench-net.sh [--runs N] [--build DIR] [--timeout S per boot, default 300] [--secs S, default 10]
-#              [--pings N, default 50] [--engines "kvmini qemu-off qemu-on"]:
+#              [--pings N, default 50] [--engines "kvmini qemu-off qemu-on"] [--json FILE]:
 # virtio-net of kvmini next to QEMU (-accel kvm -M pc, virtio-net-pci on a tap, vhost=off and
 # vhost=on), same kernel, initrd (the test initramfs plus iperf3 and its libraries), 2 vCPUs,
 # 512 MiB, the same MAC. Everything happens in a network namespace of its own (deleted at the end):
@@ -10,10 +10,11 @@
 # (average round trip, ms). Runs alternate kvmini, QEMU vhost=off, vhost=on, kvmini, ...; prints
 # medians side by side with the kvmini/QEMU ratios. Needs root. Without a usable /dev/kvm everything
 # runs inside ONE nested boot: the figures are emulated, compare ratios only. Not part of make check.
+# --json FILE also writes the figures (per-run values, medians, ok/runs) there (scripts/bench-lib.sh).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-runs=3 build=${BUILD:-build} tmo=300 inner=0 secs=10 pings=50 engines="kvmini qemu-off qemu-on"
+runs=3 build=${BUILD:-build} tmo=300 inner=0 secs=10 pings=50 engines="kvmini qemu-off qemu-on" json=''
 orig=("$@")
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -23,8 +24,9 @@ while [ $# -gt 0 ]; do
 	--secs) secs=$2; shift 2 ;;
 	--pings) pings=$2; shift 2 ;;
 	--engines) engines=$2; shift 2 ;;
+	--json) json=$(realpath -m "$2"); shift 2 ;;
 	--inner) inner=1; shift ;;
-	-h | --help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench-net: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -36,43 +38,16 @@ for e in $engines; do
 done
 cd "$root"
 
-# The test initramfs with a second (gzip'd newc) archive appended: /usr/bin/iperf3 and the
-# libraries ldd names, the dynamic loader at its path. The extra archive is cached in
-# ~/.cache/kvmini/bench-net/ by the hash of what it holds.
-iperf3_initrd() { # BASE OUT
-	local bin libs key cache cached w l
-	bin=/usr/bin/iperf3
-	[ -x "$bin" ] || bin=$(command -v iperf3) || { echo "bench-net: iperf3 is not installed (apt-get install iperf3)" >&2; exit 1; }
-	mapfile -t libs < <(ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
-	[ ${#libs[@]} -gt 0 ] || { echo "bench-net: ldd $bin names no libraries" >&2; exit 1; }
-	key=$({
-		for l in "$bin" "${libs[@]}"; do echo "$l"; sha256sum <"$l"; done
-	} | sha256sum | cut -c1-16)
-	cache=${KVMINI_CACHE:-$HOME/.cache/kvmini}/bench-net
-	cached=$cache/iperf3-$key.cpio.gz
-	if [ ! -f "$cached" ]; then
-		mkdir -p "$cache"
-		w=$(mktemp -d "$cache/.build.XXXXXX")
-		mkdir -p "$w/root/usr/bin"
-		cp -L "$bin" "$w/root/usr/bin/iperf3"
-		for l in "${libs[@]}"; do
-			mkdir -p "$w/root${l%/*}"
-			cp -L "$l" "$w/root$l"
-		done
-		(cd "$w/root" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -6 >"$w/x.cpio.gz")
-		mv "$w/x.cpio.gz" "$cached"
-		rm -rf "$w"
-	fi
-	cat "$1" "$cached" >"$2.part"
-	mv "$2.part" "$2"
-}
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 if [ "$inner" = 0 ]; then
 	kdir=$(tests/guest/fetch-kernel.sh)
 	base=$(realpath -m "$build/guest/initrd.cpio.gz")
 	tests/guest/build-initrd.sh "$base"
 	initrd=$(realpath -m "$build/guest/initrd-bench-net.cpio.gz")
-	iperf3_initrd "$base" "$initrd"
+	# The test initramfs plus iperf3 and its libraries (cached in ~/.cache/kvmini/bench-net/).
+	bench_extra_initrd "$base" "$initrd" net /usr/bin/iperf3
 	export KVMINI_KERNEL_DIR=$kdir KVMINI_KERNEL=$kdir/vmlinuz KVMINI_INITRD=$initrd
 	if ! why=$(tests/nested/nested-run.sh --check-kvm); then
 		echo "bench-net: $why: running everything inside one nested L1 guest (emulated: compare ratios only)" >&2
@@ -177,6 +152,26 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%
 for ((r = 1; r <= runs; r++)); do
 	for n in "${names[@]}"; do measure "$n" "$r"; done
 done
+if [ -n "$json" ]; then
+	figfile=$work/figs.jsonl
+	for f in "${figs[@]}"; do
+		case $f in
+		tx) label="net guest->host TCP" unit=Gbit/s better=higher ;;
+		rx) label="net host->guest TCP" unit=Gbit/s better=higher ;;
+		rtt) label="net ping RTT" unit=ms better=lower ;;
+		esac
+		for q in qemu-off qemu-on; do
+			qr=$runs kr=$runs
+			case " ${names[*]} " in *" $q "*) ;; *) qr=0 ;; esac
+			case " ${names[*]} " in *" kvmini "*) ;; *) kr=0 ;; esac
+			bench_fig "$figfile" "net.$f.vhost-${q#qemu-}" "$label (vs QEMU vhost=${q#qemu-})" "$unit" "$better" \
+				"${vals[kvmini.$f]:-}" "$(wc -w <<<"${vals[kvmini.$f]:-}")" "$kr" "${vals[$q.$f]:-}" \
+				"$(wc -w <<<"${vals[$q.$f]:-}")" "$qr" "vhost=${q#qemu-}"
+		done
+	done
+	bench_json "$json" net "$figfile" "$(jq -nc --argjson r "$runs" --argjson s "$secs" --argjson p "$pings" \
+		--arg na "${na[qemu-on]:-}" '{runs: $r, iperf3_secs: $s, pings: $p, cpus: 2, mem_mib: 512, vhost_on_unavailable: $na}')"
+fi
 
 echo
 echo "virtio-net on a tap, median of $runs run(s), 2 vCPUs, 512 MiB; iperf3 one TCP stream ${secs} s each way (Gbit/s at the receiver), ping: $pings ICMP echoes 0.2 s apart (average round trip)"

@@ -36,6 +36,9 @@ PACKAGES=(
 	python3
 	# request-path microbenchmark: callgrind and its client-request header (valgrind/callgrind.h)
 	valgrind
+	# make bench: the plot of docs/bench/latest.svg, fio in the block bench's guest, strace for
+	# the set-up time before the first KVM_RUN
+	gnuplot-nox fio strace
 )
 
 missing=()
