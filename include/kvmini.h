@@ -346,6 +346,13 @@ int kvmini_vm_resume(struct kvmini_vm *vm);
 int kvmini_vm_reset(struct kvmini_vm *vm);
 /* Milliseconds since kvmini_vm_start() (0 before). */
 uint64_t kvmini_vm_uptime_ms(struct kvmini_vm *vm);
+/*
+ * kvmini's own set-up time: microseconds from kvmini_vm_create() to the first
+ * KVM_RUN of any vCPU (0 before it): opening images and /dev/kvm, building the
+ * machine and loading the kernel, and for --restore/--incoming reading the
+ * state (an incoming migration: waiting for the source too).
+ */
+uint64_t kvmini_vm_setup_us(struct kvmini_vm *vm);
 /* The configuration the VM was created with (the library's copy). */
 const struct kvmini_config *kvmini_vm_config(struct kvmini_vm *vm);
 

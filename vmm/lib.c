@@ -75,6 +75,7 @@ struct kvmini_vm {
 	bool reset_req; /* kvmini_vm_reset(): rebuild even with no_reboot */
 	bool announce;	/* restored or migrated in: NICs announce the guest once it runs */
 	struct timespec start_time;
+	uint64_t create_ns, first_run_ns; /* kvmini_vm_create() entered; the first KVM_RUN (0: none yet) */
 	/* Event watchers; ev_lock is held while calling them (they must be quick). */
 	pthread_mutex_t ev_lock;
 	struct {
@@ -249,6 +250,7 @@ static int build_machine(struct kvmini_vm *k, struct vm **out, struct err *e)
 	    .initrd_len = k->initrd_len,
 	    .cmdline = k->cmdline,
 	    .vcpu_stats = k->vcpu_stats,
+	    .first_run_ns = &k->first_run_ns,
 	    .console_tx = console_tx,
 	    .console_rx_space = console_rx_space,
 	    .console_opaque = k,
@@ -543,6 +545,9 @@ int kvmini_vm_create(const struct kvmini_config *cfg, struct kvmini_vm **out, ch
 		goto report;
 	}
 	k->stopped_fd = -1;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	k->create_ns = (uint64_t)t0.tv_sec * 1000000000ull + (uint64_t)t0.tv_nsec;
 	k->in_quit_fd = -1;
 	k->kvm_fd = -1;
 	k->helper.fd = -1;
@@ -1048,6 +1053,12 @@ enum kvmini_state kvmini_vm_state(struct kvmini_vm *k)
 							  : KVMINI_STATE_RUNNING;
 	pthread_mutex_unlock(&k->lock);
 	return s;
+}
+
+uint64_t kvmini_vm_setup_us(struct kvmini_vm *k)
+{
+	uint64_t t = __atomic_load_n(&k->first_run_ns, __ATOMIC_RELAXED);
+	return t > k->create_ns ? (t - k->create_ns) / 1000 : 0;
 }
 
 uint64_t kvmini_vm_uptime_ms(struct kvmini_vm *k)

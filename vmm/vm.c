@@ -306,6 +306,7 @@ int vm_create(const struct vm_params *p, struct vm **out, struct err *e)
 	vm->vm_fd = -1;
 	vm->ncpus = p->ncpus;
 	vm->vcpu_stats = p->vcpu_stats;
+	vm->first_run_ns = p->first_run_ns;
 	vm->on_stop = p->on_stop;
 	vm->on_stop_opaque = p->on_stop_opaque;
 	pthread_mutex_init(&vm->lock, NULL);

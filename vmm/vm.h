@@ -61,6 +61,8 @@ struct vm_params {
 	size_t initrd_len;
 	const char *cmdline;
 	struct vcpu_stats *vcpu_stats; /* [ncpus], kept across reboots; NULL: not counted */
+	/* Set once, by the first vCPU to enter KVM_RUN (CLOCK_MONOTONIC ns), if still 0; may be NULL. */
+	uint64_t *first_run_ns;
 	/* Console: guest output and "receive buffer has room again". */
 	void (*console_tx)(void *opaque, const uint8_t *buf, size_t len);
 	void (*console_rx_space)(void *opaque);
@@ -89,6 +91,7 @@ struct vm {
 	unsigned ncpus;
 	struct vcpu *vcpus;
 	struct vcpu_stats *vcpu_stats; /* [ncpus], the caller's (vm_params); may be NULL */
+	uint64_t *first_run_ns;	       /* the caller's (vm_params); may be NULL */
 	struct kvm_cpuid2 *cpuid;      /* KVM's supported table, copied and adjusted per vCPU */
 	/* Dirty logging (vmm/migration/dirty.c) on, and with KVM_CLEAR_DIRTY_LOG after each fetch. */
 	bool dirty_logging, dirty_manual;

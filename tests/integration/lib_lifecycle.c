@@ -137,6 +137,7 @@ int main(int argc, char **argv)
 	pthread_create(&rt, NULL, reader, &con);
 	CHECK(kvmini_vm_watch(vm, on_event, NULL) >= 0, "watching events");
 	CHECK(kvmini_vm_state(vm) == KVMINI_STATE_CREATED, "state before start: created");
+	CHECK(kvmini_vm_setup_us(vm) == 0, "set-up time before any KVM_RUN: 0");
 	CHECK(kvmini_vm_resume(vm) == -EALREADY, "resume before start: -EALREADY");
 	CHECK(kvmini_vm_start(vm) == 0, "started");
 	CHECK(kvmini_vm_state(vm) == KVMINI_STATE_RUNNING, "state: running");
@@ -144,6 +145,9 @@ int main(int argc, char **argv)
 		CHECK(0, "the guest's shell came up on the console socket");
 		goto out;
 	}
+	uint64_t setup = kvmini_vm_setup_us(vm);
+	CHECK(setup > 0 && setup < 60000000, "set-up time before the first KVM_RUN: %llu us",
+	      (unsigned long long)setup);
 	sleep(1);
 	/* The answers are computed by the guest: seeing them proves the input went through the fd. */
 	say(&con, "(while :; do echo TICK-$((1+1)); sleep 0.2; done) &\n");

@@ -83,6 +83,7 @@ if kv_wait_for api KVMINI-API-READY $((KV_BOOT_TIMEOUT + 60)) 1 "$KV_PID" && kv_
 	check_eq "info: state" running "$(jq -r .return.state "$T/ctl.info")"
 	check_eq "info: pid" "$VMPID" "$(jq -r .return.pid "$T/ctl.info")"
 	check_eq "info: vcpus" 2 "$(jq -r .return.vcpus "$T/ctl.info")"
+	check_range "info: setup_us (kvmini's set-up before the first KVM_RUN)" 1 60000000 "$(jq -r .return.setup_us "$T/ctl.info")"
 	check_eq "info: memory bytes" $((256 << 20)) "$(jq -r .return.memory.bytes "$T/ctl.info")"
 	check_eq "info: memory shared" true "$(jq -r .return.memory.shared "$T/ctl.info")"
 	check_eq "info: disk path" "$T/disk.raw" "$(jq -r '.return.disks[0].path' "$T/ctl.info")"

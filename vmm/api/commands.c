@@ -118,12 +118,12 @@ static json_t *info(struct api_exec *x)
 	}
 	json_t *mem = json_pack("{s:I, s:b, s:b, s:b}", "bytes", (json_int_t)c->mem_bytes, "hugepages",
 				c->mem_hugepages, "merge", c->mem_merge, "shared", c->mem_shared);
-	return json_pack("{s:s, s:I, s:I, s:i, s:o, s:s, s:s?, s:s, s:o, s:o, s:s?, s:i, s:b}", "state",
+	return json_pack("{s:s, s:I, s:I, s:I, s:i, s:o, s:s, s:s?, s:s, s:o, s:o, s:s?, s:i, s:b}", "state",
 			 state_name(kvmini_vm_state(vm)), "pid", (json_int_t)getpid(), "uptime_ms",
-			 (json_int_t)kvmini_vm_uptime_ms(vm), "vcpus", (int)c->cpus, "memory", mem, "kernel",
-			 c->kernel_path, "initrd", c->initrd_path, "cmdline", kvmini_vm_cmdline(vm), "disks",
-			 disks, "nics", nics, "api_socket", x->sock_path, "exit_port", KVMINI_EXIT_PORT,
-			 "pvpanic", 1);
+			 (json_int_t)kvmini_vm_uptime_ms(vm), "setup_us", (json_int_t)kvmini_vm_setup_us(vm),
+			 "vcpus", (int)c->cpus, "memory", mem, "kernel", c->kernel_path, "initrd",
+			 c->initrd_path, "cmdline", kvmini_vm_cmdline(vm), "disks", disks, "nics", nics,
+			 "api_socket", x->sock_path, "exit_port", KVMINI_EXIT_PORT, "pvpanic", 1);
 }
 
 static json_t *state_error(struct api_exec *x, const struct api_request *req, int r, const char *what)
