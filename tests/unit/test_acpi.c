@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/scratch_dir.h"
+
 #include "devices/pci.h"
 #include "vmm/boot/acpi.h"
 #include "vmm/layout.h"
@@ -765,34 +767,15 @@ static void test_iasl_disassembly(void **state)
 	release(&t);
 }
 
-/* A scratch directory for iasl, removed even when an assertion fails. */
+/* A scratch directory for iasl (tests/unit/scratch_dir.h). */
 static int make_tmpdir(void **state)
 {
-	static char dir[64];
-
-	snprintf(dir, sizeof(dir), "%s/test_acpi.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (!mkdtemp(dir))
-		return -1;
-	*state = dir;
-	return 0;
+	return scratch_dir_make(state, "test_acpi");
 }
 
 static int remove_tmpdir(void **state)
 {
-	const char *dir = *state;
-	char path[512];
-	struct dirent *de;
-	DIR *d = opendir(dir);
-
-	if (!d)
-		return -1;
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
-			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-			unlink(path);
-		}
-	closedir(d);
-	return rmdir(dir);
+	return scratch_dir_remove(state);
 }
 
 int main(void)

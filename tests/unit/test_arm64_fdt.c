@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "tests/unit/scratch_dir.h"
 #include <libfdt.h>
 
 #include "vmm/arch/arm64/fdt.h"
@@ -674,34 +676,15 @@ static void test_dtc(void **state)
 	}
 }
 
-/* A scratch directory for dtc, removed even when an assertion fails. */
+/* A scratch directory for dtc (tests/unit/scratch_dir.h). */
 static int make_tmpdir(void **state)
 {
-	static char dir[64];
-
-	snprintf(dir, sizeof(dir), "%s/test_arm64_fdt.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (!mkdtemp(dir))
-		return -1;
-	*state = dir;
-	return 0;
+	return scratch_dir_make(state, "test_arm64_fdt");
 }
 
 static int remove_tmpdir(void **state)
 {
-	const char *dir = *state;
-	char path[512];
-	struct dirent *de;
-	DIR *d = opendir(dir);
-
-	if (!d)
-		return -1;
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
-			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-			unlink(path);
-		}
-	closedir(d);
-	return rmdir(dir);
+	return scratch_dir_remove(state);
 }
 
 int main(void)
