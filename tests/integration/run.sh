@@ -4,12 +4,13 @@
 #     and boots a kernel): tests/integration/suite.sh BUILD_DIR here;
 #   - otherwise: the whole suite inside ONE nested boot (tests/nested/nested-run.sh: an L1 guest
 #     under QEMU's software emulation with an emulated AMD SVM CPU, whose kernel serves /dev/kvm);
+#     if L1 itself fails, a fresh boot resumes at the test that was running (up to 4 boots);
 #   - neither possible: a failure when CI=true, else a skip (exit 0) that says why.
 # Then tests/integration/powercut.sh (durability across a power cut of the host: it needs an L1
 # boot of its own, always nested) and one final line counting both:
 #   integration: N passed, N failed
 # The guest kernel is fetched and the initrd built here first (L1's root is read-only and has
-# no network). Environment: KVMINI_NESTED_TIMEOUT (default 1800 s for the whole nested run),
+# no network). Environment: KVMINI_NESTED_TIMEOUT (default 1800 s for each nested boot),
 # KVMINI_FORCE_NESTED=1 (take the nested route even when /dev/kvm is usable).
 set -euo pipefail
 
@@ -39,16 +40,17 @@ prepare() {
 
 [ -x "$build/kvmini" ] || { echo "integration: FAILED: $build/kvmini does not exist (run make first)"; exit 1; }
 
-# finish SUITE_OUTPUT SUITE_RC: runs the power-cut test and prints the total; exits.
+# verdict NAME: true when the suite's output has a PASS, FAIL or SKIP line for test NAME.
+verdict() { grep -qE "^(PASS|FAIL|SKIP) $1( |:|\$)" "$suite_out"; }
+# finish SUITE_RC NOT_RUN: runs the power-cut test and prints the total (tests with a verdict
+# in the suite's output, plus NOT_RUN tests that never got one, counted as failed); exits.
 finish() {
-	local counts pass fail prc
+	local pass fail prc
 	set +e
-	counts=$(sed -n 's/^suite: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$1" | tail -n 1)
-	if [ -z "$counts" ]; then
-		echo "integration: the suite did not finish (exit $2)"
-		counts="0 1"
-	fi
-	read -r pass fail <<<"$counts"
+	pass=$(grep -c '^PASS ' "$suite_out")
+	fail=$(($(grep -c '^FAIL ' "$suite_out") + $2))
+	grep -q '^suite: [0-9]* passed' "$suite_out" || echo "integration: the suite did not finish (exit $1)"
+	[ "$1" = 0 ] || [ "$fail" != 0 ] || fail=1
 	"$here/powercut.sh" "$build"
 	prc=$?
 	case $prc in
@@ -57,9 +59,9 @@ finish() {
 	*) fail=$((fail + 1)) ;;
 	esac
 	echo "integration: $pass passed, $fail failed"
-	[ "$fail" = 0 ] && [ "$2" = 0 ] && exit 0
-	[ "$2" = 0 ] && exit 1
-	exit "$2"
+	[ "$fail" = 0 ] && [ "$1" = 0 ] && exit 0
+	[ "$1" = 0 ] && exit 1
+	exit "$1"
 }
 suite_out=$(mktemp "${TMPDIR:-/tmp}/kvmini-suite.XXXXXX")
 trap 'rm -f "$suite_out"' EXIT
@@ -70,7 +72,7 @@ if why=$("$root/tests/nested/nested-run.sh" --check-kvm); then
 	echo "integration: /dev/kvm is usable ($why): running the suite directly"
 	set +e
 	"$here/suite.sh" "$build" | tee "$suite_out"
-	finish "$suite_out" "${PIPESTATUS[0]}"
+	finish "${PIPESTATUS[0]}" 0
 fi
 
 missing=()
@@ -82,19 +84,46 @@ command -v perl >/dev/null || missing+=(perl)
 
 tmo=${KVMINI_NESTED_TIMEOUT:-1800}
 echo "integration: $why: running the suite inside one nested L1 guest (QEMU TCG, emulated AMD SVM; limit ${tmo}s)"
+# When L1 itself fails (exit 125: it did not start, died, or wedged with its vCPU stuck in a
+# guest, which QEMU's emulated SVM does now and then), a fresh L1 boot resumes the suite at the
+# test that was running; the tests that finished keep their verdicts. A test that was running
+# when L1 wedged twice counts as failed and the suite goes on without it. At most 4 L1 boots.
+mapfile -t all < <(find "$here" -maxdepth 1 -name 't_*.sh' -printf '%f\n' | sed 's/\.sh$//' | LC_ALL=C sort)
+declare -A wedged=()
+boots=0 rc=0 lost=0
 set +e
-"$root/tests/nested/nested-run.sh" --timeout "$tmo" -- "$here/suite.sh" "$build" | tee "$suite_out"
-rc=${PIPESTATUS[0]}
-if [ "$rc" = 125 ]; then
-	# L1 itself failed (did not start, died or soft-locked), not a test: one more L1 boot.
-	echo "integration: the nested L1 guest failed (see above): running the whole suite again in a fresh L1 boot"
-	"$root/tests/nested/nested-run.sh" --timeout "$tmo" -- "$here/suite.sh" "$build" | tee "$suite_out"
+while :; do
+	remaining=()
+	for n in "${all[@]}"; do
+		verdict "$n" || remaining+=("$n")
+	done
+	[ ${#remaining[@]} -gt 0 ] || break
+	boots=$((boots + 1))
+	if [ "$boots" -gt 1 ]; then
+		echo "integration: the nested L1 guest failed (see above): resuming at ${remaining[0]} (${#remaining[@]} tests left) in a fresh L1 boot ($boots of 4)"
+		export KVMINI_SUITE_RESUME=1
+	fi
+	"$root/tests/nested/nested-run.sh" --timeout "$tmo" -- "$here/suite.sh" "$build" "${remaining[@]}" | tee -a "$suite_out"
 	rc=${PIPESTATUS[0]}
-fi
+	[ "$rc" = 125 ] && [ "$boots" -lt 4 ] || break
+	# The first test without a verdict was running when L1 failed; twice is its own failure.
+	for n in "${remaining[@]}"; do
+		verdict "$n" && continue
+		wedged[$n]=$((${wedged[$n]:-0} + 1))
+		[ "${wedged[$n]}" -lt 2 ] || echo "FAIL $n: the nested L1 guest failed twice while it ran" | tee -a "$suite_out"
+		break
+	done
+done
+for n in "${all[@]}"; do
+	verdict "$n" || lost=$((lost + 1))
+done
+[ "$lost" = 0 ] || echo "integration: $lost tests got no verdict"
+# The suite's own exit status when every test got one (the last boot's summary counts only its share).
+[ "$rc" != 0 ] || [ "$lost" = 0 ] || rc=1
 case $rc in
 0) ;;
 124) echo "integration: FAILED: the nested run timed out after ${tmo}s" ;;
 125) echo "integration: FAILED: the nested L1 guest did not start or died (see the nested-run line above)" ;;
 *) ;;
 esac
-finish "$suite_out" "$rc"
+finish "$rc" "$lost"

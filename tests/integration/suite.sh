@@ -34,7 +34,9 @@ if [ -z "${KVMINI_INITRD:-}" ]; then
 fi
 
 logs=$build/itest-logs
-if ! { rm -rf "$logs" && mkdir -p "$logs"; } 2>/dev/null; then
+# KVMINI_SUITE_RESUME=1 (run.sh, resuming in a fresh L1 boot): keep the earlier boots' logs.
+[ -n "${KVMINI_SUITE_RESUME:-}" ] || rm -rf "$logs" 2>/dev/null
+if ! mkdir -p "$logs" 2>/dev/null; then
 	logs=$(mktemp -d "${TMPDIR:-/tmp}/kvmini-itest-logs.XXXXXX")
 fi
 
