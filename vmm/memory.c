@@ -191,6 +191,15 @@ uint64_t guest_mem_low_end(const struct guest_mem *m)
 	return m->nregions ? m->regions[0].gpa + m->regions[0].size : 0;
 }
 
+uint64_t guest_mem_end(const struct guest_mem *m)
+{
+	uint64_t end = 0;
+	for (unsigned i = 0; i < m->nregions; i++)
+		if (m->regions[i].gpa + m->regions[i].size > end)
+			end = m->regions[i].gpa + m->regions[i].size;
+	return end;
+}
+
 int guest_mem_gpa(const struct guest_mem *m, const void *p, uint64_t *gpa)
 {
 	uintptr_t a = (uintptr_t)p;

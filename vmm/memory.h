@@ -78,6 +78,8 @@ int guest_mem_read(const struct guest_mem *m, uint64_t gpa, void *dst, size_t le
 int guest_mem_write(const struct guest_mem *m, uint64_t gpa, const void *src, size_t len);
 /* Highest guest-physical address + 1 of RAM below the hole. */
 uint64_t guest_mem_low_end(const struct guest_mem *m);
+/* Highest guest-physical address + 1 of any RAM region: the span dirty maps cover. */
+uint64_t guest_mem_end(const struct guest_mem *m);
 /* The guest-physical address of host pointer p when it points into RAM (0), else -EFAULT. */
 int guest_mem_gpa(const struct guest_mem *m, const void *p, uint64_t *gpa);
 

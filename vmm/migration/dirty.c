@@ -52,11 +52,7 @@ void dirty_bitmap_or(uint64_t *dst, uint64_t first_bit, const uint64_t *src, uin
 
 static uint64_t ram_pages(const struct vm *vm)
 {
-	uint64_t end = 0;
-	for (unsigned i = 0; i < vm->mem.nregions; i++)
-		if (vm->mem.regions[i].gpa + vm->mem.regions[i].size > end)
-			end = vm->mem.regions[i].gpa + vm->mem.regions[i].size;
-	return (end + (1u << PAGE_SHIFT) - 1) >> PAGE_SHIFT;
+	return (guest_mem_end(&vm->mem) + (1u << PAGE_SHIFT) - 1) >> PAGE_SHIFT;
 }
 
 size_t vm_dirty_bitmap_words(const struct vm *vm)

@@ -273,15 +273,6 @@ static uint8_t *ram_sink(void *opaque, uint64_t gpa, uint64_t len)
 	return guest_mem_ptr(&((struct vm *)opaque)->mem, gpa, len);
 }
 
-static uint64_t mem_end(const struct vm *vm)
-{
-	uint64_t end = 0;
-	for (unsigned i = 0; i < vm->mem.nregions; i++)
-		if (vm->mem.regions[i].gpa + vm->mem.regions[i].size > end)
-			end = vm->mem.regions[i].gpa + vm->mem.regions[i].size;
-	return end;
-}
-
 /* ---- writing ---- */
 
 static int put_record(struct stream_writer *w, uint32_t type, struct sbuf *b, struct err *e)
@@ -437,7 +428,7 @@ static int read_records(struct vm *vm, const struct machine_desc *desc, struct s
 int machine_state_read(struct vm *vm, const struct machine_desc *desc, struct stream_reader *r, struct err *e)
 {
 	struct ram_pending pend;
-	ram_pending_init(&pend, mem_end(vm));
+	ram_pending_init(&pend, guest_mem_end(&vm->mem));
 	stream_reader_set_ram_sink(r, ram_sink, vm);
 	int rc = read_records(vm, desc, r, &pend, e);
 	ram_pending_destroy(&pend);
