@@ -29,6 +29,7 @@
 #include "virtio/blk.h"
 #include "virtio/net.h"
 #include "vmm/api/server.h"
+#include "vmm/boot_file.h"
 #include "vmm/migration/kvm_state.h"
 #include "vmm/migration/machine_state.h"
 #include "vmm/migration/net.h"
@@ -44,8 +45,7 @@ _Static_assert(KVMINI_EXIT_PORT == PORT_GUEST_EXIT, "the exit-status port differ
 struct kvmini_vm {
 	struct kvmini_config cfg;
 	char *kernel_path, *initrd_path, *cmdline, *kvm_device;
-	uint8_t *kernel, *initrd;
-	size_t kernel_len, initrd_len;
+	struct boot_file kernel, initrd; /* read again for each machine built (vmm/boot_file.h) */
 	/* Opened once, kept open (and locked) across guest reboots. */
 	struct disk *disks[KVMINI_MAX_DISKS];
 	unsigned ndisks;
@@ -112,55 +112,6 @@ void kvmini_config_init(struct kvmini_config *cfg)
 	cfg->console_in_fd = -1;
 	cfg->incoming_cancel_fd = -1;
 	cfg->shutdown_timeout_s = 30;
-}
-
-/* Reads a whole regular file; the message names the file's role. */
-static int read_file(const char *what, const char *path, uint8_t **out, size_t *len, struct err *e)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return err_set(e, -errno, "cannot open %s '%s': %s", what, path, strerror(errno));
-	struct stat st;
-	int r = 0;
-	if (fstat(fd, &st) < 0) {
-		r = err_set(e, -errno, "cannot stat %s '%s': %s", what, path, strerror(errno));
-	} else if (S_ISDIR(st.st_mode)) {
-		r = err_set(e, -EISDIR, "%s '%s' is a directory", what, path);
-	} else if (!S_ISREG(st.st_mode)) {
-		r = err_set(e, -EINVAL, "%s '%s' is not a regular file", what, path);
-	} else if (st.st_size == 0) {
-		r = err_set(e, -EINVAL, "%s '%s' is empty", what, path);
-	} else if ((uint64_t)st.st_size > (16ULL << 30)) {
-		r = err_set(e, -EFBIG, "%s '%s' is too large (%lld bytes)", what, path,
-			    (long long)st.st_size);
-	}
-	if (r) {
-		close(fd);
-		return r;
-	}
-	uint8_t *buf = malloc(st.st_size);
-	if (!buf) {
-		close(fd);
-		return err_set(e, -ENOMEM, "out of memory reading %s '%s'", what, path);
-	}
-	size_t got = 0;
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r = err_set(e, n < 0 ? -errno : -EIO, "cannot read %s '%s': %s", what, path,
-				    n < 0 ? strerror(errno) : "file shrank while reading");
-			free(buf);
-			close(fd);
-			return r;
-		}
-		got += n;
-	}
-	close(fd);
-	*out = buf;
-	*len = got;
-	return 0;
 }
 
 static char *dup_or_null(const char *s)
@@ -234,7 +185,26 @@ static void machine_stopped(void *opaque)
 	pthread_mutex_unlock(&k->stop_lock);
 }
 
+static int build_with(struct kvmini_vm *k, const uint8_t *kernel, size_t kernel_len, const uint8_t *initrd,
+		      size_t initrd_len, struct vm **out, struct err *e);
+
+/* A machine for k: the kernel and initrd are read for it and let go of once it is built. */
 static int build_machine(struct kvmini_vm *k, struct vm **out, struct err *e)
+{
+	uint8_t *kernel = NULL, *initrd = NULL;
+	size_t kernel_len = 0, initrd_len = 0;
+	int r = boot_file_load(&k->kernel, &kernel, &kernel_len, e);
+	if (!r && k->initrd.fd >= 0)
+		r = boot_file_load(&k->initrd, &initrd, &initrd_len, e);
+	if (!r)
+		r = build_with(k, kernel, kernel_len, initrd, initrd_len, out, e);
+	boot_file_unload(kernel, kernel_len);
+	boot_file_unload(initrd, initrd_len);
+	return r;
+}
+
+static int build_with(struct kvmini_vm *k, const uint8_t *kernel, size_t kernel_len, const uint8_t *initrd,
+		      size_t initrd_len, struct vm **out, struct err *e)
 {
 	struct vm_params p = {
 	    .kvm_device = k->kvm_device,
@@ -244,10 +214,10 @@ static int build_machine(struct kvmini_vm *k, struct vm **out, struct err *e)
 	    .mem_opts = {.hugepages = k->cfg.mem_hugepages,
 			 .merge = k->cfg.mem_merge,
 			 .shared = k->cfg.mem_shared},
-	    .kernel = k->kernel,
-	    .kernel_len = k->kernel_len,
-	    .initrd = k->initrd,
-	    .initrd_len = k->initrd_len,
+	    .kernel = kernel,
+	    .kernel_len = kernel_len,
+	    .initrd = initrd,
+	    .initrd_len = initrd_len,
 	    .cmdline = k->cmdline,
 	    .vcpu_stats = k->vcpu_stats,
 	    .first_run_ns = &k->first_run_ns,
@@ -550,6 +520,7 @@ int kvmini_vm_create(const struct kvmini_config *cfg, struct kvmini_vm **out, ch
 	k->create_ns = (uint64_t)t0.tv_sec * 1000000000ull + (uint64_t)t0.tv_nsec;
 	k->in_quit_fd = -1;
 	k->kvm_fd = -1;
+	k->kernel.fd = k->initrd.fd = -1;
 	k->helper.fd = -1;
 	k->exit_status = -1;
 	pthread_mutex_init(&k->lock, NULL);
@@ -584,9 +555,9 @@ int kvmini_vm_create(const struct kvmini_config *cfg, struct kvmini_vm **out, ch
 		r = err_set(&e, -ENOMEM, "out of memory");
 		goto fail;
 	}
-	if ((r = read_file("kernel", k->kernel_path, &k->kernel, &k->kernel_len, &e)))
+	if ((r = boot_file_open(&k->kernel, "kernel", k->kernel_path, &e)))
 		goto fail;
-	if (k->initrd_path && (r = read_file("initrd", k->initrd_path, &k->initrd, &k->initrd_len, &e)))
+	if (k->initrd_path && (r = boot_file_open(&k->initrd, "initrd", k->initrd_path, &e)))
 		goto fail;
 	if ((r = open_disks(k, cfg, &e)) || (r = open_nics(k, cfg, &e)))
 		goto fail;
@@ -973,8 +944,8 @@ void kvmini_vm_destroy(struct kvmini_vm *k)
 	free(k->initrd_path);
 	free(k->cmdline);
 	free(k->kvm_device);
-	free(k->kernel);
-	free(k->initrd);
+	boot_file_close(&k->kernel);
+	boot_file_close(&k->initrd);
 	free(k->cap);
 	pthread_cond_destroy(&k->cond);
 	pthread_mutex_destroy(&k->lock);
