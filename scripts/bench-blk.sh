@@ -3,8 +3,10 @@
 #              [--tool fio|dd, default fio when /usr/bin/fio exists] [--secs S per fio job, default 5]:
 # virtio-blk throughput of kvmini next to QEMU (-accel kvm -M pc, virtio-blk-pci, aio=threads), same
 # kernel, initrd, 2 vCPUs, 512 MiB, the same 512 MiB image per format (raw: zeroes; qcow2: made by
-# qemu-img with preallocation=metadata, so that both measure steady-state I/O rather than cluster
-# allocation) on tmpfs with the host's page cache in front
+# qemu-img with preallocation=falloc, so that both measure steady-state I/O rather than cluster
+# allocation, and so that every page of both images is already in tmpfs: with metadata-only
+# preallocation the qcow2 file was sparse, and whichever VMM wrote it first paid for tmpfs
+# allocating and zeroing its pages, 3x the time per 1 MiB write nested) on tmpfs with the host's page cache in front
 # (cache=writeback for both: tmpfs under the nested host's 6.1 kernel has no O_DIRECT). The guest
 # (tests/integration/guest/bench_blk.sh) runs O_DIRECT dd: 1 MiB sequential write and read, 4 KiB
 # reads and writes at queue depth 1, random 4 KiB reads at depth 1 and 32 and writes at 1. Runs alternate kvmini, QEMU, kvmini, ...; prints medians
@@ -49,21 +51,14 @@ cd "$root"
 . scripts/bench-lib.sh
 
 if [ "$inner" = 0 ]; then
-	kdir=$(tests/guest/fetch-kernel.sh)
-	initrd=$(realpath -m "$build/guest/initrd.cpio.gz")
-	tests/guest/build-initrd.sh "$initrd"
+	bench_guest "$build"
 	if [ "$tool" = fio ]; then
 		# The test initramfs plus fio and its libraries (cached in ~/.cache/kvmini/bench-blk/).
-		base=$initrd initrd=$(realpath -m "$build/guest/initrd-bench-blk.cpio.gz")
-		bench_extra_initrd "$base" "$initrd" blk /usr/bin/fio
+		initrd=$(realpath -m "$build/guest/initrd-bench-blk.cpio.gz")
+		bench_extra_initrd "$KVMINI_INITRD" "$initrd" blk /usr/bin/fio
+		KVMINI_INITRD=$initrd
 	fi
-	export KVMINI_KERNEL_DIR=$kdir KVMINI_KERNEL=$kdir/vmlinuz KVMINI_INITRD=$initrd
-	if ! why=$(tests/nested/nested-run.sh --check-kvm); then
-		echo "bench-blk: $why: running everything inside one nested L1 guest (emulated: compare ratios only)" >&2
-		nf=$(wc -w <<<"$formats")
-		exec tests/nested/nested-run.sh --timeout "${KVMINI_BENCH_TIMEOUT:-$((nf * runs * 2 * 200 + 300))}" -- \
-			"$0" --inner "${orig[@]}" --build "$(realpath -m "$build")"
-	fi
+	bench_nested bench-blk $(($(wc -w <<<"$formats") * runs * 2 * 200 + 300)) "$build" "${orig[@]}"
 fi
 [ -c /dev/kvm ] || { echo "bench-blk: no /dev/kvm" >&2; exit 1; }
 [ -x "$build/kvmini" ] || { echo "bench-blk: $build/kvmini does not exist (make it first)" >&2; exit 1; }
@@ -84,7 +79,7 @@ for fmt in $formats; do
 	imgs+=("$img")
 	case $fmt in
 	raw) dd if=/dev/zero of="$img" bs=1M count=512 status=none ;;
-	qcow2) qemu-img create -q -f qcow2 -o preallocation=metadata "$img" 512M ;;
+	qcow2) qemu-img create -q -f qcow2 -o preallocation=falloc "$img" 512M ;;
 	*) echo "bench-blk: unknown format $fmt (raw or qcow2)" >&2; exit 2 ;;
 	esac
 	cmd[kvmini-$fmt]="$(printf '%q ' "$build/kvmini" run --kernel "$KVMINI_KERNEL" --initrd "$KVMINI_INITRD" \
@@ -103,6 +98,14 @@ tck=$(getconf CLK_TCK)
 # VMM CPU time in ticks from /proc/PID/stat: "utime+stime guest_time" (fields 14, 15, 43; the
 # command name, field 2, has no spaces for kvmini and qemu-system-x86).
 cpu_ticks() { awk '{ print $14 + $15, $43 }' "/proc/$1/stat" 2>/dev/null; }
+
+# boot_done NAME RUN LOG RC: whether the guest finished its jobs; if not, says so with the log's tail.
+boot_done() {
+	grep -q KVMINI-BENCH-DONE "$3" && return 0
+	echo "bench-blk: $1 run $2 failed (exit $4); last lines:" >&2
+	tr -d '\r' <"$3" | tail -n 8 | sed 's/^/    /' >&2
+	return 1
+}
 
 # measure_fio NAME RUN: one boot running bench_fio.sh; the VMM's CPU time is read at each job's
 # BEGIN and END line (the guest idles 1 s after BEGIN so that the first read precedes the I/O).
@@ -131,11 +134,7 @@ measure_fio() {
 	done
 	rc=0
 	wait "$bg" || rc=$?
-	if ! grep -q KVMINI-BENCH-DONE "$log"; then
-		echo "bench-blk: $1 run $2 failed (exit $rc); last lines:" >&2
-		tr -d '\r' <"$log" | tail -n 8 | sed 's/^/    /' >&2
-		return
-	fi
+	boot_done "$1" "$2" "$log" "$rc" || return 0
 	local line="bench-blk: $1 run $2:"
 	for t in "${tests[@]}"; do
 		local v f
@@ -166,11 +165,7 @@ measure() { # NAME RUN
 	eval "timeout -k 5 $tmo ${cmd[$1]}" </dev/null >"$log" 2>&1
 	rc=$?
 	set -e
-	if ! grep -q KVMINI-BENCH-DONE "$log"; then
-		echo "bench-blk: $1 run $2 failed (exit $rc); last lines:" >&2
-		tr -d '\r' <"$log" | tail -n 8 | sed 's/^/    /' >&2
-		return
-	fi
+	boot_done "$1" "$2" "$log" "$rc" || return 0
 	local line="bench-blk: $1 run $2:"
 	for t in "${tests[@]}"; do
 		local v secs bytes

@@ -12,6 +12,13 @@
 #       /usr/bin/NAME-of-BIN and the libraries ldd names (the dynamic loader at its path), so
 #       that Debian's dynamically linked tools (iperf3, fio) run in the busybox guest. The extra
 #       archive is cached in ~/.cache/kvmini/bench-NAME/ by the hash of what it holds.
+#   bench_guest BUILD
+#       fetches the guest kernel and builds the test initramfs (BUILD/guest/initrd.cpio.gz);
+#       exports KVMINI_KERNEL_DIR, KVMINI_KERNEL and KVMINI_INITRD.
+#   bench_nested NAME TIMEOUT BUILD ARGS...
+#       when this machine's /dev/kvm cannot run guests, runs the calling script again as
+#       `SCRIPT --inner ARGS --build BUILD` inside ONE nested L1 guest (limit TIMEOUT seconds,
+#       unless KVMINI_BENCH_TIMEOUT is set) and exits with its status; else returns.
 # Needs jq.
 
 bench_fig() {
@@ -67,4 +74,21 @@ bench_extra_initrd() {
 	fi
 	cat "$base" "$cached" >"$out.part"
 	mv "$out.part" "$out"
+}
+
+bench_guest() {
+	local kdir initrd
+	kdir=$(tests/guest/fetch-kernel.sh)
+	initrd=$(realpath -m "$1/guest/initrd.cpio.gz")
+	tests/guest/build-initrd.sh "$initrd"
+	export KVMINI_KERNEL_DIR=$kdir KVMINI_KERNEL=$kdir/vmlinuz KVMINI_INITRD=$initrd
+}
+
+bench_nested() {
+	local name=$1 tmo=$2 build=$3 why
+	shift 3
+	why=$(tests/nested/nested-run.sh --check-kvm) && return 0
+	echo "$name: $why: running everything inside one nested L1 guest (emulated: compare ratios only)" >&2
+	exec tests/nested/nested-run.sh --timeout "${KVMINI_BENCH_TIMEOUT:-$tmo}" -- \
+		"$0" --inner "$@" --build "$(realpath -m "$build")"
 }

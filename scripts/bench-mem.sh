@@ -33,15 +33,8 @@ cd "$root"
 . scripts/bench-lib.sh
 
 if [ "$inner" = 0 ]; then
-	kdir=$(tests/guest/fetch-kernel.sh)
-	initrd=$(realpath -m "$build/guest/initrd.cpio.gz")
-	tests/guest/build-initrd.sh "$initrd"
-	export KVMINI_KERNEL_DIR=$kdir KVMINI_KERNEL=$kdir/vmlinuz KVMINI_INITRD=$initrd
-	if ! why=$(tests/nested/nested-run.sh --check-kvm); then
-		echo "bench-mem: $why: running everything inside one nested L1 guest" >&2
-		exec tests/nested/nested-run.sh --timeout "${KVMINI_BENCH_TIMEOUT:-$((runs * 2 * 180 + 300))}" -- \
-			"$0" --inner "${orig[@]}" --build "$(realpath -m "$build")"
-	fi
+	bench_guest "$build"
+	bench_nested bench-mem $((runs * 2 * 180 + 300)) "$build" "${orig[@]}"
 fi
 [ -c /dev/kvm ] || { echo "bench-mem: no /dev/kvm" >&2; exit 1; }
 [ -x "$build/kvmini" ] || { echo "bench-mem: $build/kvmini does not exist (make it first)" >&2; exit 1; }

@@ -27,17 +27,12 @@ while [ $# -gt 0 ]; do
 	esac
 done
 cd "$root"
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 if [ "$inner" = 0 ]; then
-	kdir=$(tests/guest/fetch-kernel.sh)
-	initrd=$(realpath -m "$build/guest/initrd.cpio.gz")
-	tests/guest/build-initrd.sh "$initrd"
-	export KVMINI_KERNEL_DIR=$kdir KVMINI_KERNEL=$kdir/vmlinuz KVMINI_INITRD=$initrd
-	if ! why=$(tests/nested/nested-run.sh --check-kvm); then
-		echo "bench-migrate: $why: running everything inside one nested L1 guest (emulated: compare ratios only)" >&2
-		exec tests/nested/nested-run.sh --timeout "${KVMINI_BENCH_TIMEOUT:-$((runs * 4 * 120 + 300))}" -- \
-			"$0" --inner "${orig[@]}" --build "$(realpath -m "$build")"
-	fi
+	bench_guest "$build"
+	bench_nested bench-migrate $((runs * 4 * 120 + 300)) "$build" "${orig[@]}"
 fi
 [ -c /dev/kvm ] || { echo "bench-migrate: no /dev/kvm" >&2; exit 1; }
 : "${KVMINI_KERNEL:?}" "${KVMINI_INITRD:?}"
@@ -190,8 +185,6 @@ for case in idle dirtying; do
 done
 
 if [ -n "$json" ]; then
-	# shellcheck source=scripts/bench-lib.sh
-	. scripts/bench-lib.sh
 	figfile=$work/figs.jsonl
 	for case in idle dirtying; do
 		k="kvmini $case" q="qemu $case"

@@ -42,19 +42,12 @@ cd "$root"
 . scripts/bench-lib.sh
 
 if [ "$inner" = 0 ]; then
-	kdir=$(tests/guest/fetch-kernel.sh)
-	base=$(realpath -m "$build/guest/initrd.cpio.gz")
-	tests/guest/build-initrd.sh "$base"
-	initrd=$(realpath -m "$build/guest/initrd-bench-net.cpio.gz")
+	bench_guest "$build"
 	# The test initramfs plus iperf3 and its libraries (cached in ~/.cache/kvmini/bench-net/).
-	bench_extra_initrd "$base" "$initrd" net /usr/bin/iperf3
-	export KVMINI_KERNEL_DIR=$kdir KVMINI_KERNEL=$kdir/vmlinuz KVMINI_INITRD=$initrd
-	if ! why=$(tests/nested/nested-run.sh --check-kvm); then
-		echo "bench-net: $why: running everything inside one nested L1 guest (emulated: compare ratios only)" >&2
-		ne=$(wc -w <<<"$engines")
-		exec tests/nested/nested-run.sh --timeout "${KVMINI_BENCH_TIMEOUT:-$((ne * runs * (120 + 2 * (secs + 2) + pings / 5) + 300))}" -- \
-			"$0" --inner "${orig[@]}" --build "$(realpath -m "$build")"
-	fi
+	initrd=$(realpath -m "$build/guest/initrd-bench-net.cpio.gz")
+	bench_extra_initrd "$KVMINI_INITRD" "$initrd" net /usr/bin/iperf3
+	KVMINI_INITRD=$initrd
+	bench_nested bench-net $(($(wc -w <<<"$engines") * runs * (120 + 2 * (secs + 2) + pings / 5) + 300)) "$build" "${orig[@]}"
 fi
 [ -c /dev/kvm ] || { echo "bench-net: no /dev/kvm" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "bench-net: needs root (a network namespace and a tap)" >&2; exit 1; }
