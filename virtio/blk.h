@@ -12,7 +12,7 @@
 #include "devices/disk/disk.h"
 #include "virtio/virtio_pci.h"
 
-#define VIRTIO_BLK_SEG_MAX 126 /* data segments per request; +2 for header and status */
+#define VIRTIO_BLK_SEG_MAX 254 /* data segments per request; +2 for header and status */
 
 struct virtio_blk;
 
