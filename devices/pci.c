@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "vmm/layout.h"
+#include "vmm/arch/x86/layout.h"
 
 #define CONFIG_ENABLE	  0x80000000u
 #define CONFIG_ADDR_MASK  0x80fffffcu /* reserved bits 30:24 and bits 1:0 read as 0 */

@@ -69,7 +69,7 @@ void pci_host_mem64_window(void *opaque, uint64_t off, uint8_t *data, uint32_t l
 /*
  * The GSI that INTx pin (1..4 = INTA#..INTD#; other values are taken modulo 4)
  * of a device at devfn raises: IRQ_PCI_INTX_BASE + (slot + pin - 1) %
- * IRQ_PCI_INTX_COUNT (vmm/layout.h), the swizzle the DSDT's _PRT describes.
+ * IRQ_PCI_INTX_COUNT (vmm/arch/x86/layout.h), the swizzle the DSDT's _PRT describes.
  */
 unsigned pci_host_intx_gsi(unsigned devfn, unsigned pin);
 /* Unregister (destroy) every device first. NULL is a no-op. */
