@@ -42,7 +42,7 @@ endif
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CPPFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE -I. -Iinclude -Ivmm/arch/$(ARCH)/include $(ARCH_CPPFLAGS) $(CPPFLAGS)
-LIBS := $(ARCH_LIBS) -lpthread -lz -lzstd -lxxhash -lmnl -ljansson -lseccomp -lcap-ng
+LIBS := $(ARCH_LIBS) -lpthread -lz -lzstd -lxxhash -ljansson -lseccomp -lcap-ng
 
 LIB_SRCS := $(sort $(wildcard common/*.c vmm/*.c vmm/api/*.c vmm/migration/*.c vmm/arch/$(ARCH)/*.c devices/*.c devices/disk/*.c virtio/*.c net/*.c))
 LIB_SRCS := $(filter-out vmm/main.c vmm/ctl.c $(ARCH_EXCLUDE),$(LIB_SRCS))
