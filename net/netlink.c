@@ -111,24 +111,30 @@ static int nl_talk(struct nl_req *q, nl_cb cb, void *data)
 		}
 		if (from.nl_pid != 0) /* only the kernel's messages */
 			continue;
-		int len = (int)n;
-		for (struct nlmsghdr *m = (struct nlmsghdr *)buf; NLMSG_OK(m, len); m = NLMSG_NEXT(m, len)) {
-			if (m->nlmsg_seq != nlh->nlmsg_seq || m->nlmsg_pid != local.nl_pid)
+		/* Each message's length is checked against what is left before it is used. */
+		size_t left = (size_t)n;
+		for (struct nlmsghdr *m = (struct nlmsghdr *)buf;
+		     left >= sizeof(*m) && m->nlmsg_len >= sizeof(*m) && m->nlmsg_len <= left;) {
+			struct nlmsghdr *cur = m;
+			size_t step = NLMSG_ALIGN(m->nlmsg_len) < left ? NLMSG_ALIGN(m->nlmsg_len) : left;
+			left -= step;
+			m = (struct nlmsghdr *)((char *)m + step);
+			if (cur->nlmsg_seq != nlh->nlmsg_seq || cur->nlmsg_pid != local.nl_pid)
 				continue;
-			if (m->nlmsg_type == NLMSG_ERROR) {
+			if (cur->nlmsg_type == NLMSG_ERROR) {
 				/* error 0 is the ACK: the exchange is over either way. */
-				if (m->nlmsg_len < NLMSG_LENGTH(sizeof(struct nlmsgerr))) {
+				if (cur->nlmsg_len < NLMSG_LENGTH(sizeof(struct nlmsgerr))) {
 					r = -EIO;
 				} else {
-					const struct nlmsgerr *er = NLMSG_DATA(m);
+					const struct nlmsgerr *er = NLMSG_DATA(cur);
 					r = er->error <= 0 ? er->error : -EIO;
 				}
 				goto out;
 			}
-			if (m->nlmsg_type == NLMSG_DONE)
+			if (cur->nlmsg_type == NLMSG_DONE)
 				goto out;
 			if (cb)
-				cb(m, data);
+				cb(cur, data);
 		}
 	}
 out:
