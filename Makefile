@@ -6,20 +6,50 @@
 #   make bench      every benchmark, kvmini next to QEMU (nested when /dev/kvm is missing; BENCH_RUNS=3)
 #   make bench-micro instructions per virtio request under callgrind (no KVM; not part of check)
 #   make install    kvmini, libkvmini.{a,so}, include/kvmini.h and kvmini.pc under PREFIX (/usr/local)
-# BUILD=dir puts every output under dir (default: build).
+#   make ARCH=arm64 cross-builds a static build/arm64/kvmini (and libkvmini.a) for arm64 hosts with
+#                   aarch64-linux-gnu-gcc against Debian's arm64 libraries (scripts/arm64-sysroot.sh)
+# BUILD=dir puts every output under dir (default: build; build/arm64 for ARCH=arm64).
 
+# The guest architecture, which is the host's: vmm/arch/$(ARCH)/ is compiled in, nothing else's.
+ARCH ?= x86
+ifeq ($(ARCH),arm64)
+BUILD ?= build/arm64
+CROSS_COMPILE ?= aarch64-linux-gnu-
+CC := $(CROSS_COMPILE)gcc
+AR := $(CROSS_COMPILE)ar
+ARM64_SYSROOT ?= $(HOME)/.cache/kvmini/arm64-sysroot
+SYSROOT_STAMP := $(ARM64_SYSROOT)/.complete
+ARCH_CPPFLAGS := -isystem $(ARM64_SYSROOT)/usr/include -isystem $(ARM64_SYSROOT)/usr/include/aarch64-linux-gnu
+ARCH_LDFLAGS := -static -L$(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu
+ARCH_LIBS := -lfdt
+# Devices of the PC platform only (port I/O, ACPI): not built for arm64.
+ARCH_EXCLUDE := devices/i8042.c devices/rtc.c devices/acpi_pm.c
+ASM_SRCS :=
+else ifeq ($(ARCH),x86)
 BUILD ?= build
 CC ?= cc
+AR ?= ar
+SYSROOT_STAMP :=
+ARCH_CPPFLAGS :=
+ARCH_LDFLAGS :=
+ARCH_LIBS :=
+ARCH_EXCLUDE :=
+ASM_SRCS := vmm/arch/x86/dsdt_blob.S
+else
+$(error ARCH=$(ARCH): kvmini builds for ARCH=x86 or ARCH=arm64)
+endif
+
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
-CPPFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE -I. -Iinclude $(CPPFLAGS)
-LIBS := -lpthread -lz -lzstd -lxxhash -lmnl -ljansson -lseccomp -lcap-ng
+CPPFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE -I. -Iinclude -Ivmm/arch/$(ARCH)/include $(ARCH_CPPFLAGS) $(CPPFLAGS)
+LIBS := $(ARCH_LIBS) -lpthread -lz -lzstd -lxxhash -ljansson -lseccomp -lcap-ng
 
-LIB_SRCS := $(sort $(wildcard common/*.c vmm/*.c vmm/api/*.c vmm/migration/*.c vmm/boot/*.c devices/*.c devices/disk/*.c virtio/*.c net/*.c))
-LIB_SRCS := $(filter-out vmm/main.c vmm/ctl.c,$(LIB_SRCS))
-ASM_SRCS := vmm/boot/dsdt_blob.S
-UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
-ITEST_SRCS := $(sort $(wildcard tests/integration/*.c))
+LIB_SRCS := $(sort $(wildcard common/*.c vmm/*.c vmm/api/*.c vmm/migration/*.c vmm/arch/$(ARCH)/*.c devices/*.c devices/disk/*.c virtio/*.c net/*.c))
+LIB_SRCS := $(filter-out vmm/main.c vmm/ctl.c $(ARCH_EXCLUDE),$(LIB_SRCS))
+# Tests, integration programs, examples, benchmarks and fuzzers are host (x86) builds only.
+HOST_ONLY = $(if $(filter arm64,$(ARCH)),,$(1))
+UNIT_SRCS := $(call HOST_ONLY,$(sort $(wildcard tests/unit/test_*.c)))
+ITEST_SRCS := $(call HOST_ONLY,$(sort $(wildcard tests/integration/*.c)))
 
 DSDT_AML := $(BUILD)/acpi/dsdt.aml
 
@@ -36,22 +66,35 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fr
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 ASAN_UNIT_BINS := $(patsubst tests/unit/%.c,$(ASAN_DIR)/tests/%,$(UNIT_SRCS))
 ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/itests/%,$(ITEST_SRCS))
-EXAMPLE_BINS := $(patsubst docs/examples/%.c,$(BUILD)/examples/%,$(sort $(wildcard docs/examples/*.c)))
+EXAMPLE_BINS := $(patsubst docs/examples/%.c,$(BUILD)/examples/%,$(call HOST_ONLY,$(sort $(wildcard docs/examples/*.c))))
 # The request-path microbenchmark needs valgrind's client-request header; built with `all` where it is.
-BENCH_BINS := $(patsubst bench/micro/%.c,$(BUILD)/bench/%,$(sort $(wildcard bench/micro/*.c)))
+BENCH_BINS := $(patsubst bench/micro/%.c,$(BUILD)/bench/%,$(call HOST_ONLY,$(sort $(wildcard bench/micro/*.c))))
 VALGRIND_H := $(wildcard /usr/include/valgrind/callgrind.h)
 
 .SECONDARY:
 .PHONY: all test check unit-plain unit-asan format clean install-deps install bench-micro bench
+ifeq ($(ARCH),arm64)
+# The command and the static library; unit and integration tests are host (x86) builds.
+all: $(BUILD)/kvmini $(BUILD)/libkvmini.a
+# Host-only targets: their lists are empty for arm64 (below), and this stops them with a message.
+.PHONY: not-for-arm64
+test check unit-plain unit-asan bench bench-micro install fuzz fuzz-run: not-for-arm64
+not-for-arm64:
+	@echo "make $(MAKECMDGOALS): not for ARCH=arm64 (a cross build); the arm64 code's unit tests run in 'make test'" >&2
+	@exit 1
+$(SYSROOT_STAMP): scripts/arm64-sysroot.sh
+	scripts/arm64-sysroot.sh $(ARM64_SYSROOT)
+else
 all: $(BUILD)/kvmini $(BUILD)/libkvmini.a $(BUILD)/libkvmini.so $(ITEST_BINS) $(EXAMPLE_BINS) \
      $(if $(VALGRIND_H),$(BENCH_BINS))
+endif
 
-$(DSDT_AML): vmm/boot/dsdt.asl vmm/layout.h scripts/gen-prt.sh
+$(DSDT_AML): vmm/arch/x86/dsdt.asl vmm/arch/x86/layout.h scripts/gen-prt.sh
 	@mkdir -p $(dir $@)
-	scripts/gen-prt.sh vmm/layout.h >$(dir $@)prt.asl
+	scripts/gen-prt.sh vmm/arch/x86/layout.h >$(dir $@)prt.asl
 	iasl -vs -I $(dir $@) -p $(basename $@) $< >$(basename $@).log 2>&1 || { cat $(basename $@).log; exit 1; }
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c | $(SYSROOT_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS) $(WARN) -MMD -MP -c $< -o $@
 $(BUILD)/obj/%.o: %.S $(DSDT_AML)
@@ -72,7 +115,7 @@ $(ASAN_DIR)/obj/%.o: %.S $(DSDT_AML)
 
 $(BUILD)/libkvmini.a: $(LIB_OBJS)
 	@rm -f $@
-	ar rcs $@ $^
+	$(AR) rcs $@ $^
 $(BUILD)/libkvmini.so: $(PIC_OBJS)
 	$(CC) -shared -Wl,-soname,libkvmini.so.$(SOVERSION) -o $@ $^ $(LIBS)
 $(ASAN_DIR)/libkvmini.a: $(ASAN_LIB_OBJS)
@@ -80,7 +123,7 @@ $(ASAN_DIR)/libkvmini.a: $(ASAN_LIB_OBJS)
 	ar rcs $@ $^
 
 $(BUILD)/kvmini: $(BUILD)/obj/vmm/main.o $(BUILD)/obj/vmm/ctl.o $(BUILD)/libkvmini.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(CFLAGS) $(ARCH_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libkvmini.a
 	@mkdir -p $(dir $@)
@@ -90,11 +133,13 @@ $(ASAN_DIR)/tests/%: tests/unit/%.c $(ASAN_DIR)/libkvmini.a
 	$(CC) $(CPPFLAGS_ALL) -O1 -g $(SAN_FLAGS) $(WARN) -o $@ $< $(UNIT_EXTRA) $(ASAN_DIR)/libkvmini.a -lcmocka $(LIBS)
 # arm64 code that is pure (no KVM) is unit-tested on every host, though only an arm64 build will
 # put it in the library: the test links its objects (and libfdt) itself.
-ARM64_PURE_SRCS := vmm/arch/arm64/fdt.c
-$(BUILD)/tests/test_arm64_fdt: $(call objs,$(BUILD),$(ARM64_PURE_SRCS))
-$(BUILD)/tests/test_arm64_fdt: UNIT_EXTRA = $(call objs,$(BUILD),$(ARM64_PURE_SRCS)) -lfdt
-$(ASAN_DIR)/tests/test_arm64_fdt: $(call objs,$(ASAN_DIR),$(ARM64_PURE_SRCS))
-$(ASAN_DIR)/tests/test_arm64_fdt: UNIT_EXTRA = $(call objs,$(ASAN_DIR),$(ARM64_PURE_SRCS)) -lfdt
+ARM64_PURE_SRCS := vmm/arch/arm64/fdt.c vmm/arch/arm64/boot.c
+ARM64_TESTS := $(filter $(BUILD)/tests/test_arm64_%,$(UNIT_BINS))
+ASAN_ARM64_TESTS := $(filter $(ASAN_DIR)/tests/test_arm64_%,$(ASAN_UNIT_BINS))
+$(ARM64_TESTS): $(call objs,$(BUILD),$(ARM64_PURE_SRCS))
+$(ARM64_TESTS): UNIT_EXTRA = $(call objs,$(BUILD),$(ARM64_PURE_SRCS)) -lfdt
+$(ASAN_ARM64_TESTS): $(call objs,$(ASAN_DIR),$(ARM64_PURE_SRCS))
+$(ASAN_ARM64_TESTS): UNIT_EXTRA = $(call objs,$(ASAN_DIR),$(ARM64_PURE_SRCS)) -lfdt
 $(BUILD)/itests/%: tests/integration/%.c $(BUILD)/libkvmini.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS) $(WARN) -o $@ $< $(BUILD)/libkvmini.a $(LIBS)
@@ -160,7 +205,7 @@ clean:
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # Fuzzing (libFuzzer): `make fuzz` builds the targets; `make fuzz-run FUZZ_SECONDS=N` runs each for N s.
-FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SRCS := $(call HOST_ONLY,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
 FUZZ_DIR := $(BUILD)/fuzz
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(FUZZ_SRCS))
 # The library objects get the sanitizers too (only the link adds libFuzzer's main); UB aborts, so

@@ -41,6 +41,8 @@
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 
+#include "arch_types.h"
+
 static const char *const kind_names[SB_KIND_COUNT] = {
     [SB_MAIN] = "main",		  [SB_SUPERVISOR] = "supervisor", [SB_API] = "api",
     [SB_MIGRATION] = "migration", [SB_CONSOLE] = "console",	  [SB_VCPU] = "vcpu",
@@ -78,8 +80,8 @@ struct sc {
  * offloads and queues the driver picks, and isatty() from stdio.
  */
 static const unsigned long guest_ioctls[] = {
-    KVM_RUN,	    KVM_GET_REGS,  KVM_GET_SREGS, KVM_IRQ_LINE, KVM_SET_GSI_ROUTING, KVM_IRQFD, KVM_IOEVENTFD,
-    KVM_SIGNAL_MSI, TUNSETOFFLOAD, TUNSETQUEUE,	  TCGETS,
+    KVM_RUN,	   ARCH_GUEST_IOCTLS, KVM_IRQ_LINE,  KVM_SET_GSI_ROUTING, KVM_IRQFD,
+    KVM_IOEVENTFD, KVM_SIGNAL_MSI,    TUNSETOFFLOAD, TUNSETQUEUE,	  TCGETS,
 };
 
 /* What every kvmini thread needs: glibc (malloc, stdio, locks, signals, clocks) and plain I/O on its fds. */

@@ -6,7 +6,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "vmm/layout.h"
+#include "vmm/arch/x86/layout.h"
 
 #define EVT_LEN 4 /* PM1_STS (2 bytes) + PM1_EN (2 bytes) */
 #define CNT_LEN 2

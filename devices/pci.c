@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "vmm/layout.h"
+#include "vmm/arch/x86/layout.h"
 
 #define CONFIG_ENABLE	  0x80000000u
 #define CONFIG_ADDR_MASK  0x80fffffcu /* reserved bits 30:24 and bits 1:0 read as 0 */
@@ -177,34 +177,28 @@ void pci_host_addr_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, b
 	pthread_mutex_unlock(&h->lock);
 }
 
-void pci_host_data_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool is_write)
+/*
+ * One configuration access of len 1, 2 or 4 bytes at reg (reg + len <= 256)
+ * of bus:devfn; data arrives preset to all ones for a read. Only bus 0 exists.
+ */
+static void config_access(struct pci_host *h, uint32_t bus, uint32_t devfn, uint32_t reg, uint8_t *data,
+			  uint32_t len, bool is_write)
 {
-	struct pci_host *h = opaque;
 	const struct pci_device_ops *ops;
 	void *dev;
-
-	if (!is_write)
-		fill_ones(data, len);
-	if ((len != 1 && len != 2 && len != 4) || off >= 4 || off + len > 4)
+	if (bus != 0)
 		return;
-
-	pthread_mutex_lock(&h->lock);
-	uint32_t addr = h->addr;
-	uint32_t bus = (addr >> 16) & 0xff, devfn = (addr >> 8) & 0xff;
-	uint32_t reg = (addr & 0xfc) + (uint32_t)off;
-	bool on = (addr & CONFIG_ENABLE) && bus == 0;
-	if (on && devfn == 0) {
+	if (devfn == 0) {
+		pthread_mutex_lock(&h->lock);
 		for (uint32_t i = 0; i < len; i++) {
 			if (is_write)
 				hb_write(h, reg + i, data[i]);
 			else
 				data[i] = hb_read(h, reg + i);
 		}
-		on = false;
-	}
-	pthread_mutex_unlock(&h->lock);
-	if (!on)
+		pthread_mutex_unlock(&h->lock);
 		return;
+	}
 
 	pthread_rwlock_rdlock(&h->map);
 	ops = h->slots[devfn].ops;
@@ -227,6 +221,46 @@ void pci_host_data_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, b
 		}
 	}
 	slot_leave(h, devfn);
+}
+
+void pci_host_data_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool is_write)
+{
+	struct pci_host *h = opaque;
+
+	if (!is_write)
+		fill_ones(data, len);
+	if ((len != 1 && len != 2 && len != 4) || off >= 4 || off + len > 4)
+		return;
+
+	pthread_mutex_lock(&h->lock);
+	uint32_t addr = h->addr;
+	pthread_mutex_unlock(&h->lock);
+	if (!(addr & CONFIG_ENABLE))
+		return;
+	config_access(h, (addr >> 16) & 0xff, (addr >> 8) & 0xff, (addr & 0xfc) + (uint32_t)off, data, len,
+		      is_write);
+}
+
+bool pci_ecam_decode(uint64_t off, uint32_t len, struct pci_ecam_addr *out)
+{
+	if (off >= PCI_ECAM_SIZE || (len != 1 && len != 2 && len != 4) || off % len)
+		return false;
+	out->bus = (uint32_t)(off >> 20) & 0xff;
+	out->devfn = (uint32_t)(off >> 12) & 0xff;
+	out->reg = (uint32_t)off & 0xfff;
+	return true;
+}
+
+void pci_host_ecam_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool is_write)
+{
+	struct pci_host *h = opaque;
+	struct pci_ecam_addr a;
+	if (!is_write)
+		fill_ones(data, len);
+	/* Extended configuration space (256..4095) is not implemented: all ones, as for no capability. */
+	if (!pci_ecam_decode(off, len, &a) || a.reg >= PCI_CONFIG_SPACE_SIZE)
+		return;
+	config_access(h, a.bus, a.devfn, a.reg, data, len, is_write);
 }
 
 int pci_register_device(struct pci_host *h, unsigned devfn, const struct pci_device_ops *ops, void *opaque)

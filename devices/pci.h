@@ -69,7 +69,7 @@ void pci_host_mem64_window(void *opaque, uint64_t off, uint8_t *data, uint32_t l
 /*
  * The GSI that INTx pin (1..4 = INTA#..INTD#; other values are taken modulo 4)
  * of a device at devfn raises: IRQ_PCI_INTX_BASE + (slot + pin - 1) %
- * IRQ_PCI_INTX_COUNT (vmm/layout.h), the swizzle the DSDT's _PRT describes.
+ * IRQ_PCI_INTX_COUNT (vmm/arch/x86/layout.h), the swizzle the DSDT's _PRT describes.
  */
 unsigned pci_host_intx_gsi(unsigned devfn, unsigned pin);
 /* Unregister (destroy) every device first. NULL is a no-op. */
@@ -133,6 +133,28 @@ void pci_host_addr_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, b
  * reads all ones and writes nothing.
  */
 void pci_host_data_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool is_write);
+/*
+ * ECAM (PCIe enhanced configuration access, as pci-host-ecam-generic): the
+ * function's configuration space at bus << 20 | devfn << 12 | reg of a
+ * PCI_ECAM_SIZE-byte MMIO region (256 buses).
+ */
+#define PCI_ECAM_SIZE (256ULL << 20)
+struct pci_ecam_addr {
+	uint32_t bus, devfn, reg; /* reg: 0..4095 */
+};
+/*
+ * Decodes an access of len bytes at offset off of the ECAM region: false
+ * unless off < PCI_ECAM_SIZE, len is 1, 2 or 4 and off a multiple of it
+ * (an access never crosses a register). Pure.
+ */
+bool pci_ecam_decode(uint64_t off, uint32_t len, struct pci_ecam_addr *out);
+/*
+ * bus_io_fn for the ECAM region (opaque: struct pci_host *): the access
+ * pci_ecam_decode() gives reaches bus 0's functions (the host bridge at
+ * devfn 0) below register 256; everything else (other buses, extended
+ * space, odd sizes or alignment) reads all ones and writes nothing.
+ */
+void pci_host_ecam_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool is_write);
 /* CONFIG_ADDRESS and the host bridge's registers back to power-on; plugged devices reset themselves. */
 void pci_host_reset(struct pci_host *h);
 

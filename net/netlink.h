@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The few rtnetlink requests the network backends need (libmnl): creating and
+ * The few rtnetlink requests the network backends need (plain netlink): creating and
  * deleting a macvtap, and reading a link's master. Each call opens its own
  * socket, so there is no shared state. Every function returns 0 or the
  * kernel's -errno.

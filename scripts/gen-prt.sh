@@ -1,6 +1,6 @@
 #!/bin/sh
 # Writes the entries of PCI0's _PRT (ASL has no loops) to stdout, for dsdt.asl to #include.
-# Usage: gen-prt.sh vmm/layout.h
+# Usage: gen-prt.sh vmm/arch/x86/layout.h
 # Slots 1..31, pins INTA#..INTD#: GSI IRQ_PCI_INTX_BASE + (slot + pin) % IRQ_PCI_INTX_COUNT, the same
 # swizzle as pci_host_intx_gsi() (tests/unit/test_acpi.c checks every entry against it).
 set -eu

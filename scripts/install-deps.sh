@@ -10,8 +10,6 @@ PACKAGES=(
 	build-essential gcc make pkg-config libcmocka-dev libfdt-dev libcap-ng-dev acpica-tools
 	# least privilege: seccomp filters per thread (libcap-ng above drops the capabilities)
 	libseccomp-dev
-	# virtio-net backends: rtnetlink (macvtap creation) through libmnl
-	libmnl-dev
 	# control socket: JSON requests, replies and events
 	libjansson-dev
 	# qcow2: deflate and zstd compressed clusters
@@ -20,6 +18,8 @@ PACKAGES=(
 	libxxhash-dev
 	# arm64 device tree unit test: dtc decompiles the generated blobs as an oracle
 	device-tree-compiler
+	# make ARCH=arm64: the cross compiler (the arm64 libraries: scripts/arm64-sysroot.sh)
+	gcc-aarch64-linux-gnu
 	# sanitizers, fuzzing, formatting
 	clang libclang-rt-14-dev clang-format
 	# tests: guests, the nested harness, initramfs, kernel unpacking

@@ -8,51 +8,51 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "vmm/layout.h"
+#define MAX_MSI	    1024
+#define MAX_ENTRIES (IRQ_ROUTES_MAX_FIXED + MAX_MSI)
+#define NR_DEVFN    256
 
-#define MSI_GSI_BASE IOAPIC_NUM_PINS
-#define MAX_MSI	     1024
-#define MAX_ENTRIES  (16 + IOAPIC_NUM_PINS + MAX_MSI)
+struct irq_routes;
+
+/* One PCI function's view: its requester ID rides along with each route it adds. */
+struct msi_source {
+	struct irq_routes *routes;
+	uint32_t devid;
+	struct msi_controller mc;
+};
 
 struct irq_routes {
 	int vm_fd;
 	pthread_mutex_t lock;
-	struct msi_controller mc;
+	struct kvm_irq_routing_entry fixed[IRQ_ROUTES_MAX_FIXED];
+	unsigned nfixed;
+	unsigned msi_gsi_base;
+	bool devid;
+	struct msi_source src[NR_DEVFN];
 	bool used[MAX_MSI];
 	struct msi_msg msg[MAX_MSI];
+	uint32_t msg_devid[MAX_MSI];
 	struct kvm_irq_routing *table; /* scratch, MAX_ENTRIES entries */
 };
 
-/* Pushes the default irqchip routes plus every MSI route to KVM; lock held. */
+/* Pushes the fixed routes plus every MSI route to KVM; lock held. */
 static int commit(struct irq_routes *r)
 {
 	struct kvm_irq_routing *t = r->table;
 	unsigned n = 0;
-	for (unsigned gsi = 0; gsi < IOAPIC_NUM_PINS; gsi++) {
-		/* As KVM's own default table: ISA IRQs reach both PICs and the IOAPIC. */
-		if (gsi < 16) {
-			t->entries[n++] = (struct kvm_irq_routing_entry){
-			    .gsi = gsi,
-			    .type = KVM_IRQ_ROUTING_IRQCHIP,
-			    .u.irqchip = {.irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
-					  .pin = gsi % 8},
-			};
-		}
-		t->entries[n++] = (struct kvm_irq_routing_entry){
-		    .gsi = gsi,
-		    .type = KVM_IRQ_ROUTING_IRQCHIP,
-		    .u.irqchip = {.irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi},
-		};
-	}
+	for (unsigned i = 0; i < r->nfixed; i++)
+		t->entries[n++] = r->fixed[i];
 	for (unsigned i = 0; i < MAX_MSI; i++) {
 		if (!r->used[i])
 			continue;
 		t->entries[n++] = (struct kvm_irq_routing_entry){
-		    .gsi = MSI_GSI_BASE + i,
+		    .gsi = r->msi_gsi_base + i,
 		    .type = KVM_IRQ_ROUTING_MSI,
+		    .flags = r->devid ? KVM_MSI_VALID_DEVID : 0,
 		    .u.msi = {.address_lo = (uint32_t)r->msg[i].addr,
 			      .address_hi = (uint32_t)(r->msg[i].addr >> 32),
-			      .data = r->msg[i].data},
+			      .data = r->msg[i].data,
+			      .devid = r->devid ? r->msg_devid[i] : 0},
 		};
 	}
 	t->nr = n;
@@ -68,7 +68,8 @@ static int irqfd(struct irq_routes *r, int efd, unsigned gsi, bool assign)
 
 static int route_add(void *opaque, int efd, const struct msi_msg *msg, unsigned *route)
 {
-	struct irq_routes *r = opaque;
+	struct msi_source *src = opaque;
+	struct irq_routes *r = src->routes;
 	int ret = -ENOSPC;
 	pthread_mutex_lock(&r->lock);
 	for (unsigned i = 0; i < MAX_MSI; i++) {
@@ -76,8 +77,9 @@ static int route_add(void *opaque, int efd, const struct msi_msg *msg, unsigned 
 			continue;
 		r->used[i] = true;
 		r->msg[i] = *msg;
+		r->msg_devid[i] = src->devid;
 		ret = commit(r);
-		if (!ret && (ret = irqfd(r, efd, MSI_GSI_BASE + i, true)) == 0) {
+		if (!ret && (ret = irqfd(r, efd, r->msi_gsi_base + i, true)) == 0) {
 			*route = i;
 		} else {
 			r->used[i] = false;
@@ -91,10 +93,11 @@ static int route_add(void *opaque, int efd, const struct msi_msg *msg, unsigned 
 
 static int route_set(void *opaque, unsigned route, const struct msi_msg *msg)
 {
-	struct irq_routes *r = opaque;
+	struct msi_source *src = opaque;
+	struct irq_routes *r = src->routes;
 	int ret = -EINVAL;
 	pthread_mutex_lock(&r->lock);
-	if (route < MAX_MSI && r->used[route]) {
+	if (route < MAX_MSI && r->used[route] && r->msg_devid[route] == src->devid) {
 		r->msg[route] = *msg;
 		ret = commit(r);
 	}
@@ -104,18 +107,24 @@ static int route_set(void *opaque, unsigned route, const struct msi_msg *msg)
 
 static void route_del(void *opaque, unsigned route, int efd)
 {
-	struct irq_routes *r = opaque;
+	struct msi_source *src = opaque;
+	struct irq_routes *r = src->routes;
 	pthread_mutex_lock(&r->lock);
-	if (route < MAX_MSI && r->used[route]) {
-		irqfd(r, efd, MSI_GSI_BASE + route, false);
+	if (route < MAX_MSI && r->used[route] && r->msg_devid[route] == src->devid) {
+		irqfd(r, efd, r->msi_gsi_base + route, false);
 		r->used[route] = false;
 		commit(r);
 	}
 	pthread_mutex_unlock(&r->lock);
 }
 
-struct irq_routes *irq_routes_create(int vm_fd, struct err *e)
+struct irq_routes *irq_routes_create(int vm_fd, const struct kvm_irq_routing_entry *fixed, unsigned nfixed,
+				     unsigned msi_gsi_base, bool devid, struct err *e)
 {
+	if (nfixed > IRQ_ROUTES_MAX_FIXED) {
+		err_set(e, -EINVAL, "too many fixed interrupt routes (%u)", nfixed);
+		return NULL;
+	}
 	struct irq_routes *r = calloc(1, sizeof(*r));
 	if (r)
 		r->table = calloc(1, sizeof(*r->table) + MAX_ENTRIES * sizeof(struct kvm_irq_routing_entry));
@@ -126,7 +135,13 @@ struct irq_routes *irq_routes_create(int vm_fd, struct err *e)
 	}
 	r->vm_fd = vm_fd;
 	pthread_mutex_init(&r->lock, NULL);
-	r->mc = (struct msi_controller){route_add, route_set, route_del, r};
+	if (nfixed)
+		memcpy(r->fixed, fixed, nfixed * sizeof(*fixed));
+	r->nfixed = nfixed;
+	r->msi_gsi_base = msi_gsi_base;
+	r->devid = devid;
+	for (unsigned i = 0; i < NR_DEVFN; i++)
+		r->src[i] = (struct msi_source){r, i, {route_add, route_set, route_del, &r->src[i]}};
 	return r;
 }
 
@@ -139,9 +154,9 @@ void irq_routes_destroy(struct irq_routes *r)
 	free(r);
 }
 
-const struct msi_controller *irq_routes_msi(struct irq_routes *r)
+const struct msi_controller *irq_routes_msi(struct irq_routes *r, unsigned devfn)
 {
-	return &r->mc;
+	return &r->src[devfn % NR_DEVFN].mc;
 }
 
 int kvm_ioeventfd_set(void *opaque, uint64_t addr, uint32_t len, int fd, bool assign)

@@ -9,6 +9,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "vmm/arch/arch.h"
+
 int kvm_ioctl(int fd, unsigned long req, void *arg)
 {
 	int r;
@@ -59,9 +61,7 @@ int kvm_open(const char *path, struct err *e)
 		const char *name;
 	} need[] = {
 	    {KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
-	    {KVM_CAP_PIT2, "KVM_CAP_PIT2"},
 	    {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
-	    {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
 	    {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
 	};
 	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
@@ -71,24 +71,10 @@ int kvm_open(const char *path, struct err *e)
 				       need[i].name);
 		}
 	}
-	return fd;
-}
-
-int kvm_get_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out, struct err *e)
-{
-	for (unsigned n = 64; n <= 4096; n *= 2) {
-		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
-		if (!c)
-			return err_set(e, -ENOMEM, "out of memory");
-		c->nent = n;
-		int r = kvm_ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c);
-		if (r == 0) {
-			*out = c;
-			return 0;
-		}
-		free(c);
-		if (r != -E2BIG)
-			return err_set(e, r, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
+	int r = arch_kvm_check(fd, e);
+	if (r) {
+		close(fd);
+		return r;
 	}
-	return err_set(e, -E2BIG, "KVM_GET_SUPPORTED_CPUID: too many entries");
+	return fd;
 }

@@ -8,11 +8,9 @@
 
 #include "common/err.h"
 
-/* Opens the KVM device and checks the API version and the capabilities kvmini needs. */
+/* Opens the KVM device and checks the API version and the capabilities kvmini needs (arch_kvm_check too). */
 int kvm_open(const char *path, struct err *e);
 int kvm_ioctl(int fd, unsigned long req, void *arg);
 int kvm_check_extension(int fd, long cap);
-/* KVM_GET_SUPPORTED_CPUID into a freshly allocated struct (caller frees). */
-int kvm_get_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out, struct err *e);
 
 #endif

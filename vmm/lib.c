@@ -22,25 +22,21 @@
 #include <unistd.h>
 
 #include "common/err.h"
-#include "devices/acpi_pm.h"
 #include "devices/disk/disk.h"
 #include "devices/serial.h"
 #include "net/backend.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
 #include "vmm/api/server.h"
+#include "vmm/arch/arch.h"
 #include "vmm/boot_file.h"
-#include "vmm/migration/kvm_state.h"
 #include "vmm/migration/machine_state.h"
 #include "vmm/migration/net.h"
 #include "vmm/migration/precopy.h"
 #include "vmm/kvm.h"
-#include "vmm/layout.h"
 #include "vmm/sandbox.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
-
-_Static_assert(KVMINI_EXIT_PORT == PORT_GUEST_EXIT, "the exit-status port differs");
 
 struct kvmini_vm {
 	struct kvmini_config cfg;
@@ -886,7 +882,7 @@ int kvmini_vm_shutdown(struct kvmini_vm *k)
 	if (k->exit != KVMINI_EXIT_NONE || k->host_stop)
 		r = -EPIPE;
 	else if (k->vm)
-		acpi_pm_press_power_button(k->vm->pm);
+		r = arch_power_button(k->vm);
 	/* Between two machines of a guest reboot there is no button: the guest is not up to hear it. */
 	pthread_mutex_unlock(&k->lock);
 	if (!r)
@@ -1104,10 +1100,17 @@ const char *kvmini_vm_cmdline(struct kvmini_vm *k)
 	return k->cmdline;
 }
 
-/* What k's machine vm is, for CONFIG: the configuration and vCPU 0's CPUID. */
+/*
+ * What k's machine vm is, for CONFIG: the configuration and the CPU's
+ * description (x86: vCPU 0's CPUID). Every save, restore and migration
+ * starts here, so an architecture without saved state refuses them here.
+ */
 static int describe(const struct kvmini_vm *k, struct vm *vm, struct machine_desc *m, struct err *e)
 {
 	memset(m, 0, sizeof(*m));
+	int r = arch_migration_check(e);
+	if (r)
+		return r;
 	m->ncpus = k->cfg.cpus;
 	m->mem_bytes = k->cfg.mem_bytes;
 	m->ndisks = k->ndisks;
@@ -1122,19 +1125,7 @@ static int describe(const struct kvmini_vm *k, struct vm *vm, struct machine_des
 	}
 	if (!vm)
 		return 0;
-	struct kvm_cpuid2 *c;
-	/* Not KVM_GET_CPUID2: the vCPUs may be running (a live migration's source). */
-	int r = vcpu_cpuid_table(vm, 0, &c, e);
-	if (r)
-		return r;
-	if (c->nent > MACHINE_MAX_CPUID) {
-		free(c);
-		return err_set(e, -E2BIG, "vCPU 0's CPUID has more than %u entries", MACHINE_MAX_CPUID);
-	}
-	m->ncpuid = c->nent;
-	memcpy(m->cpuid, c->entries, c->nent * sizeof(c->entries[0]));
-	free(c);
-	return 0;
+	return arch_cpu_desc_fill(vm, &m->cpu, e);
 }
 
 _Static_assert(MACHINE_MAX_DISKS == KVMINI_MAX_DISKS && MACHINE_MAX_NICS == KVMINI_MAX_NICS,

@@ -9,7 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "vmm/layout.h"
+#include "vmm/arch/arch.h"
 
 /* The hugetlbfs page size that hugepages uses: the one that x86-64 hosts always have. */
 #define HUGE_2M	      (2ULL << 20)
@@ -134,12 +134,12 @@ int guest_mem_alloc_opts(struct guest_mem *m, uint64_t ram_size, const struct gu
 	m->map = p;
 	m->ram_size = ram_size;
 	m->hugepages = o->hugepages;
-	uint64_t low = ram_size < LAYOUT_MMIO32_START ? ram_size : LAYOUT_MMIO32_START;
-	m->regions[0] = (struct guest_mem_region){0, low, m->map};
-	m->nregions = 1;
-	if (ram_size > low) {
-		m->regions[1] = (struct guest_mem_region){LAYOUT_4G, ram_size - low, m->map + low};
-		m->nregions = 2;
+	/* The architecture places the regions (x86: around the 32-bit hole; arm64: one, at 2 GiB). */
+	m->nregions = arch_ram_layout(ram_size, m->regions);
+	uint64_t off = 0;
+	for (unsigned i = 0; i < m->nregions; i++) {
+		m->regions[i].hva = m->map + off;
+		off += m->regions[i].size;
 	}
 	return 0;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Guest RAM: one mapping split around the 32-bit MMIO hole, and the
+ * Guest RAM: one mapping split into the regions the architecture places
+ * (arch_ram_layout: x86 around the 32-bit MMIO hole, arm64 one at 2 GiB), and the
  * one checked translation from guest-physical ranges to host pointers. Any
  * code that touches guest memory goes through guest_mem_ptr() (or the read and
  * write helpers built on it), so a guest-supplied address can never reach
@@ -59,7 +60,7 @@ struct guest_mem_opts {
 	bool shared;
 };
 
-/* Maps ram_size bytes (a multiple of 4 KiB) and lays them out below and above the hole. */
+/* Maps ram_size bytes (a multiple of 4 KiB) and lays them out as arch_ram_layout() says. */
 int guest_mem_alloc(struct guest_mem *m, uint64_t ram_size, struct err *e);
 /*
  * The same, backed as o says (NULL: as guest_mem_alloc()). KSM merges only
@@ -76,7 +77,7 @@ void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 /* Checked copies; return 0 or -EFAULT when any byte is outside RAM. */
 int guest_mem_read(const struct guest_mem *m, uint64_t gpa, void *dst, size_t len);
 int guest_mem_write(const struct guest_mem *m, uint64_t gpa, const void *src, size_t len);
-/* Highest guest-physical address + 1 of RAM below the hole. */
+/* Highest guest-physical address + 1 of the first RAM region (x86: RAM below the hole). */
 uint64_t guest_mem_low_end(const struct guest_mem *m);
 /* Highest guest-physical address + 1 of any RAM region: the span dirty maps cover. */
 uint64_t guest_mem_end(const struct guest_mem *m);

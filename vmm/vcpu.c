@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "common/seccomp.h"
-#include "vmm/boot/cpuid.h"
+#include "vmm/arch/arch.h"
 #include "vmm/kvm.h"
 #include "vmm/vm.h"
 
@@ -38,80 +38,7 @@ static void install_kick_handler(void)
 	sigaction(VCPU_KICK_SIGNAL, &sa, NULL);
 }
 
-int vcpu_cpuid_table(const struct vm *vm, unsigned index, struct kvm_cpuid2 **out, struct err *e)
-{
-	const struct kvm_cpuid2 *sup = vm->cpuid;
-	size_t sz = sizeof(*sup) + sup->nent * sizeof(sup->entries[0]);
-	struct kvm_cpuid2 *cp = malloc(sz);
-	if (!cp)
-		return err_set(e, -ENOMEM, "out of memory");
-	memcpy(cp, sup, sz);
-	cpuid_setup_vcpu(cp->entries, cp->nent, index, vm->ncpus);
-	*out = cp;
-	return 0;
-}
-
-static int set_cpuid(struct vcpu *c, struct err *e)
-{
-	struct kvm_cpuid2 *cp;
-	int r = vcpu_cpuid_table(c->vm, c->index, &cp, e);
-	if (r)
-		return r;
-	r = kvm_ioctl(c->fd, KVM_SET_CPUID2, cp);
-	free(cp);
-	if (r)
-		return err_set(e, r, "KVM_SET_CPUID2 on vCPU %u: %s", c->index, strerror(-r));
-	return 0;
-}
-
-static int set_msrs(struct vcpu *c, struct err *e)
-{
-	enum { MAX_BOOT_MSRS = 16 };
-	struct kvm_msrs *m = calloc(1, sizeof(*m) + MAX_BOOT_MSRS * sizeof(m->entries[0]));
-	if (!m)
-		return err_set(e, -ENOMEM, "out of memory");
-	m->nmsrs = x86_boot_msrs(m->entries, MAX_BOOT_MSRS);
-	int r = kvm_ioctl(c->fd, KVM_SET_MSRS, m);
-	if (r < 0)
-		r = err_set(e, r, "KVM_SET_MSRS on vCPU %u: %s", c->index, strerror(-r));
-	else if ((unsigned)r != m->nmsrs)
-		r = err_set(e, -EINVAL, "KVM refused MSR 0x%x on vCPU %u", m->entries[r].index, c->index);
-	else
-		r = 0;
-	free(m);
-	return r;
-}
-
-static int set_lapic(struct vcpu *c, struct err *e)
-{
-	struct kvm_lapic_state l;
-	int r = kvm_ioctl(c->fd, KVM_GET_LAPIC, &l);
-	if (!r) {
-		x86_lapic_virtual_wire(&l);
-		r = kvm_ioctl(c->fd, KVM_SET_LAPIC, &l);
-	}
-	if (r)
-		return err_set(e, r, "cannot set up the local APIC of vCPU %u: %s", c->index, strerror(-r));
-	return 0;
-}
-
-static int set_boot_state(struct vcpu *c, const struct boot_entry *entry, struct err *e)
-{
-	struct kvm_sregs s;
-	struct kvm_regs regs;
-	int r = kvm_ioctl(c->fd, KVM_GET_SREGS, &s);
-	if (r)
-		return err_set(e, r, "KVM_GET_SREGS: %s", strerror(-r));
-	x86_boot_sregs(&s, entry->mode);
-	if ((r = kvm_ioctl(c->fd, KVM_SET_SREGS, &s)))
-		return err_set(e, r, "KVM_SET_SREGS: %s", strerror(-r));
-	x86_boot_regs(&regs, entry);
-	if ((r = kvm_ioctl(c->fd, KVM_SET_REGS, &regs)))
-		return err_set(e, r, "KVM_SET_REGS: %s", strerror(-r));
-	return 0;
-}
-
-int vcpu_init(struct vcpu *c, struct vm *vm, unsigned index, const struct boot_entry *entry, struct err *e)
+int vcpu_init(struct vcpu *c, struct vm *vm, unsigned index, struct err *e)
 {
 	memset(c, 0, sizeof(*c));
 	c->vm = vm;
@@ -125,34 +52,7 @@ int vcpu_init(struct vcpu *c, struct vm *vm, unsigned index, const struct boot_e
 	if (run == MAP_FAILED)
 		return err_set(e, -errno, "cannot map vCPU %u's run area: %s", index, strerror(errno));
 	c->run = run;
-
-	struct kvm_fpu fpu;
-	x86_boot_fpu(&fpu);
-	int r;
-	if ((r = set_cpuid(c, e)) || (r = set_msrs(c, e)) || (r = set_lapic(c, e)))
-		return r;
-	if ((r = kvm_ioctl(fd, KVM_SET_FPU, &fpu)))
-		return err_set(e, r, "KVM_SET_FPU: %s", strerror(-r));
-	/* Application processors wait for INIT/SIPI from the boot CPU in KVM's LAPIC. */
-	if (index == 0 && (r = set_boot_state(c, entry, e)))
-		return r;
-	return 0;
-}
-
-static void handle_io(struct vcpu *c)
-{
-	struct kvm_run *run = c->run;
-	/* data_offset and size*count come from KVM, which bounds them by the run area; check anyway. */
-	uint64_t total = (uint64_t)run->io.size * run->io.count;
-	if (run->io.data_offset > (uint64_t)c->vm->run_size ||
-	    total > c->vm->run_size - run->io.data_offset) {
-		vm_fail(c->vm, "vCPU %u: malformed port I/O exit", c->index);
-		return;
-	}
-	uint8_t *data = (uint8_t *)run + run->io.data_offset;
-	bool wr = run->io.direction == KVM_EXIT_IO_OUT;
-	for (uint32_t i = 0; i < run->io.count; i++)
-		bus_access(&c->vm->pio, run->io.port, data + (size_t)i * run->io.size, run->io.size, wr);
+	return arch_vcpu_init(c, e);
 }
 
 static void handle_mmio(struct vcpu *c)
@@ -206,12 +106,9 @@ static void count_exit(struct vcpu *c, enum vcpu_exit_kind k)
 
 static void fail_with_regs(struct vcpu *c, const char *what)
 {
-	struct kvm_regs r;
-	if (ioctl(c->fd, KVM_GET_REGS, &r) == 0)
-		vm_fail(c->vm, "vCPU %u: %s (rip=0x%llx rsp=0x%llx)", c->index, what,
-			(unsigned long long)r.rip, (unsigned long long)r.rsp);
-	else
-		vm_fail(c->vm, "vCPU %u: %s", c->index, what);
+	char regs[96];
+	arch_vcpu_regs_note(c, regs, sizeof(regs));
+	vm_fail(c->vm, "vCPU %u: %s%s", c->index, what, regs);
 }
 
 /* Serves one return from KVM_RUN (counted in the stats). */
@@ -219,25 +116,15 @@ static void handle_exit(struct vcpu *c)
 {
 	count_exit(c, exit_kind(c->run->exit_reason));
 	switch (c->run->exit_reason) {
-	case KVM_EXIT_IO:
-		handle_io(c);
-		break;
 	case KVM_EXIT_MMIO:
 		handle_mmio(c);
 		break;
 	case KVM_EXIT_INTR:
 		break;
-	case KVM_EXIT_SHUTDOWN:
-		/* A triple fault: PCs reset, and Linux relies on it as a last resort for reboot. */
-		vm_stop(c->vm, VM_STOP_RESET);
-		break;
 	case KVM_EXIT_SYSTEM_EVENT:
+		/* PSCI SYSTEM_OFF / SYSTEM_RESET on arm64 (KVM's), the same on x86 where KVM sends them. */
 		vm_stop(c->vm, c->run->system_event.type == KVM_SYSTEM_EVENT_RESET ? VM_STOP_RESET
 										   : VM_STOP_POWEROFF);
-		break;
-	case KVM_EXIT_HLT:
-		/* Only without an in-kernel LAPIC, which kvmini always has. */
-		fail_with_regs(c, "halted with interrupts unavailable");
 		break;
 	case KVM_EXIT_FAIL_ENTRY:
 		vm_fail(c->vm, "vCPU %u: KVM could not enter the guest (hardware reason 0x%llx)", c->index,
@@ -247,6 +134,8 @@ static void handle_exit(struct vcpu *c)
 		fail_with_regs(c, "KVM internal error (emulation failed)");
 		break;
 	default: {
+		if (arch_vcpu_exit(c))
+			break;
 		char what[64];
 		snprintf(what, sizeof(what), "unhandled exit reason %u", c->run->exit_reason);
 		fail_with_regs(c, what);

@@ -9,7 +9,6 @@
 #include <stdint.h>
 
 #include "common/err.h"
-#include "vmm/boot/x86_cpu.h"
 
 struct vm;
 
@@ -46,12 +45,9 @@ struct vcpu {
 	bool started;
 };
 
-/* Creates vCPU index and sets CPUID, MSRs, FPU, LAPIC; the boot CPU also gets the entry state. */
-/* The CPUID table vCPU index gets (KVM_SET_CPUID2), built without asking KVM: any vCPU ioctl from
- * another thread waits until that vCPU leaves KVM_RUN, which an idle one may not do for minutes.
- * *out is malloc'd. */
-int vcpu_cpuid_table(const struct vm *vm, unsigned index, struct kvm_cpuid2 **out, struct err *e);
-int vcpu_init(struct vcpu *c, struct vm *vm, unsigned index, const struct boot_entry *entry, struct err *e);
+/* Creates vCPU index, maps its run area and sets it up (arch_vcpu_init: the boot CPU gets the entry state).
+ */
+int vcpu_init(struct vcpu *c, struct vm *vm, unsigned index, struct err *e);
 int vcpu_start(struct vcpu *c, struct err *e);
 /* Makes KVM_RUN return promptly (any thread). */
 void vcpu_kick(struct vcpu *c);

@@ -14,29 +14,16 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "devices/acpi_pm.h"
-#include "devices/exit_dev.h"
-#include "devices/i8042.h"
 #include "devices/irq.h"
 #include "devices/pci.h"
 #include "devices/pvpanic.h"
-#include "devices/rtc.h"
 #include "devices/serial.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
-#include "vmm/boot/loader.h"
+#include "vmm/arch/arch.h"
 #include "vmm/irq_routes.h"
 #include "vmm/kvm.h"
-#include "vmm/layout.h"
 #include "vmm/vcpu.h"
-
-void vm_set_irq(void *opaque, unsigned gsi, int level)
-{
-	struct vm *vm = opaque;
-	struct kvm_irq_level l = {.irq = gsi, .level = level ? 1 : 0};
-	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0)
-		vm_fail(vm, "KVM_IRQ_LINE for GSI %u failed: %s", gsi, strerror(errno));
-}
 
 static void record_stop(struct vm *vm, enum vm_stop_reason why, const char *msg, int status)
 {
@@ -123,31 +110,23 @@ static int create_machine(struct vm *vm, const struct vm_params *p, struct err *
 	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (vm->run_size < (int)sizeof(struct kvm_run))
 		return err_set(e, -EINVAL, "KVM_GET_VCPU_MMAP_SIZE failed");
-	/* Needed on Intel (real-mode emulation pages); harmless elsewhere. */
-	if ((r = kvm_ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (void *)(uintptr_t)LAYOUT_KVM_TSS)))
-		return err_set(e, r, "KVM_SET_TSS_ADDR: %s", strerror(-r));
-	if (kvm_check_extension(vm->kvm_fd, KVM_CAP_SET_IDENTITY_MAP_ADDR)) {
-		uint64_t a = LAYOUT_KVM_IDENTITY_MAP;
-		if ((r = kvm_ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &a)))
-			return err_set(e, r, "KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(-r));
-	}
-	if ((r = kvm_ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, NULL)))
-		return err_set(e, r, "KVM_CREATE_IRQCHIP: %s", strerror(-r));
-	/* The speaker port 0x61 is emulated by KVM too (the kernel's PIT calibration reads it). */
-	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
-	if ((r = kvm_ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit)))
-		return err_set(e, r, "KVM_CREATE_PIT2: %s", strerror(-r));
-
+	if ((r = arch_vm_init(vm, p, e)))
+		return r;
 	if ((r = guest_mem_alloc_opts(&vm->mem, p->mem_bytes, &p->mem_opts, e)))
 		return r;
 	for (unsigned i = 0; i < vm->mem.nregions; i++)
 		if ((r = vm_set_ram_slot(vm, i, 0, e)))
 			return r;
-	return kvm_get_supported_cpuid(vm->kvm_fd, &vm->cpuid, e);
+	return 0;
 }
 
-static int add_pio(struct vm *vm, uint64_t base, uint64_t len, bus_io_fn fn, void *opaque, const char *name,
-		   struct err *e)
+struct vm_requester vm_requester(struct vm *vm)
+{
+	return (struct vm_requester){device_request, vm};
+}
+
+int vm_add_pio(struct vm *vm, uint64_t base, uint64_t len, bus_io_fn fn, void *opaque, const char *name,
+	       struct err *e)
 {
 	int r = bus_register(&vm->pio, base, len, fn, opaque, name);
 	if (r)
@@ -156,29 +135,8 @@ static int add_pio(struct vm *vm, uint64_t base, uint64_t len, bus_io_fn fn, voi
 	return 0;
 }
 
-/*
- * The PCI windows: the fixed I/O and 32-bit ones, and a 64-bit one from the
- * first 1 GiB boundary at or above the end of RAM (4 GiB when RAM ends below it).
- */
-static struct pci_windows pci_windows_for(const struct guest_mem *m)
-{
-	uint64_t ram_end = LAYOUT_4G;
-	for (unsigned i = 0; i < m->nregions; i++)
-		if (m->regions[i].gpa + m->regions[i].size > ram_end)
-			ram_end = m->regions[i].gpa + m->regions[i].size;
-	uint64_t start = (ram_end + LAYOUT_PCI_MMIO64_ALIGN - 1) & ~(LAYOUT_PCI_MMIO64_ALIGN - 1);
-	return (struct pci_windows){
-	    .io_start = PORT_PCI_IO_START,
-	    .io_end = PORT_PCI_IO_END,
-	    .mem32_start = LAYOUT_PCI_MMIO32_START,
-	    .mem32_end = LAYOUT_PCI_MMIO32_END,
-	    .mem64_start = start,
-	    .mem64_end = start + LAYOUT_PCI_MMIO64_SIZE - 1,
-	};
-}
-
-static int add_mmio(struct vm *vm, uint64_t base, uint64_t len, bus_io_fn fn, void *opaque, const char *name,
-		    struct err *e)
+int vm_add_mmio(struct vm *vm, uint64_t base, uint64_t len, bus_io_fn fn, void *opaque, const char *name,
+		struct err *e)
 {
 	int r = bus_register(&vm->mmio, base, len, fn, opaque, name);
 	if (r)
@@ -199,8 +157,8 @@ static struct virtio_pci_env virtio_env(struct vm *vm, unsigned devfn)
 	return (struct virtio_pci_env){
 	    .host = vm->pci,
 	    .mem = &vm->mem,
-	    .msi = irq_routes_msi(vm->irq_routes),
-	    .intx = {vm_set_irq, vm, pci_host_intx_gsi(devfn, 1)},
+	    .msi = irq_routes_msi(vm->irq_routes, devfn),
+	    .intx = arch_pci_intx(vm, devfn),
 	    .ioevent = &vm->ioevent,
 	    .gate = &vm->gate,
 	};
@@ -214,15 +172,11 @@ static int create_pci_devices(struct vm *vm, const struct vm_params *p, struct e
 {
 	const struct pci_windows *w = vm->pci_windows;
 	int r;
-	if ((r = add_pio(vm, w->io_start, w->io_end - w->io_start + 1, pci_host_io_window, vm->pci,
-			 "pci i/o window", e)) ||
-	    (r = add_mmio(vm, w->mem32_start, w->mem32_end - w->mem32_start + 1, pci_host_mem32_window,
-			  vm->pci, "pci 32-bit window", e)) ||
-	    (r = add_mmio(vm, w->mem64_start, w->mem64_end - w->mem64_start + 1, pci_host_mem64_window,
-			  vm->pci, "pci 64-bit window", e)))
+	if ((r = vm_add_mmio(vm, w->mem32_start, w->mem32_end - w->mem32_start + 1, pci_host_mem32_window,
+			     vm->pci, "pci 32-bit window", e)) ||
+	    (r = vm_add_mmio(vm, w->mem64_start, w->mem64_end - w->mem64_start + 1, pci_host_mem64_window,
+			     vm->pci, "pci 64-bit window", e)))
 		return r;
-	if (!(vm->irq_routes = irq_routes_create(vm->vm_fd, e)))
-		return -ENOMEM;
 	vm->ioevent = (struct ioevent_ops){ioevent_set, vm};
 	if (p->ndisks + p->nnics + 1 > PCI_LAST_SLOT)
 		return err_set(e, -E2BIG, "too many PCI devices (%u disks and %u NICs; at most %d)",
@@ -260,40 +214,17 @@ static int create_pci_devices(struct vm *vm, const struct vm_params *p, struct e
 	return vm->pvpanic ? 0 : -EIO;
 }
 
+/* The PCI host, the architecture's platform devices, then the PCI functions. */
 static int create_devices(struct vm *vm, const struct vm_params *p, struct err *e)
 {
-	struct vm_requester req = {device_request, vm};
-	struct irq_line com1 = {vm_set_irq, vm, IRQ_COM1};
-	struct irq_line kbd = {vm_set_irq, vm, IRQ_I8042_KBD};
-	struct irq_line rtc = {vm_set_irq, vm, IRQ_RTC};
-	struct irq_line sci = {vm_set_irq, vm, IRQ_ACPI_SCI};
-
-	vm->serial = serial_create(&com1, p->console_tx, p->console_rx_space, p->console_opaque);
-	vm->i8042 = i8042_create(&kbd, &req);
-	vm->rtc = rtc_create(&rtc, NULL, NULL);
 	vm->pci_windows = malloc(sizeof(*vm->pci_windows));
 	if (vm->pci_windows)
-		*vm->pci_windows = pci_windows_for(&vm->mem);
+		*vm->pci_windows = arch_pci_windows(&vm->mem);
 	vm->pci = vm->pci_windows ? pci_host_create(vm->pci_windows) : NULL;
-	vm->pm = acpi_pm_create(&sci, &req);
-	vm->exit_dev = exit_dev_create(&req);
-	if (!vm->serial || !vm->i8042 || !vm->rtc || !vm->pci || !vm->pm || !vm->exit_dev)
+	if (!vm->pci)
 		return err_set(e, -ENOMEM, "out of memory creating devices");
-	int r;
-	if ((r = add_pio(vm, PORT_COM1, PORT_COM1_LEN, serial_io, vm->serial, "serial", e)) ||
-	    (r = add_pio(vm, PORT_I8042_DATA, 1, i8042_data_io, vm->i8042, "i8042 data", e)) ||
-	    (r = add_pio(vm, PORT_I8042_CMD, 1, i8042_cmd_io, vm->i8042, "i8042 command", e)) ||
-	    (r = add_pio(vm, PORT_RTC_INDEX, 2, rtc_io, vm->rtc, "rtc", e)) ||
-	    (r = add_pio(vm, PORT_PCI_CONFIG_ADDR, 4, pci_host_addr_io, vm->pci, "pci config address", e)) ||
-	    (r = add_pio(vm, PORT_PCI_CONFIG_DATA, 4, pci_host_data_io, vm->pci, "pci config data", e)) ||
-	    (r = add_pio(vm, PORT_ACPI_PM1A_EVT, PORT_ACPI_PM1A_EVT_LEN, acpi_pm_evt_io, vm->pm, "pm1a event",
-			 e)) ||
-	    (r = add_pio(vm, PORT_ACPI_PM1A_CNT, PORT_ACPI_PM1A_CNT_LEN, acpi_pm_cnt_io, vm->pm,
-			 "pm1a control", e)) ||
-	    (r = add_pio(vm, PORT_ACPI_RESET, 1, acpi_pm_reset_io, vm->pm, "acpi reset", e)) ||
-	    (r = add_pio(vm, PORT_GUEST_EXIT, 1, exit_dev_io, vm->exit_dev, "exit-status port", e)))
-		return r;
-	return create_pci_devices(vm, p, e);
+	int r = arch_devices_create(vm, p, e);
+	return r ? r : create_pci_devices(vm, p, e);
 }
 
 int vm_create(const struct vm_params *p, struct vm **out, struct err *e)
@@ -329,18 +260,7 @@ int vm_create(const struct vm_params *p, struct vm **out, struct err *e)
 	if ((r = create_machine(vm, p, e)) || (r = create_devices(vm, p, e)))
 		goto fail;
 
-	struct boot_images im = {
-	    .pci_mem64_base = vm->pci_windows->mem64_start,
-	    .pci_mem64_size = vm->pci_windows->mem64_end - vm->pci_windows->mem64_start + 1,
-	    .kernel = p->kernel,
-	    .kernel_len = p->kernel_len,
-	    .initrd = p->initrd,
-	    .initrd_len = p->initrd_len,
-	    .cmdline = p->cmdline,
-	    .ncpus = p->ncpus,
-	};
-	struct boot_entry entry;
-	if ((r = boot_load(&vm->mem, &im, &entry, e)))
+	if ((r = arch_boot_load(vm, p, e)))
 		goto fail;
 
 	vm->vcpus = calloc(p->ncpus, sizeof(*vm->vcpus));
@@ -351,8 +271,10 @@ int vm_create(const struct vm_params *p, struct vm **out, struct err *e)
 	for (unsigned i = 0; i < p->ncpus; i++)
 		vm->vcpus[i].fd = -1;
 	for (unsigned i = 0; i < p->ncpus; i++)
-		if ((r = vcpu_init(&vm->vcpus[i], vm, i, &entry, e)))
+		if ((r = vcpu_init(&vm->vcpus[i], vm, i, e)))
 			goto fail;
+	if ((r = arch_vm_finish(vm, e)))
+		goto fail;
 	*out = vm;
 	return 0;
 fail:
@@ -402,16 +324,12 @@ void vm_destroy(struct vm *vm)
 	pvpanic_destroy(vm->pvpanic);
 	irq_routes_destroy(vm->irq_routes);
 	free(vm->pci_windows);
+	arch_vm_destroy(vm);
 	serial_destroy(vm->serial);
-	i8042_destroy(vm->i8042);
-	rtc_destroy(vm->rtc);
 	pci_host_destroy(vm->pci);
-	acpi_pm_destroy(vm->pm);
-	exit_dev_destroy(vm->exit_dev);
 	bus_free(&vm->pio);
 	bus_free(&vm->mmio);
 	guest_mem_free(&vm->mem);
-	free(vm->cpuid);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)

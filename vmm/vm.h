@@ -19,15 +19,12 @@
 #include "devices/bus.h"
 #include "devices/platform.h"
 #include "virtio/virtio_pci.h"
+#include "vmm/arch/arch.h"
 #include "vmm/memory.h"
 
 struct vcpu;
 struct serial;
-struct i8042;
-struct rtc;
 struct pci_host;
-struct acpi_pm;
-struct exit_dev;
 struct pvpanic;
 struct disk;
 struct irq_routes;
@@ -92,16 +89,11 @@ struct vm {
 	struct vcpu *vcpus;
 	struct vcpu_stats *vcpu_stats; /* [ncpus], the caller's (vm_params); may be NULL */
 	uint64_t *first_run_ns;	       /* the caller's (vm_params); may be NULL */
-	struct kvm_cpuid2 *cpuid;      /* KVM's supported table, copied and adjusted per vCPU */
 	/* Dirty logging (vmm/migration/dirty.c) on, and with KVM_CLEAR_DIRTY_LOG after each fetch. */
 	bool dirty_logging, dirty_manual;
 
-	struct serial *serial;
-	struct i8042 *i8042;
-	struct rtc *rtc;
+	struct serial *serial; /* the console UART (port I/O on x86, MMIO on arm64) */
 	struct pci_host *pci;
-	struct acpi_pm *pm;
-	struct exit_dev *exit_dev;
 	struct pvpanic *pvpanic;
 	struct pci_windows *pci_windows;
 	struct irq_routes *irq_routes;
@@ -110,6 +102,7 @@ struct vm {
 	unsigned nblks;
 	struct virtio_net **nets;
 	unsigned nnets;
+	struct arch_vm arch; /* the architecture's part (vmm/arch/<arch>/include/arch_types.h) */
 
 	/*
 	 * Pause (vm_pause.c): vCPU threads park at the top of their loop, device
@@ -158,7 +151,12 @@ void vm_resume(struct vm *vm);
 void vm_park(struct vm *vm);
 /* Wakes parked vCPUs and opens the device gate (a stopping VM is never kept paused). */
 void vm_pause_end_for_stop(struct vm *vm);
-/* Drives GSI gsi (an irq_line callback). */
-void vm_set_irq(void *opaque, unsigned gsi, int level);
+/* The device requests (poweroff, reset, panic, exit status) of this VM, for devices the arch creates. */
+struct vm_requester vm_requester(struct vm *vm);
+/* Registers a device on a bus, with a message naming it on failure (for the arch's devices). */
+int vm_add_pio(struct vm *vm, uint64_t base, uint64_t len, bus_io_fn fn, void *opaque, const char *name,
+	       struct err *e);
+int vm_add_mmio(struct vm *vm, uint64_t base, uint64_t len, bus_io_fn fn, void *opaque, const char *name,
+		struct err *e);
 
 #endif

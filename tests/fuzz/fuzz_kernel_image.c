@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "vmm/boot/loader.h"
+#include "vmm/arch/x86/loader.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

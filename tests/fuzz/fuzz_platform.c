@@ -44,7 +44,7 @@
 #include "devices/pvpanic.h"
 #include "devices/rtc.h"
 #include "devices/serial.h"
-#include "vmm/layout.h"
+#include "vmm/arch/x86/layout.h"
 
 #define MAX_OPS	 4096
 #define NOPS	 7

@@ -125,7 +125,7 @@
 #include "devices/pci.h"
 #include "virtio/blk.h"
 #include "virtio/virtio.h"
-#include "vmm/layout.h"
+#include "vmm/arch/x86/layout.h"
 #include "vmm/memory.h"
 
 #define MEM_SIZE    0x100000ULL

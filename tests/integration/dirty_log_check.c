@@ -21,10 +21,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "vmm/boot/cpuid.h"
-#include "vmm/boot/x86_cpu.h"
+#include "vmm/arch/x86/cpuid.h"
+#include "vmm/arch/x86/x86_cpu.h"
 #include "vmm/kvm.h"
-#include "vmm/layout.h"
+#include "vmm/arch/x86/layout.h"
 #include "vmm/memory.h"
 #include "vmm/migration/dirty.h"
 #include "vmm/vm.h"

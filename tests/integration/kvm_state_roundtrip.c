@@ -20,11 +20,11 @@
 #include <unistd.h>
 
 #include "common/sbuf.h"
-#include "vmm/boot/cpuid.h"
+#include "vmm/arch/x86/cpuid.h"
 #include "vmm/kvm.h"
-#include "vmm/layout.h"
+#include "vmm/arch/x86/layout.h"
 #include "vmm/memory.h"
-#include "vmm/migration/kvm_state.h"
+#include "vmm/arch/x86/kvm_state.h"
 
 #define CODE_GPA    0x1000
 #define COUNTER_GPA 0x2000

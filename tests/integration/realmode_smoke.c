@@ -18,7 +18,7 @@
 #include "devices/irq.h"
 #include "devices/serial.h"
 #include "vmm/kvm.h"
-#include "vmm/layout.h"
+#include "vmm/arch/x86/layout.h"
 #include "vmm/memory.h"
 
 #define CODE_GPA 0x1000

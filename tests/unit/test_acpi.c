@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for the ACPI tables (vmm/boot/acpi.c, vmm/boot/dsdt.asl).
+ * Unit tests for the ACPI tables (vmm/arch/x86/acpi.c, vmm/arch/x86/dsdt.asl).
  * Fields are read at their ACPI 6.0 offsets with byte readers, not through
  * the builder's structs, so a wrong struct layout shows up here.
  */
@@ -20,8 +20,8 @@
 #include "tests/unit/scratch_dir.h"
 
 #include "devices/pci.h"
-#include "vmm/boot/acpi.h"
-#include "vmm/layout.h"
+#include "vmm/arch/x86/acpi.h"
+#include "vmm/arch/x86/layout.h"
 
 #define ACPI_LEN (LAYOUT_ACPI_END - LAYOUT_ACPI_START)
 #define HDR_LEN	 36

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "devices/acpi_pm.h"
-#include "vmm/layout.h"
+#include "vmm/arch/x86/layout.h"
 
 struct fake {
 	int level;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for the bzImage loader (vmm/boot/bzimage.c) with a synthetic
+ * Unit tests for the bzImage loader (vmm/arch/x86/bzimage.c) with a synthetic
  * image: setup sectors carrying a boot protocol header, then a recognisable
  * protected-mode payload. Images live in exactly-sized heap buffers so that
  * ASan catches any read past the end of the file.
@@ -17,9 +17,9 @@
 #include <cmocka.h>
 
 #include "common/err.h"
-#include "vmm/boot/bzimage.h"
-#include "vmm/boot/e820.h"
-#include "vmm/layout.h"
+#include "vmm/arch/x86/bzimage.h"
+#include "vmm/arch/x86/e820.h"
+#include "vmm/arch/x86/layout.h"
 #include "vmm/memory.h"
 
 #define MiB (1ULL << 20)

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for per-vCPU CPUID edits (vmm/boot/cpuid.c) over a synthetic KVM table. */
+/* Unit tests for per-vCPU CPUID edits (vmm/arch/x86/cpuid.c) over a synthetic KVM table. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "vmm/boot/cpuid.h"
+#include "vmm/arch/x86/cpuid.h"
 
 #define HYPERVISOR (1u << 31)
 #define HTT	   (1u << 28)

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "vmm/layout.h"
+#include "vmm/arch/x86/layout.h"
 #include "vmm/memory.h"
 #include "vmm/migration/dirty.h"
 #include "vmm/vm.h"

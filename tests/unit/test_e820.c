@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for the E820 map (vmm/boot/e820.c). */
+/* Unit tests for the E820 map (vmm/arch/x86/e820.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "vmm/boot/e820.h"
-#include "vmm/layout.h"
+#include "vmm/arch/x86/e820.h"
+#include "vmm/arch/x86/layout.h"
 
 #define MiB  (1ULL << 20)
 #define GiB  (1ULL << 30)

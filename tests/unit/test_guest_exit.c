@@ -17,7 +17,7 @@
 #include "devices/exit_dev.h"
 #include "devices/pci.h"
 #include "devices/pvpanic.h"
-#include "vmm/layout.h"
+#include "vmm/arch/x86/layout.h"
 
 #define IO_START    0x1000ULL
 #define IO_END	    0xffffULL

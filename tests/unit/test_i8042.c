@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "devices/i8042.h"
-#include "vmm/layout.h"
+#include "vmm/arch/x86/layout.h"
 
 struct fake {
 	int level;

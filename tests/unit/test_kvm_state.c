@@ -13,7 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "vmm/migration/kvm_state.h"
+#include "vmm/arch/x86/kvm_state.h"
 
 #define XSAVE_SIZE 4096 /* what kvm_state_xsave_size() says without KVM */
 

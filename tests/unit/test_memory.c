@@ -21,7 +21,7 @@
 #include <cmocka.h>
 
 #include "common/err.h"
-#include "vmm/layout.h"
+#include "vmm/arch/x86/layout.h"
 #include "vmm/memory.h"
 
 #define MiB (1ULL << 20)

@@ -18,7 +18,7 @@
 #include <cmocka.h>
 
 #include "common/sbuf.h"
-#include "vmm/migration/cpuid_compat.h"
+#include "vmm/arch/x86/cpuid_compat.h"
 #include "vmm/migration/machine_state.h"
 
 #define SIG KVM_CPUID_FLAG_SIGNIFCANT_INDEX
@@ -184,8 +184,8 @@ static struct machine_desc *desc(void)
 	m->nnics = 1;
 	memcpy(m->nics[0].mac, "\x52\x54\x00\x12\x34\x56", 6);
 	m->nics[0].queues = 2;
-	m->ncpuid = NINTEL;
-	memcpy(m->cpuid, intel, sizeof(intel));
+	m->cpu.ncpuid = NINTEL;
+	memcpy(m->cpu.cpuid, intel, sizeof(intel));
 	return m;
 }
 
@@ -232,7 +232,7 @@ static void test_config_mismatch(void **state)
 	free(m);
 	/* The CPUID check comes last, after the configuration. */
 	m = desc();
-	entry(here->cpuid, 7, 0)->ebx &= ~(1u << 5);
+	entry(here->cpu.cpuid, 7, 0)->ebx &= ~(1u << 5);
 	check_fails(
 	    here, m,
 	    "CPUID 0x7.0 EBX bit 5 (avx2): the source's guest uses it, this host's KVM does not offer "
@@ -269,7 +269,7 @@ static void test_config_malformed(void **state)
 	sbuf_free(&b);
 
 	/* A CPUID count over the cap, with no entries behind it. */
-	m->ncpuid = 0;
+	m->cpu.ncpuid = 0;
 	m->ndisks = 0;
 	m->nnics = 0;
 	sbuf_init(&b);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for the PCI host (devices/pci.c): type-1 config access, host
+ * Unit tests for the PCI host (devices/pci.c): type-1 and ECAM config access, host
  * bridge, device dispatch, BAR placement in the windows, window dispatch,
  * the INTx swizzle, and unplugging while a callback runs.
  */
@@ -17,7 +17,7 @@
 #include <time.h>
 
 #include "devices/pci.h"
-#include "vmm/layout.h"
+#include "vmm/arch/x86/layout.h"
 
 #define IO_START    0x1000ULL
 #define IO_END	    0xffffULL
@@ -626,10 +626,113 @@ static void test_unregister_waits(void **state)
 	pthread_mutex_destroy(&s.m);
 }
 
+/* ---- ECAM (arm64's configuration access) ---- */
+
+static uint32_t ecam_read(struct pci_host *h, uint64_t off, uint32_t len)
+{
+	uint8_t d[8];
+	memset(d, 0, sizeof(d));
+	pci_host_ecam_io(h, off, d, len, false);
+	uint32_t v = 0;
+	for (uint32_t i = 0; i < len && i < 4; i++)
+		v |= (uint32_t)d[i] << (8 * i);
+	return v;
+}
+
+static void ecam_write(struct pci_host *h, uint64_t off, uint32_t len, uint32_t v)
+{
+	uint8_t d[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+	pci_host_ecam_io(h, off, d, len, true);
+}
+
+static uint64_t ecam_off(unsigned bus, unsigned devfn, unsigned reg)
+{
+	return (uint64_t)bus << 20 | (uint64_t)devfn << 12 | reg;
+}
+
+static void test_ecam_decode(void **state)
+{
+	(void)state;
+	struct pci_ecam_addr a;
+	assert_true(pci_ecam_decode(ecam_off(0, PCI_DEVFN(3, 2), 0x44), 4, &a));
+	assert_int_equal(a.bus, 0);
+	assert_int_equal(a.devfn, PCI_DEVFN(3, 2));
+	assert_int_equal(a.reg, 0x44);
+	assert_true(pci_ecam_decode(ecam_off(255, 255, 0xfff), 1, &a));
+	assert_int_equal(a.bus, 255);
+	assert_int_equal(a.devfn, 255);
+	assert_int_equal(a.reg, 0xfff);
+	assert_true(pci_ecam_decode(ecam_off(7, 8, 0xffe), 2, &a));
+	assert_int_equal(a.reg, 0xffe);
+	/* Outside the 256 MiB region, odd sizes, misaligned accesses (which would cross a register). */
+	assert_false(pci_ecam_decode(PCI_ECAM_SIZE, 1, &a));
+	assert_false(pci_ecam_decode(UINT64_MAX, 1, &a));
+	assert_false(pci_ecam_decode(UINT64_MAX - 3, 4, &a));
+	assert_false(pci_ecam_decode(0, 0, &a));
+	assert_false(pci_ecam_decode(0, 3, &a));
+	assert_false(pci_ecam_decode(0, 8, &a));
+	assert_false(pci_ecam_decode(0x102, 4, &a));
+	assert_false(pci_ecam_decode(0x101, 2, &a));
+	assert_false(pci_ecam_decode(ecam_off(0, 1, 0xfff), 2, &a));
+}
+
+static void test_ecam_access(void **state)
+{
+	struct pci_host *h = *state;
+	/* The host bridge at 00:00.0, the same registers as through ports 0xcf8/0xcfc. */
+	assert_int_equal(ecam_read(h, ecam_off(0, 0, 0), 4), 0x00081b36u);
+	assert_int_equal(ecam_read(h, ecam_off(0, 0, 2), 2), 0x0008);
+	assert_int_equal(ecam_read(h, ecam_off(0, 0, 0x08), 4), conf1_read(h, 0, 0, 0x08, 4));
+	ecam_write(h, ecam_off(0, 0, 0x04), 2, 0x0006);
+	assert_int_equal(ecam_read(h, ecam_off(0, 0, 0x04), 2), conf1_read(h, 0, 0, 0x04, 2));
+	/* A device: reads and writes reach it with the register ECAM names. */
+	struct fake_dev d;
+	memset(&d, 0, sizeof(d));
+	for (int i = 0; i < 256; i++)
+		d.cfg[i] = (uint8_t)i;
+	unsigned devfn = PCI_DEVFN(5, 0);
+	assert_int_equal(pci_register_device(h, devfn, &fake_ops, &d), 0);
+	assert_int_equal(ecam_read(h, ecam_off(0, devfn, 0x10), 4), 0x13121110u);
+	assert_int_equal(ecam_read(h, ecam_off(0, devfn, 0xfe), 2), 0xfffe);
+	assert_int_equal(ecam_read(h, ecam_off(0, devfn, 0x41), 1), 0x41);
+	ecam_write(h, ecam_off(0, devfn, 0x40), 4, 0xdeadbeef);
+	assert_int_equal(d.cfg[0x40], 0xef);
+	assert_int_equal(d.cfg[0x43], 0xde);
+	int calls = d.ncalls;
+	/* Extended space, other buses, absent functions: all ones, and the device sees nothing. */
+	assert_int_equal(ecam_read(h, ecam_off(0, devfn, 0x100), 4), 0xffffffffu);
+	assert_int_equal(ecam_read(h, ecam_off(0, devfn, 0xffc), 4), 0xffffffffu);
+	ecam_write(h, ecam_off(0, devfn, 0x100), 4, 0);
+	assert_int_equal(ecam_read(h, ecam_off(1, devfn, 0x10), 4), 0xffffffffu);
+	ecam_write(h, ecam_off(1, devfn, 0x40), 4, 0);
+	assert_int_equal(ecam_read(h, ecam_off(255, devfn, 0), 4), 0xffffffffu);
+	assert_int_equal(ecam_read(h, ecam_off(0, PCI_DEVFN(6, 0), 0), 4), 0xffffffffu);
+	/* Misaligned, odd-sized and out-of-range accesses. */
+	assert_int_equal(ecam_read(h, ecam_off(0, devfn, 0x11), 4), 0xffffffffu);
+	ecam_write(h, ecam_off(0, devfn, 0x41), 2, 0);
+	assert_int_equal(ecam_read(h, ecam_off(0, devfn, 0x10), 3), 0xffffffu);
+	assert_int_equal(ecam_read(h, PCI_ECAM_SIZE, 4), 0xffffffffu);
+	uint8_t q[8];
+	memset(q, 0, sizeof(q));
+	pci_host_ecam_io(h, ecam_off(0, devfn, 0x10), q, 8, false);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(q[i], 0xff);
+	pci_host_ecam_io(h, UINT64_MAX, q, 4, true);
+	uint8_t big[64];
+	memset(big, 0, sizeof(big));
+	pci_host_ecam_io(h, 0, big, sizeof(big), false);
+	assert_int_equal(big[8], 0);
+	assert_int_equal(d.ncalls, calls);
+	assert_int_equal(d.cfg[0x40], 0xef);
+	pci_unregister_device(h, devfn);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_config_address, setup, teardown),
+	    cmocka_unit_test(test_ecam_decode),
+	    cmocka_unit_test_setup_teardown(test_ecam_access, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_host_bridge, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_absent_functions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_enable_bit, setup, teardown),

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for PVH boot (vmm/boot/pvh.c): ELF loading, the entry note, hvm_start_info. */
+/* Unit tests for PVH boot (vmm/arch/x86/pvh.c): ELF loading, the entry note, hvm_start_info. */
 #include <elf.h>
 #include <errno.h>
 #include <setjmp.h>
@@ -10,9 +10,9 @@
 
 #include <cmocka.h>
 
-#include "vmm/boot/e820.h"
-#include "vmm/boot/pvh.h"
-#include "vmm/layout.h"
+#include "vmm/arch/x86/e820.h"
+#include "vmm/arch/x86/pvh.h"
+#include "vmm/arch/x86/layout.h"
 #include "vmm/memory.h"
 
 #define MiB (1ULL << 20)

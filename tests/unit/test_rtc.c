@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "devices/rtc.h"
-#include "vmm/layout.h"
+#include "vmm/arch/x86/layout.h"
 
 struct fake {
 	time_t now;

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "devices/serial.h"
-#include "vmm/layout.h"
+#include "vmm/arch/x86/layout.h"
 
 struct fake {
 	int level;

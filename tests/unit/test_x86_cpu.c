@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for the boot CPU state (vmm/boot/x86_cpu.c): GDT, page tables, registers, MSRs, LAPIC. */
+/* Unit tests for the boot CPU state (vmm/arch/x86/x86_cpu.c): GDT, page tables, registers, MSRs, LAPIC. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -10,8 +10,8 @@
 #include <cmocka.h>
 
 #include "common/err.h"
-#include "vmm/boot/x86_cpu.h"
-#include "vmm/layout.h"
+#include "vmm/arch/x86/x86_cpu.h"
+#include "vmm/arch/x86/layout.h"
 #include "vmm/memory.h"
 
 #define MiB (1ULL << 20)

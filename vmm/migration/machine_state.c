@@ -14,19 +14,14 @@
 #include "common/sbuf.h"
 #include "common/zero.h"
 #include "kvmini.h"
-#include "devices/acpi_pm.h"
-#include "devices/exit_dev.h"
-#include "devices/i8042.h"
 #include "devices/pci.h"
 #include "devices/pci_dev.h"
 #include "devices/pvpanic.h"
-#include "devices/rtc.h"
 #include "devices/serial.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
 #include "virtio/virtio_pci.h"
-#include "vmm/migration/cpuid_compat.h"
-#include "vmm/migration/kvm_state.h"
+#include "vmm/arch/arch.h"
 #include "vmm/migration/ram_pending.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
@@ -38,15 +33,6 @@
 
 /* ---- the devices ---- */
 
-struct dev_entry {
-	const char *name;
-	uint32_t instance;
-	void (*save)(void *obj, struct sbuf *b);
-	int (*load)(void *obj, struct sreader *r, struct err *e);
-	void *obj;
-	bool loaded;
-};
-
 #define WRAP(type, fn)                                                                                       \
 	static void save_##fn(void *o, struct sbuf *b)                                                       \
 	{                                                                                                    \
@@ -57,11 +43,7 @@ struct dev_entry {
 		return fn##_load((struct type *)o, r, e);                                                    \
 	}
 WRAP(serial, serial)
-WRAP(rtc, rtc)
-WRAP(i8042, i8042)
-WRAP(acpi_pm, acpi_pm)
 WRAP(pci_host, pci_host)
-WRAP(exit_dev, exit_dev)
 WRAP(pvpanic, pvpanic)
 
 /* A virtio function: its PCI function (config space, BARs, MSI-X) first, then the transport. */
@@ -78,25 +60,23 @@ static int load_virtio(void *o, struct sreader *r, struct err *e)
 	return rc ? rc : virtio_pci_load(t, r, e);
 }
 
-#define MAX_DEVS (8 + MACHINE_MAX_DISKS + MACHINE_MAX_NICS)
+/* serial, pci-host, pvpanic, up to 8 of the architecture's, the virtio functions */
+#define MAX_DEVS (3 + 8 + MACHINE_MAX_DISKS + MACHINE_MAX_NICS)
 
-/* In load order: the platform, the PCI host, then the PCI functions. */
-static unsigned devices(struct vm *vm, struct dev_entry *d)
+/* In load order: the platform (the UART, then the architecture's), the PCI host, then the PCI functions. */
+static unsigned devices(struct vm *vm, struct machine_dev *d)
 {
 	unsigned n = 0;
-	d[n++] = (struct dev_entry){"serial", 0, save_serial, load_serial, vm->serial, false};
-	d[n++] = (struct dev_entry){"rtc", 0, save_rtc, load_rtc, vm->rtc, false};
-	d[n++] = (struct dev_entry){"i8042", 0, save_i8042, load_i8042, vm->i8042, false};
-	d[n++] = (struct dev_entry){"acpi-pm", 0, save_acpi_pm, load_acpi_pm, vm->pm, false};
-	d[n++] = (struct dev_entry){"exit-port", 0, save_exit_dev, load_exit_dev, vm->exit_dev, false};
-	d[n++] = (struct dev_entry){"pci-host", 0, save_pci_host, load_pci_host, vm->pci, false};
+	d[n++] = (struct machine_dev){"serial", 0, save_serial, load_serial, vm->serial, false};
+	n += arch_state_devices(vm, d + n);
+	d[n++] = (struct machine_dev){"pci-host", 0, save_pci_host, load_pci_host, vm->pci, false};
 	for (unsigned i = 0; i < vm->nblks; i++)
-		d[n++] = (struct dev_entry){
+		d[n++] = (struct machine_dev){
 		    "virtio-blk", i, save_virtio, load_virtio, virtio_blk_transport(vm->blks[i]), false};
 	for (unsigned i = 0; i < vm->nnets; i++)
-		d[n++] = (struct dev_entry){
+		d[n++] = (struct machine_dev){
 		    "virtio-net", i, save_virtio, load_virtio, virtio_net_transport(vm->nets[i]), false};
-	d[n++] = (struct dev_entry){"pvpanic", 0, save_pvpanic, load_pvpanic, vm->pvpanic, false};
+	d[n++] = (struct machine_dev){"pvpanic", 0, save_pvpanic, load_pvpanic, vm->pvpanic, false};
 	return n;
 }
 
@@ -117,17 +97,7 @@ void machine_config_put(const struct machine_desc *m, struct sbuf *b)
 		sbuf_put(b, m->nics[i].mac, 6);
 		sbuf_u32(b, m->nics[i].queues);
 	}
-	sbuf_u32(b, m->ncpuid);
-	for (unsigned i = 0; i < m->ncpuid; i++) {
-		const struct kvm_cpuid_entry2 *c = &m->cpuid[i];
-		sbuf_u32(b, c->function);
-		sbuf_u32(b, c->index);
-		sbuf_u32(b, c->flags);
-		sbuf_u32(b, c->eax);
-		sbuf_u32(b, c->ebx);
-		sbuf_u32(b, c->ecx);
-		sbuf_u32(b, c->edx);
-	}
+	arch_cpu_desc_put(&m->cpu, b);
 }
 
 int machine_config_parse(const uint8_t *p, size_t len, struct machine_desc *m, struct err *e)
@@ -159,20 +129,9 @@ int machine_config_parse(const uint8_t *p, size_t len, struct machine_desc *m, s
 		sreader_get(&r, m->nics[i].mac, 6);
 		m->nics[i].queues = sreader_u32(&r);
 	}
-	m->ncpuid = sreader_u32(&r);
-	if (!r.bad && m->ncpuid > MACHINE_MAX_CPUID)
-		return err_set(e, -EINVAL, "the saved VM's CPUID has %u entries, over the limit of %u",
-			       m->ncpuid, MACHINE_MAX_CPUID);
-	for (unsigned i = 0; i < m->ncpuid && !r.bad; i++) {
-		struct kvm_cpuid_entry2 *c = &m->cpuid[i];
-		c->function = sreader_u32(&r);
-		c->index = sreader_u32(&r);
-		c->flags = sreader_u32(&r);
-		c->eax = sreader_u32(&r);
-		c->ebx = sreader_u32(&r);
-		c->ecx = sreader_u32(&r);
-		c->edx = sreader_u32(&r);
-	}
+	int rc = arch_cpu_desc_parse(&r, &m->cpu, e);
+	if (rc)
+		return rc;
 	if (!sreader_done(&r))
 		return err_set(e, -EINVAL, "the saved machine description is malformed");
 	return 0;
@@ -213,7 +172,7 @@ static int config_compare(const struct machine_desc *here, const struct machine_
 			return err_set(e, -EINVAL, "NIC %u: %u queue pairs in the saved VM, %u here", i,
 				       m->nics[i].queues, here->nics[i].queues);
 	}
-	return cpuid_compat_check(m->cpuid, m->ncpuid, here->cpuid, here->ncpuid, e);
+	return arch_cpu_desc_check(&m->cpu, &here->cpu, e);
 }
 
 /* The saved machine must be this one: the first difference is the message. */
@@ -309,7 +268,7 @@ int machine_state_write_final(struct vm *vm, struct stream_writer *w, struct err
 	struct sbuf b;
 	int r;
 	sbuf_init(&b);
-	if ((r = vm_kvm_state_save(vm->vm_fd, &b, e))) {
+	if ((r = arch_vm_state_save(vm, &b, e))) {
 		sbuf_free(&b);
 		return r;
 	}
@@ -318,14 +277,14 @@ int machine_state_write_final(struct vm *vm, struct stream_writer *w, struct err
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		sbuf_init(&b);
 		stream_put_vcpu_header(&b, i);
-		if ((r = vcpu_state_save(vm->kvm_fd, vm->vcpus[i].fd, &b, e))) {
+		if ((r = arch_vcpu_state_save(&vm->vcpus[i], &b, e))) {
 			sbuf_free(&b);
 			return r;
 		}
 		if ((r = put_record(w, STREAM_VCPU, &b, e)))
 			return r;
 	}
-	struct dev_entry d[MAX_DEVS];
+	struct machine_dev d[MAX_DEVS];
 	unsigned n = devices(vm, d);
 	for (unsigned i = 0; i < n; i++) {
 		sbuf_init(&b);
@@ -356,7 +315,7 @@ static int vcpu_load(struct vm *vm, bool *seen, const uint8_t *p, size_t len, st
 	struct sreader sr;
 	sreader_init(&sr, state, slen);
 	struct err ve = {{0}};
-	if ((r = vcpu_state_load(vm->kvm_fd, vm->vcpus[index].fd, &sr, &ve)))
+	if ((r = arch_vcpu_state_load(&vm->vcpus[index], &sr, &ve)))
 		return err_set(e, r, "vCPU %u: %s", index, err_msg(&ve));
 	if (!sreader_done(&sr))
 		return err_set(e, -EINVAL, "vCPU %u: trailing bytes in its state", index);
@@ -364,13 +323,13 @@ static int vcpu_load(struct vm *vm, bool *seen, const uint8_t *p, size_t len, st
 	return 0;
 }
 
-static int device_load(struct dev_entry *d, unsigned n, const uint8_t *p, size_t len, struct err *e)
+static int device_load(struct machine_dev *d, unsigned n, const uint8_t *p, size_t len, struct err *e)
 {
 	struct stream_device sd;
 	int r = stream_parse_device(p, len, &sd, e);
 	if (r)
 		return r;
-	struct dev_entry *x = NULL;
+	struct machine_dev *x = NULL;
 	for (unsigned i = 0; i < n && !x; i++)
 		if (!strcmp(d[i].name, sd.name) && d[i].instance == sd.instance)
 			x = &d[i];
@@ -397,7 +356,7 @@ static int vm_state_load(struct vm *vm, const uint8_t *p, size_t len, struct err
 {
 	struct sreader sr;
 	sreader_init(&sr, p, len);
-	int r = vm_kvm_state_load(vm->vm_fd, &sr, e);
+	int r = arch_vm_state_load(vm, &sr, e);
 	if (!r && !sreader_done(&sr))
 		r = err_set(e, -EINVAL, "trailing bytes in the VM record");
 	return r;
@@ -438,7 +397,7 @@ int machine_state_read(struct vm *vm, const struct machine_desc *desc, struct st
 static int read_records(struct vm *vm, const struct machine_desc *desc, struct stream_reader *r,
 			struct ram_pending *pend, struct err *e)
 {
-	struct dev_entry d[MAX_DEVS];
+	struct machine_dev d[MAX_DEVS];
 	unsigned n = devices(vm, d);
 	bool vcpu_seen[KVMINI_MAX_CPUS] = {false};
 	int last = -1, rc;

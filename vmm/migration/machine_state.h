@@ -8,9 +8,10 @@
 #ifndef KVMINI_VMM_MIGRATION_MACHINE_STATE_H
 #define KVMINI_VMM_MIGRATION_MACHINE_STATE_H
 
-#include <linux/kvm.h>
+#include <stdbool.h>
 #include <stdint.h>
 
+#include "arch_types.h"
 #include "common/err.h"
 #include "common/sbuf.h"
 #include "vmm/migration/stream.h"
@@ -20,7 +21,6 @@ struct vm;
 /* What the state is for: a destination must match it. Filled by libkvmini from its config. */
 #define MACHINE_MAX_DISKS 16
 #define MACHINE_MAX_NICS  8
-#define MACHINE_MAX_CPUID 256 /* entries of the guest's CPUID table in CONFIG */
 struct machine_desc {
 	uint32_t ncpus;
 	uint64_t mem_bytes;
@@ -34,18 +34,27 @@ struct machine_desc {
 		uint8_t mac[6];
 		uint32_t queues;
 	} nics[MACHINE_MAX_NICS];
-	/*
-	 * vCPU 0's CPUID as kvmini sets it (vcpu_cpuid_table): on the source what its
-	 * guest sees, on a destination what this kvmini gives a guest it boots.
-	 */
-	uint32_t ncpuid;
-	struct kvm_cpuid_entry2 cpuid[MACHINE_MAX_CPUID];
+	struct arch_cpu_desc cpu; /* the architecture's part (x86: vCPU 0's CPUID), arch_cpu_desc_fill() */
+};
+
+/*
+ * One device in a machine's state: its name and instance in the stream, its
+ * save and load functions on obj (vmm/arch's arch_state_devices() adds the
+ * architecture's platform devices).
+ */
+struct machine_dev {
+	const char *name;
+	uint32_t instance;
+	void (*save)(void *obj, struct sbuf *b);
+	int (*load)(void *obj, struct sreader *r, struct err *e);
+	void *obj;
+	bool loaded;
 };
 
 /*
  * The CONFIG record's payload (docs/MIGRATION.md), and the destination's
  * check of one against its own machine: the first difference is the
- * message (CPUID: cpuid_compat_check). Pure.
+ * message (the CPU part: arch_cpu_desc_check(), x86: cpuid_compat_check). Pure.
  */
 void machine_config_put(const struct machine_desc *m, struct sbuf *b);
 int machine_config_check(const struct machine_desc *here, const uint8_t *p, size_t len, struct err *e);

@@ -2,7 +2,7 @@
 /*
  * Can this host offer a migrated guest the CPU it had? The source's guest
  * CPUID (vCPU 0's, as kvmini set it) against what this kvmini gives its own
- * guest (KVM_GET_SUPPORTED_CPUID adjusted by vmm/boot/cpuid.c): the vendor
+ * guest (KVM_GET_SUPPORTED_CPUID adjusted by vmm/arch/x86/cpuid.c): the vendor
  * must be the same and every feature flag the guest sees must be offered
  * here, except those KVM or kvmini set on their own (a table in the .c).
  * Pure: unit-tested without KVM.

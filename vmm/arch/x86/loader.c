@@ -5,10 +5,10 @@
 #include <errno.h>
 #include <string.h>
 
-#include "vmm/boot/acpi.h"
-#include "vmm/boot/bzimage.h"
-#include "vmm/boot/pvh.h"
-#include "vmm/layout.h"
+#include "vmm/arch/x86/acpi.h"
+#include "vmm/arch/x86/bzimage.h"
+#include "vmm/arch/x86/pvh.h"
+#include "vmm/arch/x86/layout.h"
 
 /* Where a relocatable kernel decompresses itself when KASLR is off (LOAD_PHYSICAL_ADDR). */
 #define KERNEL_DEFAULT_PHYS 0x1000000ULL

@@ -2,6 +2,12 @@
 /* Set-up thread; pure function over a CPUID table. */
 #include "cpuid.h"
 
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmm/kvm.h"
+
 #define CPUID_1_ECX_HYPERVISOR	      (1u << 31)
 #define CPUID_1_EDX_HTT		      (1u << 28)
 #define CPUID_80000001_ECX_CMP_LEGACY (1u << 1)
@@ -88,4 +94,23 @@ void cpuid_setup_vcpu(struct kvm_cpuid_entry2 *ents, unsigned nent, unsigned ind
 			break;
 		}
 	}
+}
+
+int kvm_get_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out, struct err *e)
+{
+	for (unsigned n = 64; n <= 4096; n *= 2) {
+		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+		if (!c)
+			return err_set(e, -ENOMEM, "out of memory");
+		c->nent = n;
+		int r = kvm_ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c);
+		if (r == 0) {
+			*out = c;
+			return 0;
+		}
+		free(c);
+		if (r != -E2BIG)
+			return err_set(e, r, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
+	}
+	return err_set(e, -E2BIG, "KVM_GET_SUPPORTED_CPUID: too many entries");
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ACPI tables for the x86 guest: RSDP, XSDT, FADT, FACS, MADT and the DSDT
- * compiled from vmm/boot/dsdt.asl. A pure function fills a buffer that stands
+ * compiled from vmm/arch/x86/dsdt.asl. A pure function fills a buffer that stands
  * for guest memory; the caller copies it to LAYOUT_ACPI_START and passes the
  * RSDP address to the kernel (boot_params.acpi_rsdp_addr or PVH rsdp_paddr).
  */
@@ -38,7 +38,7 @@ struct acpi_config {
  */
 int acpi_build(uint8_t *buf, size_t len, uint64_t buf_gpa, const struct acpi_config *cfg, uint64_t *rsdp_gpa);
 
-/* The DSDT AML embedded by vmm/boot/dsdt_blob.S. */
+/* The DSDT AML embedded by vmm/arch/x86/dsdt_blob.S. */
 extern const uint8_t dsdt_aml[], dsdt_aml_end[];
 
 #endif

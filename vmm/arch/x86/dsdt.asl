@@ -2,13 +2,13 @@
 /*
  * kvmini's DSDT, compiled by iasl at build time and embedded by dsdt_blob.S.
  *
- * Ports, IRQs and the S5 sleep type come from vmm/layout.h through iasl's
+ * Ports, IRQs and the S5 sleep type come from vmm/arch/x86/layout.h through iasl's
  * preprocessor. iasl rejects the ULL-suffixed addresses and silently turns
  * expressions inside resource descriptors into 0, so those values are
  * literals here; tests/unit/test_acpi.c checks them against layout.h.
  * prt.asl is generated at build time (scripts/gen-prt.sh, iasl -I $(BUILD)/acpi).
  */
-#include "../layout.h"
+#include "layout.h"
 
 DefinitionBlock ("", "DSDT", 2, "KVMINI", "KVMINIVM", 1)
 {
@@ -27,7 +27,7 @@ DefinitionBlock ("", "DSDT", 2, "KVMINI", "KVMINIVM", 1)
 			/* No _ADR: iasl warns on _HID plus _ADR, and Linux reads neither for a root bridge. */
 			/*
 			 * INTx for drivers without MSI-X: slot and pin to an IOAPIC GSI, the swizzle of
-			 * pci_host_intx_gsi() (entries generated from vmm/layout.h).
+			 * pci_host_intx_gsi() (entries generated from vmm/arch/x86/layout.h).
 			 */
 			#include "prt.asl"
 			Name (_CRS, ResourceTemplate ()

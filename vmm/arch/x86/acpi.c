@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "vmm/layout.h"
+#include "vmm/arch/x86/layout.h"
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "ACPI tables are little-endian; the packed structs below assume a little-endian host"

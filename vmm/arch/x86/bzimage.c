@@ -5,8 +5,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "vmm/boot/e820.h"
-#include "vmm/layout.h"
+#include "vmm/arch/x86/e820.h"
+#include "vmm/arch/x86/layout.h"
 
 static uint16_t rd16(const uint8_t *p)
 {

@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "vmm/layout.h"
+#include "vmm/arch/x86/layout.h"
 
 #define CR0_PE	 (1ULL << 0)
 #define CR0_ET	 (1ULL << 4)

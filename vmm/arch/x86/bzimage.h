@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
-#include "vmm/boot/x86_cpu.h"
+#include "vmm/arch/x86/x86_cpu.h"
 #include "vmm/memory.h"
 
 /* Byte offsets in struct boot_params (the zero page), from arch/x86/include/uapi/asm/bootparam.h. */

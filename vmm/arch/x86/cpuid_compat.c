@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Pure: the CPUID compatibility rule of a migration's destination (cpuid_compat.h). */
-#include "vmm/migration/cpuid_compat.h"
+#include "vmm/arch/x86/cpuid_compat.h"
 
 #include <errno.h>
 #include <stdbool.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "e820.h"
 
-#include "vmm/layout.h"
+#include "vmm/arch/x86/layout.h"
 
 size_t e820_build(uint64_t ram_size, struct e820_entry *out, size_t max)
 {

@@ -11,8 +11,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "vmm/boot/e820.h"
-#include "vmm/layout.h"
+#include "vmm/arch/x86/e820.h"
+#include "vmm/arch/x86/layout.h"
 
 #define PVH_PAGE_SIZE	4096u
 #define PVH_MAX_MEMMAP	32u

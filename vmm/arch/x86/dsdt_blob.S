@@ -1,4 +1,4 @@
-/* The DSDT, compiled from vmm/boot/dsdt.asl by iasl at build time, embedded read-only. */
+/* The DSDT, compiled from vmm/arch/x86/dsdt.asl by iasl at build time, embedded read-only. */
 	.section .rodata
 	.balign 16
 	.global dsdt_aml

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
-#include "vmm/boot/x86_cpu.h"
+#include "vmm/arch/x86/x86_cpu.h"
 #include "vmm/memory.h"
 
 struct boot_images {
