@@ -37,6 +37,9 @@ static void test_layout_small(void **state)
 	assert_int_equal(m.regions[0].gpa, 0);
 	assert_int_equal(m.regions[0].size, 64 * MiB);
 	assert_ptr_equal(m.regions[0].hva, m.map);
+	/* 2 MiB-aligned like the guest addresses, so that huge pages map as such in the guest. */
+	assert_int_equal((uintptr_t)m.map % (2 * MiB), 0);
+	assert_int_equal(guest_mem_end(&m), 64 * MiB);
 	assert_int_equal(guest_mem_low_end(&m), 64 * MiB);
 	assert_ptr_equal(guest_mem_ptr(&m, 0, 1), m.map);
 	assert_ptr_equal(guest_mem_ptr(&m, 0x1234, 16), m.map + 0x1234);
@@ -84,6 +87,7 @@ static void test_layout_above_4g(void **state)
 	assert_int_equal(m.regions[1].gpa, LAYOUT_4G);
 	assert_int_equal(m.regions[1].size, 64 * MiB);
 	assert_ptr_equal(m.regions[1].hva, m.map + LAYOUT_MMIO32_START);
+	assert_int_equal(guest_mem_end(&m), LAYOUT_4G + 64 * MiB);
 	assert_int_equal(guest_mem_low_end(&m), LAYOUT_MMIO32_START);
 
 	/* The high region translates to the tail of the mapping. */
