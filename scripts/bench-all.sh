@@ -10,7 +10,7 @@
 # --replot: only the table and the plot again, from OUT/latest.json. OUT defaults to docs/bench. With --only, the other benches are kept from OUT/latest.json (marked so). A bench that failed or did not finish shows as FAILED, its
 # figures as "failed", never as a number. Runs: --runs or $BENCH_RUNS (default 3). Also read:
 # BENCH_NET_SECS (10), BENCH_NET_PINGS (50), BENCH_BLK_FORMATS ("raw qcow2"), BENCH_BLK_SECS (5, per
-# fio job; fio when /usr/bin/fio exists, else dd), KVMINI_BENCH_L1_TRIES (2: L1 boots, when one
+# fio job; fio when /usr/bin/fio exists, else dd), KVMINI_BENCH_L1_TRIES (4: L1 boots, when one
 # wedges; --timeout bounds them all). Exits 1 when a whole bench failed. Not part of make check.
 set -euo pipefail
 
@@ -95,7 +95,7 @@ if [ "$replot" = 0 ]; then
 
 	results=$(mktemp -d /tmp/kvmini-bench-all.XXXXXX) # /tmp: shared read-write with a nested L1
 	trap 'rm -rf "$results"' EXIT
-	nested=0 why='' l1rc=0 l1boots=0 l1tries=${KVMINI_BENCH_L1_TRIES:-2}
+	nested=0 why='' l1rc=0 l1boots=0 l1tries=${KVMINI_BENCH_L1_TRIES:-4}
 	if ! why=$(tests/nested/nested-run.sh --check-kvm); then
 		nested=1
 		if [ -z "$tmo" ]; then # the benches' own estimates, summed
@@ -113,7 +113,8 @@ if [ "$replot" = 0 ]; then
 		fi
 		echo "bench-all: $why: running every bench inside one nested L1 guest (emulated: compare ratios only; limit ${tmo} s)" >&2
 		# QEMU's emulated SVM now and then wedges L1 for good (nested-run.sh exit 125): then one more L1
-		# boot runs the benches that had not finished (whole; latest.json counts the L1 boots).
+		# boot runs the benches that had not finished (whole; latest.json counts the L1 boots), up to 4 boots
+		# (twice in a row during one bench run of 2026-12-05).
 		# --timeout S bounds all L1 boots together.
 		left=$only t0=$SECONDS
 		while [ -n "$left" ] && [ "$l1boots" -lt "$l1tries" ] && [ $((tmo - (SECONDS - t0))) -ge 120 ]; do
