@@ -37,7 +37,10 @@ apt_arch_extract() {
 	dl=$(mktemp -d "$APT_ARCH_DIR/.dl.XXXXXX")
 	if ! (cd "$dl" && apt_arch_get download -q "$pkg:$APT_ARCH" >&2); then
 		# Stale lists name a version the mirror dropped: refresh once.
-		apt_arch_update && (cd "$dl" && apt_arch_get download -q "$pkg:$APT_ARCH" >&2) || { rm -rf "$dl"; return 1; }
+		if ! apt_arch_update || ! (cd "$dl" && apt_arch_get download -q "$pkg:$APT_ARCH" >&2); then
+			rm -rf "$dl"
+			return 1
+		fi
 	fi
 	deb=$(ls "$dl"/*.deb)
 	mkdir -p "$dir"

@@ -54,13 +54,13 @@ arm64 | aarch64)
 	[ -n "$kdir" ] || kdir=$("$here/fetch-kernel.sh" --arch arm64)
 	busybox=${KVMINI_BUSYBOX_ARM64:-}
 	if [ -z "$busybox" ]; then
-		# shellcheck source=apt-arch.sh
+		# shellcheck source-path=SCRIPTDIR source=apt-arch.sh
 		. "$here/apt-arch.sh"
 		apt_arch_init arm64 || true
 		busybox=$(apt_arch_unpacked busybox-static)/bin/busybox || die "could not fetch busybox-static:arm64"
 	fi
 	# Names, then every module they need, dependencies first (no pvpanic, no ACPI button here).
-	# shellcheck source=kmods.sh
+	# shellcheck source-path=SCRIPTDIR source=kmods.sh
 	. "$here/kmods.sh"
 	MODULES=$(kmod_order "$kdir/modules" virtio_pci virtio_mmio virtio_blk virtio_net crc32c_generic ext4 evdev | tr '\n' ' ')
 	;;

@@ -9,7 +9,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${KVMINI_CACHE:-$HOME/.cache/kvmini}/kernel-arm64
 say() { echo "fetch-kernel: $*" >&2; }
 die() { say "$*"; exit 1; }
-# shellcheck source=apt-arch.sh
+# shellcheck source-path=SCRIPTDIR source=apt-arch.sh
 . "$here/apt-arch.sh"
 
 newest_cached() {
