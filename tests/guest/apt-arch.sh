@@ -20,14 +20,15 @@ apt_arch_init() {
 		-o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache=")
 	# As root, apt hands downloads to user _apt, who may not reach $HOME: keep them root.
 	[ "$(id -u)" != 0 ] || APT_ARCH_OPTS+=(-o APT::Sandbox::User=root)
+	# The stamp, not the lists' own times: apt leaves those alone when nothing changed.
 	if [ -n "${KVMINI_APT_REFRESH:-}" ] || ! ls "$APT_ARCH_DIR"/lists/*_Packages* >/dev/null 2>&1 ||
-		[ -n "$(find "$APT_ARCH_DIR/lists" -maxdepth 1 -name '*_Packages*' -mtime +7 | head -n 1)" ]; then
+		[ -z "$(find "$APT_ARCH_DIR/updated" -mtime -7 2>/dev/null)" ]; then
 		apt_arch_update || ls "$APT_ARCH_DIR"/lists/*_Packages* >/dev/null 2>&1
 	fi
 }
 apt_arch_update() {
 	echo "apt-arch: fetching the $APT_ARCH package lists into $APT_ARCH_DIR/lists" >&2
-	apt-get "${APT_ARCH_OPTS[@]}" update -q >&2
+	apt-get "${APT_ARCH_OPTS[@]}" update -q >&2 && touch "$APT_ARCH_DIR/updated"
 }
 apt_arch_cache() { apt-cache "${APT_ARCH_OPTS[@]}" "$@"; }
 apt_arch_get() { apt-get "${APT_ARCH_OPTS[@]}" "$@"; }
