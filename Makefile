@@ -163,6 +163,7 @@ test: unit-plain unit-asan
 
 check: test all
 	$(MAKE) --no-print-directory fuzz-run FUZZ_SECONDS=10
+	$(MAKE) --no-print-directory ARCH=arm64 BUILD=$(BUILD)/arm64
 	tests/integration/run.sh $(BUILD)
 
 bench-micro:

@@ -24,6 +24,8 @@ PACKAGES=(
 	clang libclang-rt-14-dev clang-format
 	# tests: guests, the nested harness, initramfs, kernel unpacking
 	qemu-system-x86 busybox-static cpio xz-utils zstd kmod util-linux procps
+	# arm64 tests: the emulated arm64 host (qemu-system-aarch64) and static arm64 test programs
+	qemu-system-arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross
 	# disk tests: mkfs.ext4, e2fsck and debugfs on images; coreutils (truncate, sha256sum, stat)
 	e2fsprogs coreutils
 	# qcow2 tests: qemu-img is the reference that makes, checks and compares images

@@ -16,9 +16,20 @@
 # The archive is cached in ~/.cache/kvmini/initrd/<hash of the inputs>.cpio.gz and OUT is only
 # rewritten when the inputs changed. Environment: KVMINI_CACHE, KVMINI_KERNEL_DIR (a directory as
 # printed by fetch-kernel.sh; default: run fetch-kernel.sh), KVMINI_BUSYBOX (default /bin/busybox).
+#
+# --arch arm64 (or KVMINI_GUEST_ARCH=arm64): the same initramfs for arm64 guests: Debian's
+# busybox-static:arm64 (fetched with apt-arch.sh; KVMINI_BUSYBOX_ARM64 names another), the
+# modules of fetch-kernel.sh --arch arm64 (KVMINI_KERNEL_DIR_ARM64 names another directory), in
+# the order their dependencies need, and the helpers built with ${KVMINI_CC_ARM64:-aarch64-linux-gnu-gcc}
+# (left out with a warning when it is missing).
 set -euo pipefail
 
-[ $# -eq 1 ] || { echo "usage: $0 OUT.cpio.gz" >&2; exit 2; }
+arch=${KVMINI_GUEST_ARCH:-x86_64}
+if [ "${1:-}" = --arch ]; then
+	arch=${2:?--arch needs x86_64 or arm64}
+	shift 2
+fi
+[ $# -eq 1 ] || { echo "usage: $0 [--arch x86_64|arm64] OUT.cpio.gz" >&2; exit 2; }
 out=$1
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -29,10 +40,33 @@ die() { say "$*"; exit 1; }
 MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk
 failover net_failover virtio_net crc16 crc32c_generic mbcache jbd2 ext4 button evdev pvpanic pvpanic-pci"
 
-kdir=${KVMINI_KERNEL_DIR:-}
-[ -n "$kdir" ] || kdir=$("$here/fetch-kernel.sh")
+case $arch in
+x86_64 | amd64)
+	arch=x86_64 cc=${CC:-cc}
+	kdir=${KVMINI_KERNEL_DIR:-}
+	[ -n "$kdir" ] || kdir=$("$here/fetch-kernel.sh")
+	busybox=${KVMINI_BUSYBOX:-/bin/busybox}
+	;;
+arm64 | aarch64)
+	arch=arm64 cc=${KVMINI_CC_ARM64:-aarch64-linux-gnu-gcc}
+	cache=$cache-arm64
+	kdir=${KVMINI_KERNEL_DIR_ARM64:-}
+	[ -n "$kdir" ] || kdir=$("$here/fetch-kernel.sh" --arch arm64)
+	busybox=${KVMINI_BUSYBOX_ARM64:-}
+	if [ -z "$busybox" ]; then
+		# shellcheck source-path=SCRIPTDIR source=apt-arch.sh
+		. "$here/apt-arch.sh"
+		apt_arch_init arm64 || true
+		busybox=$(apt_arch_unpacked busybox-static)/bin/busybox || die "could not fetch busybox-static:arm64"
+	fi
+	# Names, then every module they need, dependencies first (no pvpanic, no ACPI button here).
+	# shellcheck source-path=SCRIPTDIR source=kmods.sh
+	. "$here/kmods.sh"
+	MODULES=$(kmod_order "$kdir/modules" virtio_pci virtio_mmio virtio_blk virtio_net crc32c_generic ext4 evdev | tr '\n' ' ')
+	;;
+*) die "unknown --arch $arch (x86_64 or arm64)" ;;
+esac
 [ -d "$kdir/modules" ] || die "no modules directory in $kdir"
-busybox=${KVMINI_BUSYBOX:-/bin/busybox}
 [ -x "$busybox" ] || die "$busybox not found: install busybox-static (scripts/install-deps.sh)"
 if command -v readelf >/dev/null && readelf -l "$busybox" 2>/dev/null | grep -q 'Requesting program interpreter'; then
 	die "$busybox is dynamically linked: install busybox-static"
@@ -172,6 +206,7 @@ BLKIO_SOURCE
 # The cache key covers everything that goes into the archive.
 key=$({
 	sha256sum "${BASH_SOURCE[0]}" "$busybox" "$here"/kvmini-*.c | cut -d' ' -f1
+	[ "$arch" = x86_64 ] || echo "$arch $cc $MODULES"
 	echo "$kdir"
 	cat "$kdir/version" 2>/dev/null || true
 	for f in "${guest_tests[@]}"; do
@@ -190,15 +225,15 @@ if [ ! -f "$cached" ]; then
 	cp "$busybox" "$r/bin/busybox"
 	mkdir -p "$r/mnt"
 	blkio_source >"$work/kvmini-blkio.c"
-	if ! "${CC:-cc}" -static -O2 -o "$r/bin/kvmini-blkio" "$work/kvmini-blkio.c" >"$work/cc.log" 2>&1; then
-		say "warning: could not build the guest helper kvmini-blkio (static C; needs gcc and libc6-dev): left out"
+	if ! "$cc" -static -O2 -o "$r/bin/kvmini-blkio" "$work/kvmini-blkio.c" >"$work/cc.log" 2>&1; then
+		say "warning: could not build the guest helper kvmini-blkio (static C with $cc; needs gcc and libc6-dev, or gcc-aarch64-linux-gnu for arm64): left out"
 		sed 's/^/    /' "$work/cc.log" | head -n 5 >&2
 		rm -f "$r/bin/kvmini-blkio"
 	fi
 	for src in "$here"/kvmini-*.c; do
 		b=$(basename "$src" .c)
-		if ! "${CC:-cc}" -static -O2 -o "$r/bin/$b" "$src" >"$work/cc.log" 2>&1; then
-			say "warning: could not build the guest helper $b (static C; needs gcc and libc6-dev): left out"
+		if ! "$cc" -static -O2 -o "$r/bin/$b" "$src" >"$work/cc.log" 2>&1; then
+			say "warning: could not build the guest helper $b (static C with $cc; needs gcc and libc6-dev, or gcc-aarch64-linux-gnu for arm64): left out"
 			sed 's/^/    /' "$work/cc.log" | head -n 5 >&2
 			rm -f "$r/bin/$b"
 		fi

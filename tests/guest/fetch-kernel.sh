@@ -13,7 +13,25 @@
 # Nothing is downloaded when the directory is already complete. Diagnostics go to stderr.
 # Environment: KVMINI_CACHE (default ~/.cache/kvmini), KVMINI_KERNEL_PKG (a package name to use
 # instead of asking apt which one linux-image-amd64 depends on).
+#
+# fetch-kernel.sh --arch arm64 (or KVMINI_GUEST_ARCH=arm64): Debian's stock arm64 kernel instead,
+# in ~/.cache/kvmini/kernel-arm64/<version>/ (Image: the uncompressed arm64 Image; vmlinuz, modules/,
+# config, version as above). apt's arm64 lists live in ~/.cache/kvmini/apt-arm64 (apt-arch.sh):
+# this machine's apt configuration is left alone. The package is the x86 one's ABI with -arm64
+# (linux-image-6.1.0-N-arm64) when the arm64 lists have it, else what linux-image-arm64 depends
+# on; KVMINI_KERNEL_PKG_ARM64 names one instead.
 set -euo pipefail
+
+arch=${KVMINI_GUEST_ARCH:-x86_64}
+if [ "${1:-}" = --arch ]; then
+	arch=${2:?--arch needs x86_64 or arm64}
+	shift 2
+fi
+case $arch in
+x86_64 | amd64) ;;
+arm64 | aarch64) exec "$(dirname "${BASH_SOURCE[0]}")/fetch-kernel-arm64.sh" ;;
+*) echo "fetch-kernel: unknown --arch $arch (x86_64 or arm64)" >&2; exit 2 ;;
+esac
 
 cache=${KVMINI_CACHE:-$HOME/.cache/kvmini}/kernel
 say() { echo "fetch-kernel: $*" >&2; }

@@ -7,7 +7,8 @@
 #     if L1 itself fails, a fresh boot resumes at the test that was running (up to 4 boots);
 #   - neither possible: a failure when CI=true, else a skip (exit 0) that says why.
 # Then tests/integration/powercut.sh (durability across a power cut of the host: it needs an L1
-# boot of its own, always nested) and one final line counting both:
+# boot of its own, always nested), tests/integration/arm64/run.sh BUILD_DIR/arm64 (the arm64
+# suite in one emulated arm64 host) and one final line counting all three:
 #   integration: N passed, N failed
 # The guest kernel is fetched and the initrd built here first (L1's root is read-only and has
 # no network). Environment: KVMINI_NESTED_TIMEOUT (default 1800 s for each nested boot),
@@ -58,6 +59,12 @@ finish() {
 	77) [ "${CI:-}" = true ] && fail=$((fail + 1)) ;;
 	*) fail=$((fail + 1)) ;;
 	esac
+	"$here/arm64/run.sh" "$build/arm64" | tee "$suite_out.arm64"
+	if ! grep -q '^arm64: SKIPPED' "$suite_out.arm64"; then
+		read -r ap af < <(sed -n 's/^arm64: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$suite_out.arm64" | tail -n 1) || ap=0 af=1
+		pass=$((pass + ap)) fail=$((fail + af))
+	fi
+	rm -f "$suite_out.arm64"
 	echo "integration: $pass passed, $fail failed"
 	[ "$fail" = 0 ] && [ "$1" = 0 ] && exit 0
 	[ "$1" = 0 ] && exit 1

@@ -1,6 +1,6 @@
 #!/bin/bash
-# nested-run.sh [--timeout S] [--mem MiB] [--cpus N] [--rw DIR]... [--disk FILE]... [--power-cut]
-#               [--] COMMAND [ARGS...]
+# nested-run.sh [--arch x86_64|arm64] [--timeout S] [--mem MiB] [--cpus N] [--rw DIR]... [--ro DIR]...
+#               [--disk FILE]... [--power-cut] [--] COMMAND [ARGS...]
 #
 # Runs COMMAND where /dev/kvm exists although this machine has none: inside an L1 guest that QEMU
 # emulates in software (TCG) with an AMD SVM CPU (qemu64,+svm,+npt), so that L1's stock Debian
@@ -39,6 +39,20 @@
 # With 2 L1 vCPUs about 1 guest boot in 5-20 hung or reset by itself whatever these were set to;
 # with 1, none did in our runs. Callers should still retry a failed guest (suite.sh does).
 #
+# --arch arm64: L1 is an emulated arm64 host instead (qemu-system-aarch64 -M virt,virtualization=on,
+# gic-version=3 -cpu max: EL2 and a GICv3 emulated, Debian's stock arm64 kernel from
+# tests/guest/fetch-kernel.sh --arch arm64 with KVM built in). It cannot run this machine's x86
+# programs: COMMAND runs under busybox sh (static arm64 busybox, every applet) in L1's own root
+# (tests/nested/l1-initrd-arm64.sh), not chrooted; so COMMAND must be a busybox sh script or a
+# static arm64 program. The project directory, /tmp and each --rw DIR are shared read-write at
+# their own paths as above, each --ro DIR read-only at its own path, the host's root read-only at
+# /host. PATH is busybox's, HOME=/root (in L1's root), TMPDIR=/run (a tmpfs); CI, TERM, LANG and KVMINI_*
+# are passed on, KVMINI_NESTED=1 and KVMINI_NESTED_ARCH=arm64 set. The heartbeat goes over a virtio
+# serial port (virt has one UART); timeout, wedge and soft-lockup handling and exit statuses are
+# the same. Defaults: --cpus $KVMINI_NESTED_CPUS or 2.
+# KVMINI_NESTED_ACCEL and KVMINI_NESTED_L1_CMDLINE apply; KVMINI_NESTED_ARM64_CPU (default
+# max,pauth-impdef=on: QEMU's own pointer-authentication hash, much cheaper under TCG).
+#
 # nested-run.sh --check-kvm: is nesting needed? Exits 0 when this machine's own /dev/kvm can run
 # guests, else 1; prints one line saying why on stdout. Usable means: it opens read-write,
 # answers KVM_GET_API_VERSION with 12, creates a VM, and (when QEMU is installed) QEMU -accel kvm
@@ -53,20 +67,30 @@ cache=${KVMINI_CACHE:-$HOME/.cache/kvmini}/nested
 say() { echo "nested-run: $*" >&2; }
 usage() { sed -n '2,3p' "${BASH_SOURCE[0]}" | sed '1s/^# /usage: /; 2s/^#/      /' >&2; exit 2; }
 
-tmo=600 check_kvm=0
+tmo=600 check_kvm=0 arch=x86_64
 mem=${KVMINI_NESTED_MEM:-4096}
 # One L1 vCPU: with two, L1 panicked ("corrupted stack end detected inside scheduler"),
 # soft-locked or wedged in most full suite runs here, and 1 guest boot in 5-20 hung or reset;
 # with one, 18 of 18 boots and full suite runs passed, just as fast (guests' vCPUs share it).
 cpus=${KVMINI_NESTED_CPUS:-1}
-rw=("$project" /tmp)
-disks=() powercut=0
+rw=("$project" /tmp) ro=()
+disks=() powercut=0 cpus_given=${KVMINI_NESTED_CPUS:-}
 while [ $# -gt 0 ]; do
 	case $1 in
+	--arch)
+		case $2 in
+		x86_64 | amd64) arch=x86_64 ;;
+		arm64 | aarch64) arch=arm64 ;;
+		*) say "unknown --arch $2 (x86_64 or arm64)"; exit 2 ;;
+		esac
+		shift 2
+		;;
 	--timeout) tmo=$2; shift 2 ;;
 	--mem) mem=$2; shift 2 ;;
-	--cpus) cpus=$2; shift 2 ;;
+	--cpus) cpus=$2 cpus_given=$2; shift 2 ;;
 	--rw) rw+=("$(realpath "$2")"); shift 2 ;;
+	# x86: the whole root is visible read-only already.
+	--ro) ro+=("$(realpath "$2")"); shift 2 ;;
 	--disk)
 		[ -f "$2" ] || [ -b "$2" ] || { say "--disk $2: no such file or block device"; exit 2; }
 		disks+=("$(realpath "$2")")
@@ -127,10 +151,25 @@ for v in "$tmo" "$mem" "$cpus"; do
 	[[ $v =~ ^[1-9][0-9]*$ ]] || { say "not a positive number: $v"; exit 2; }
 done
 
-command -v qemu-system-x86_64 >/dev/null || { say "qemu-system-x86_64 is missing: run scripts/install-deps.sh"; exit 125; }
 command -v perl >/dev/null || { say "perl is missing"; exit 125; }
-kdir=${KVMINI_KERNEL_DIR:-$("$project/tests/guest/fetch-kernel.sh")} || { say "no kernel for L1 (tests/guest/fetch-kernel.sh failed)"; exit 125; }
-busybox=${KVMINI_BUSYBOX:-/bin/busybox}
+if [ "$arch" = arm64 ]; then
+	qemu=qemu-system-aarch64 qemu_comm=qemu-system-aar
+	command -v $qemu >/dev/null || { say "$qemu is missing (qemu-system-arm): run scripts/install-deps.sh"; exit 125; }
+	[ -n "$cpus_given" ] || cpus=2
+	kdir=${KVMINI_KERNEL_DIR_ARM64:-$("$project/tests/guest/fetch-kernel.sh" --arch arm64)} || { say "no arm64 kernel for L1 (tests/guest/fetch-kernel.sh --arch arm64 failed)"; exit 125; }
+	busybox=${KVMINI_BUSYBOX_ARM64:-}
+	if [ -z "$busybox" ]; then
+		# shellcheck source-path=SCRIPTDIR source=../guest/apt-arch.sh
+		. "$project/tests/guest/apt-arch.sh"
+		apt_arch_init arm64 || true
+		busybox=$(apt_arch_unpacked busybox-static)/bin/busybox || { say "no arm64 busybox (busybox-static:arm64 could not be fetched)"; exit 125; }
+	fi
+else
+	qemu=qemu-system-x86_64 qemu_comm=qemu-system-x86
+	command -v $qemu >/dev/null || { say "$qemu is missing: run scripts/install-deps.sh"; exit 125; }
+	kdir=${KVMINI_KERNEL_DIR:-$("$project/tests/guest/fetch-kernel.sh")} || { say "no kernel for L1 (tests/guest/fetch-kernel.sh failed)"; exit 125; }
+	busybox=${KVMINI_BUSYBOX:-/bin/busybox}
+fi
 [ -x "$busybox" ] || { say "$busybox is missing: install busybox-static"; exit 125; }
 
 # Modules for L1, in load order (dependencies first).
@@ -146,7 +185,9 @@ key=$({
 	cat "$kdir/version" 2>/dev/null || true
 } | sha256sum | cut -c1-16)
 base_initrd=$cache/l1-$key.cpio.gz
-if [ ! -f "$base_initrd" ]; then
+if [ "$arch" = arm64 ]; then
+	base_initrd=$("$here/l1-initrd-arm64.sh" "$kdir" "$busybox") || { say "could not build the arm64 L1 initramfs"; exit 125; }
+elif [ ! -f "$base_initrd" ]; then
 	mkdir -p "$cache"
 	work=$(mktemp -d "$cache/.build.XXXXXX")
 	r=$work/root
@@ -230,7 +271,7 @@ qpid='' wdpid=''
 kill_qemu() {
 	local p
 	p=$(cat "$run/qemu.pid" 2>/dev/null) || p=
-	if [ -n "$p" ] && [ "$(cat "/proc/$p/comm" 2>/dev/null)" = qemu-system-x86 ]; then
+	if [ -n "$p" ] && [ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$qemu_comm" ]; then
 		kill "$p" 2>/dev/null || true
 	fi
 }
@@ -269,6 +310,24 @@ token=$$x$RANDOM$RANDOM
 interactive=0
 [ -t 0 ] && [ -t 1 ] && interactive=1
 mkdir -p "$run/x/etc"
+# sq WORD: WORD quoted for any POSIX shell (arm64's L1 runs busybox sh, without bash's $'...').
+sq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+if [ "$arch" = arm64 ]; then
+	{
+		printf 'cd %s || exit 125\n' "$(sq "$PWD")"
+		printf 'export TMPDIR=/run HOME=/root PATH=/bin:/sbin:/usr/bin:/usr/sbin KVMINI_NESTED=1 KVMINI_NESTED_ARCH=arm64\n'
+		for v in CI TERM LANG $(compgen -e | grep '^KVMINI_' || true); do
+			case $v in KVMINI_NESTED | KVMINI_NESTED_ARCH) continue ;; esac
+			[ -n "${!v+x}" ] && printf 'export %s=%s\n' "$v" "$(sq "${!v}")"
+		done
+		if [ "$interactive" = 1 ] && size=$(stty size 2>/dev/null); then
+			printf 'stty rows %d cols %d 2>/dev/null\n' "${size% *}" "${size#* }"
+		fi
+		printf 'exec'
+		for a in "$@"; do printf ' %s' "$(sq "$a")"; done
+		printf '\n'
+	} >"$run/x/etc/cmd"
+else
 {
 	printf 'cd %q || exit 125\n' "$PWD"
 	printf 'export TMPDIR=/run KVMINI_NESTED=1\n'
@@ -282,19 +341,33 @@ mkdir -p "$run/x/etc"
 	printf ' %q' "$@"
 	printf '\n'
 } >"$run/x/etc/cmd"
+fi
 printf 'TOKEN=%s\nINTERACTIVE=%s\nKVM_PARAMS=%q\nKVM_AMD_PARAMS=%q\n' "$token" "$interactive" \
 	"${KVMINI_NESTED_KVM_PARAMS:-}" "${KVMINI_NESTED_KVM_AMD_PARAMS:-}" >"$run/x/etc/run.conf"
 shares=()
 i=0
 : >"$run/x/etc/rwlist"
+: >"$run/x/etc/shares"
 declare -A seen=()
 for d in "${rw[@]}"; do
 	if [ ! -d "$d" ] || [ -n "${seen[$d]:-}" ]; then continue; fi
 	seen[$d]=1
 	echo "$d" >>"$run/x/etc/rwlist"
+	echo "rw$i rw $d" >>"$run/x/etc/shares"
 	shares+=(-virtfs "local,path=$d,mount_tag=rw$i,security_model=passthrough,multidevs=remap")
 	i=$((i + 1))
 done
+# arm64: --ro DIRs too (x86's L1 sees this whole root read-only); mounted parents first.
+if [ "$arch" = arm64 ]; then
+	for d in "${ro[@]}"; do
+		if [ ! -d "$d" ] || [ -n "${seen[$d]:-}" ]; then continue; fi
+		seen[$d]=1
+		echo "ro$i ro $d" >>"$run/x/etc/shares"
+		shares+=(-virtfs "local,path=$d,mount_tag=ro$i,security_model=passthrough,readonly=on,multidevs=remap")
+		i=$((i + 1))
+	done
+	sort -k3,3 -o "$run/x/etc/shares" "$run/x/etc/shares"
+fi
 (cd "$run/x" && find . | cpio -o -H newc -R 0:0 --quiet | gzip -1 >"$run/extra.cpio.gz")
 cat "$base_initrd" "$run/extra.cpio.gz" >"$run/initrd.cpio.gz"
 
@@ -368,18 +441,27 @@ done
 cutfile=
 [ "$powercut" = 0 ] || cutfile=$run/powercut
 
+# What differs between the two L1 machines; the heartbeat chardev is "hb" on both.
+# shellcheck disable=SC2054 # (commas inside QEMU option values)
+if [ "$arch" = arm64 ]; then
+	machine=(-M virt,virtualization=on,gic-version=3 -cpu "${KVMINI_NESTED_ARM64_CPU:-max,pauth-impdef=on}"
+		-kernel "$kdir/Image" -append "console=ttyAMA0 quiet loglevel=1 panic=-1 ${KVMINI_NESTED_L1_CMDLINE:-}")
+	heartbeat=(-device virtio-serial-pci,id=vs -device virtserialport,bus=vs.0,chardev=hb,name=kvmini.hb)
+else
+	machine=(-M q35 -cpu qemu64,+svm,+npt -kernel "$kdir/vmlinuz"
+		-append "console=ttyS0 quiet loglevel=1 panic=-1 ${KVMINI_NESTED_L1_CMDLINE:-}")
+	heartbeat=(-serial chardev:hb)
+fi
 rcfile=$run/rc
 l1log=$run/l1.log
 exec 3<&0
 set +e
 (
-	timeout --foreground -k 10 "$tmo" qemu-system-x86_64 -M q35 -accel "${KVMINI_NESTED_ACCEL:-tcg,thread=multi}" \
-		-cpu qemu64,+svm,+npt -smp "$cpus" -m "$mem" \
-		-kernel "$kdir/vmlinuz" -initrd "$run/initrd.cpio.gz" \
-		-append "console=ttyS0 quiet loglevel=1 panic=-1 ${KVMINI_NESTED_L1_CMDLINE:-}" \
+	timeout --foreground -k 10 "$tmo" "$qemu" "${machine[@]}" -accel "${KVMINI_NESTED_ACCEL:-tcg,thread=multi}" \
+		-smp "$cpus" -m "$mem" -initrd "$run/initrd.cpio.gz" \
 		-virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap \
 		"${shares[@]}" "${drives[@]}" -nodefaults -no-user-config -display none -no-reboot \
-		"${serial[@]}" -chardev "file,id=hb,path=$run/heartbeat" -serial chardev:hb \
+		"${serial[@]}" -chardev "file,id=hb,path=$run/heartbeat" "${heartbeat[@]}" \
 		-pidfile "$run/qemu.pid" <&3 2>"$run/qemu.err"
 	echo $? >"$run/qemu.rc"
 ) 2>>"$run/shell.err" | perl -e "$filter" "$token" "$rcfile" "$l1log" "$run/qemu.pid" "$run/softlockup" "$cutfile" &
@@ -392,6 +474,8 @@ wdpid=
 set -e
 exec 3<&-
 qrc=$(cat "$run/qemu.rc" 2>/dev/null || echo 125)
+flake="a known flake of QEMU's emulated SVM"
+[ "$arch" = x86_64 ] || flake="under QEMU's emulated arm64 EL2"
 if [ -n "${KVMINI_NESTED_DEBUG:-}" ]; then cp "$l1log" /tmp/kvmini-nested-last.log 2>/dev/null || true; fi
 if [ -n "$cutfile" ] && [ -f "$cutfile" ]; then
 	say "power cut: the command printed KVMINI-POWER-CUT, QEMU (L1) was killed with SIGKILL (qemu exit $qrc)"
@@ -401,11 +485,11 @@ if [ -f "$rcfile" ]; then
 	exit "$(cat "$rcfile")"
 fi
 if [ -f "$run/wedged" ]; then
-	say "L1 stopped responding ($(cat "$run/wedged")): its vCPUs are stuck inside a guest, a known flake of QEMU's emulated SVM; this L1 boot was stopped"
+	say "L1 stopped responding ($(cat "$run/wedged")): its vCPUs are stuck inside a guest, $flake; this L1 boot was stopped"
 	exit 125
 fi
 if [ -f "$run/softlockup" ]; then
-	say "L1 soft-locked ($(cat "$run/softlockup")): one of its vCPUs is stuck inside a guest, a known flake of QEMU's emulated SVM; this L1 boot was stopped"
+	say "L1 soft-locked ($(cat "$run/softlockup")): one of its vCPUs is stuck inside a guest, $flake; this L1 boot was stopped"
 	exit 125
 fi
 if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
