@@ -18,12 +18,11 @@ PACKAGES=(
 	libxxhash-dev
 	# arm64 device tree unit test: dtc decompiles the generated blobs as an oracle
 	device-tree-compiler
-	# make ARCH=arm64: the cross compiler (the arm64 libraries: scripts/arm64-sysroot.sh)
-	gcc-aarch64-linux-gnu
 	# sanitizers, fuzzing, formatting
 	clang libclang-rt-14-dev clang-format
 	# tests: guests, the nested harness, initramfs, kernel unpacking
 	qemu-system-x86 busybox-static cpio xz-utils zstd kmod util-linux procps
+	# make ARCH=arm64 (the cross compiler; the arm64 libraries: scripts/arm64-sysroot.sh) and the
 	# arm64 tests: the emulated arm64 host (qemu-system-aarch64) and static arm64 test programs
 	qemu-system-arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross
 	# disk tests: mkfs.ext4, e2fsck and debugfs on images; coreutils (truncate, sha256sum, stat)
