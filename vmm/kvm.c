@@ -26,6 +26,15 @@ int kvm_check_extension(int fd, long cap)
 	return r < 0 ? 0 : r;
 }
 
+int kvm_require_caps(int fd, const struct kvm_cap_need *need, size_t n, struct err *e)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!kvm_check_extension(fd, need[i].cap))
+			return err_set(e, -ENOTSUP, "the host's KVM lacks %s, which kvmini needs",
+				       need[i].name);
+	return 0;
+}
+
 int kvm_open(const char *path, struct err *e)
 {
 	int fd = open(path, O_RDWR | O_CLOEXEC);
@@ -56,22 +65,14 @@ int kvm_open(const char *path, struct err *e)
 		return err_set(e, -ENOTSUP, "%s speaks KVM API version %d, kvmini needs %d", path, v,
 			       KVM_API_VERSION);
 	}
-	static const struct {
-		long cap;
-		const char *name;
-	} need[] = {
-	    {KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
-	    {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
-	    {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
+	static const struct kvm_cap_need need[] = {
+	    KVM_CAP_NEED(KVM_CAP_IRQCHIP),
+	    KVM_CAP_NEED(KVM_CAP_USER_MEMORY),
+	    KVM_CAP_NEED(KVM_CAP_IMMEDIATE_EXIT),
 	};
-	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
-		if (!kvm_check_extension(fd, need[i].cap)) {
-			close(fd);
-			return err_set(e, -ENOTSUP, "the host's KVM lacks %s, which kvmini needs",
-				       need[i].name);
-		}
-	}
-	int r = arch_kvm_check(fd, e);
+	int r = kvm_require_caps(fd, need, sizeof(need) / sizeof(need[0]), e);
+	if (!r)
+		r = arch_kvm_check(fd, e);
 	if (r) {
 		close(fd);
 		return r;

@@ -60,19 +60,12 @@ static void arm64_set_irq(void *opaque, unsigned spi, int level)
 
 int arch_kvm_check(int kvm_fd, struct err *e)
 {
-	static const struct {
-		long cap;
-		const char *name;
-	} need[] = {
-	    {KVM_CAP_ARM_PSCI_0_2, "KVM_CAP_ARM_PSCI_0_2"},
-	    {KVM_CAP_DEVICE_CTRL, "KVM_CAP_DEVICE_CTRL"},
-	    {KVM_CAP_ONE_REG, "KVM_CAP_ONE_REG"},
+	static const struct kvm_cap_need need[] = {
+	    KVM_CAP_NEED(KVM_CAP_ARM_PSCI_0_2),
+	    KVM_CAP_NEED(KVM_CAP_DEVICE_CTRL),
+	    KVM_CAP_NEED(KVM_CAP_ONE_REG),
 	};
-	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
-		if (!kvm_check_extension(kvm_fd, need[i].cap))
-			return err_set(e, -ENOTSUP, "the host's KVM lacks %s, which kvmini needs",
-				       need[i].name);
-	return 0;
+	return kvm_require_caps(kvm_fd, need, sizeof(need) / sizeof(need[0]), e);
 }
 
 /* One region of RAM at 2 GiB. */

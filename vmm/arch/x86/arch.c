@@ -41,18 +41,11 @@ static void x86_set_irq(void *opaque, unsigned gsi, int level)
 
 int arch_kvm_check(int kvm_fd, struct err *e)
 {
-	static const struct {
-		long cap;
-		const char *name;
-	} need[] = {
-	    {KVM_CAP_PIT2, "KVM_CAP_PIT2"},
-	    {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
+	static const struct kvm_cap_need need[] = {
+	    KVM_CAP_NEED(KVM_CAP_PIT2),
+	    KVM_CAP_NEED(KVM_CAP_EXT_CPUID),
 	};
-	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
-		if (!kvm_check_extension(kvm_fd, need[i].cap))
-			return err_set(e, -ENOTSUP, "the host's KVM lacks %s, which kvmini needs",
-				       need[i].name);
-	return 0;
+	return kvm_require_caps(kvm_fd, need, sizeof(need) / sizeof(need[0]), e);
 }
 
 /* RAM from 0 up to the 32-bit MMIO hole, the rest from 4 GiB. */
