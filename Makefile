@@ -49,7 +49,8 @@ LIB_SRCS := $(filter-out vmm/main.c vmm/ctl.c $(ARCH_EXCLUDE),$(LIB_SRCS))
 # Tests, integration programs, examples, benchmarks and fuzzers are host (x86) builds only.
 HOST_ONLY = $(if $(filter arm64,$(ARCH)),,$(1))
 UNIT_SRCS := $(call HOST_ONLY,$(sort $(wildcard tests/unit/test_*.c)))
-ITEST_SRCS := $(call HOST_ONLY,$(sort $(wildcard tests/integration/*.c)))
+# Integration programs run on the guest's architecture: for arm64 only the arch-neutral library one.
+ITEST_SRCS := $(if $(filter arm64,$(ARCH)),tests/integration/lib_lifecycle.c,$(sort $(wildcard tests/integration/*.c)))
 
 DSDT_AML := $(BUILD)/acpi/dsdt.aml
 
@@ -74,8 +75,9 @@ VALGRIND_H := $(wildcard /usr/include/valgrind/callgrind.h)
 .SECONDARY:
 .PHONY: all test check unit-plain unit-asan format clean install-deps install bench-micro bench
 ifeq ($(ARCH),arm64)
-# The command and the static library; unit and integration tests are host (x86) builds.
-all: $(BUILD)/kvmini $(BUILD)/libkvmini.a
+# The command, the static library and the library's lifecycle test (static: the arm64 test host
+# has only busybox); unit tests are host (x86) builds.
+all: $(BUILD)/kvmini $(BUILD)/libkvmini.a $(ITEST_BINS)
 # Host-only targets: their lists are empty for arm64 (below), and this stops them with a message.
 .PHONY: not-for-arm64
 test check unit-plain unit-asan bench bench-micro install fuzz fuzz-run: not-for-arm64
@@ -142,7 +144,7 @@ $(ASAN_ARM64_TESTS): $(call objs,$(ASAN_DIR),$(ARM64_PURE_SRCS))
 $(ASAN_ARM64_TESTS): UNIT_EXTRA = $(call objs,$(ASAN_DIR),$(ARM64_PURE_SRCS)) -lfdt
 $(BUILD)/itests/%: tests/integration/%.c $(BUILD)/libkvmini.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS_ALL) $(CFLAGS) $(WARN) -o $@ $< $(BUILD)/libkvmini.a $(LIBS)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS) $(WARN) $(ARCH_LDFLAGS) -o $@ $< $(BUILD)/libkvmini.a $(LIBS)
 
 $(BUILD)/bench/%: bench/micro/%.c $(BUILD)/libkvmini.a
 	@mkdir -p $(dir $@)
