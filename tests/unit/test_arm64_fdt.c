@@ -367,6 +367,41 @@ static void check_uart_rtc(const void *fdt)
 	assert_int_equal(u32(fdt, clk, "clock-frequency"), 24000000);
 }
 
+/* The PL061 (a PrimeCell GPIO controller) and the gpio-keys power button on its pin 3. */
+static void check_gpio_keys(const void *fdt)
+{
+	static const char compat[] = "arm,pl061\0arm,primecell";
+	char path[64];
+	uint32_t c[3];
+
+	snprintf(path, sizeof(path), "/gpio@%llx", ARM64_GPIO_BASE);
+	int gpio = node(fdt, path);
+	expect_strs(fdt, gpio, "compatible", compat, sizeof(compat));
+	expect_reg(fdt, gpio, 0, 0x0a020000ULL, 0x1000);
+	expect_irq(fdt, gpio, GIC_SPI, 3, LVL_HIGH);
+	assert_true(has(fdt, gpio, "gpio-controller"));
+	assert_int_equal(u32(fdt, gpio, "#gpio-cells"), 2);
+	expect_str(fdt, gpio, "clock-names", "apb_pclk");
+	int clk = by_phandle(fdt, u32(fdt, gpio, "clocks"));
+	expect_str(fdt, clk, "compatible", "fixed-clock");
+
+	int keys = node(fdt, "/gpio-keys");
+	expect_str(fdt, keys, "compatible", "gpio-keys");
+	int n = 0, key = -1, off;
+	fdt_for_each_subnode(off, fdt, keys)
+	{
+		key = off;
+		n++;
+	}
+	assert_int_equal(n, 1);
+	assert_int_equal(u32(fdt, key, "linux,code"), 116); /* KEY_POWER */
+	cells(fdt, key, "gpios", c, 3);
+	assert_int_equal(by_phandle(fdt, c[0]), gpio);
+	assert_int_equal(c[1], 3); /* the pin */
+	assert_int_equal(c[2], 0); /* active high */
+	assert_true(has(fdt, key, "label"));
+}
+
 static void check_pci(const void *fdt, const struct arm64_fdt_params *p)
 {
 	char path[64];
@@ -495,6 +530,7 @@ static void check_all(unsigned ncpus, bool initrd, bool its)
 	check_psci_timer(fdt);
 	check_gic(fdt, &p);
 	check_uart_rtc(fdt);
+	check_gpio_keys(fdt);
 	check_pci(fdt, &p);
 	check_no_overlap(fdt, &p);
 	free(fdt);
@@ -634,7 +670,7 @@ static void test_dtc(void **state)
 		bool initrd, its;
 	} cfgs[] = {{1, false, false}, {2, true, false}, {8, true, true}, {ARM64_MAX_CPUS, true, true}};
 	const char *dir = *state;
-	char cmd[512], path[128];
+	char cmd[1024], path[128];
 
 	if (system("command -v dtc >/dev/null 2>&1") != 0) {
 		print_message("dtc not installed: skipping the dtc check (scripts/install-deps.sh installs "
@@ -670,8 +706,10 @@ static void test_dtc(void **state)
 		snprintf(cmd, sizeof(cmd),
 			 "grep -qF 'compatible = \"pci-host-ecam-generic\";' %s/t.dts && "
 			 "grep -qF 'compatible = \"arm,pl031\\0arm,primecell\";' %s/t.dts && "
+			 "grep -qF 'compatible = \"arm,pl061\\0arm,primecell\";' %s/t.dts && "
+			 "grep -qF 'linux,code = <0x74>;' %s/t.dts && "
 			 "grep -qF 'stdout-path = \"/serial@a000000\";' %s/t.dts",
-			 dir, dir, dir);
+			 dir, dir, dir, dir, dir);
 		assert_int_equal(system(cmd), 0);
 	}
 }

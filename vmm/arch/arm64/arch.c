@@ -5,12 +5,13 @@
  * its ITS for PCI MSI-X; PSCI 0.2 in KVM (secondary vCPUs start powered off
  * and the guest starts them with CPU_ON; SYSTEM_OFF and SYSTEM_RESET come
  * back as KVM_EXIT_SYSTEM_EVENT); the architected timer (in KVM, only
- * described). Devices are MMIO only: the 16550 UART, a PL031 RTC, PCI
+ * described). Devices are MMIO only: the 16550 UART, a PL031 RTC, a PL061
+ * GPIO controller with the power button on a pin (gpio-keys), PCI
  * configuration through ECAM. The kernel boots as an arm64 Image with a
  * device tree (fdt.c) in x0. Saved state is not supported yet: saving,
  * restoring and migrating fail cleanly (arch_migration_check()).
  * Set-up thread, except arch_vcpu_exit() and arch_vcpu_regs_note() (vCPU
- * threads) and arm64_set_irq() (any thread).
+ * threads), arm64_set_irq() and arch_power_button() (any thread).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "devices/pl031.h"
+#include "devices/pl061.h"
 #include "devices/serial.h"
 #include "vmm/arch/arch.h"
 #include "vmm/arch/arm64/boot.h"
@@ -165,13 +167,17 @@ int arch_devices_create(struct vm *vm, const struct vm_params *p, struct err *e)
 	struct irq_line uart = {arm64_set_irq, vm, ARM64_SPI_UART};
 	vm->serial = serial_create(&uart, p->console_tx, p->console_rx_space, p->console_opaque);
 	vm->arch.rtc = pl031_create(NULL, NULL);
-	if (!vm->serial || !vm->arch.rtc)
+	struct irq_line gpio = {arm64_set_irq, vm, ARM64_SPI_GPIO};
+	vm->arch.gpio = pl061_create(&gpio);
+	if (!vm->serial || !vm->arch.rtc || !vm->arch.gpio)
 		return err_set(e, -ENOMEM, "out of memory creating devices");
 	_Static_assert(ARM64_PCI_ECAM_SIZE == PCI_ECAM_SIZE, "the ECAM region differs");
 	int r;
 	/* The UART's 8 byte registers (reg-shift 0); the rest of its 4 KiB page decodes nothing. */
 	if ((r = vm_add_mmio(vm, ARM64_UART_BASE, 8, serial_io, vm->serial, "serial", e)) ||
 	    (r = vm_add_mmio(vm, ARM64_RTC_BASE, ARM64_RTC_SIZE, pl031_io, vm->arch.rtc, "rtc (pl031)", e)) ||
+	    (r = vm_add_mmio(vm, ARM64_GPIO_BASE, ARM64_GPIO_SIZE, pl061_io, vm->arch.gpio, "gpio (pl061)",
+			     e)) ||
 	    (r = vm_add_mmio(vm, ARM64_PCI_ECAM_BASE, ARM64_PCI_ECAM_SIZE, pci_host_ecam_io, vm->pci,
 			     "pci ecam", e)))
 		return r;
@@ -291,6 +297,7 @@ void arch_vm_destroy(struct vm *vm)
 {
 	struct arch_vm *a = &vm->arch;
 	pl031_destroy(a->rtc);
+	pl061_destroy(a->gpio);
 	if (a->has_its)
 		close(a->its_fd);
 	if (a->has_gic)
@@ -298,10 +305,11 @@ void arch_vm_destroy(struct vm *vm)
 	memset(a, 0, sizeof(*a));
 }
 
-/* No ACPI and no power button device yet: the guest cannot be asked to shut down. */
+/* The gpio-keys KEY_POWER button on the PL061 (the device tree's gpio-keys node). */
 int arch_power_button(struct vm *vm)
 {
-	return -ENOTSUP;
+	pl061_press(vm->arch.gpio, ARM64_GPIO_POWER_PIN);
+	return 0;
 }
 
 /* ---- saved state: not on arm64 yet ---- */

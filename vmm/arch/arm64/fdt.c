@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <libfdt.h>
+#include <linux/input-event-codes.h>
 
 #include "vmm/arch/arm64/layout.h"
 
@@ -35,7 +36,8 @@ _Static_assert(ARM64_GICD_BASE + ARM64_GICD_SIZE <= ARM64_GITS_BASE, "GICD overl
 _Static_assert(ARM64_GITS_BASE + ARM64_GITS_SIZE <= ARM64_GICR_BASE, "ITS overlaps the GICR");
 _Static_assert(ARM64_GICR_BASE + ARM64_GICR_MAX_SIZE <= ARM64_UART_BASE, "GICR overlaps the UART");
 _Static_assert(ARM64_UART_BASE + ARM64_UART_SIZE <= ARM64_RTC_BASE, "UART overlaps the RTC");
-_Static_assert(ARM64_RTC_BASE + ARM64_RTC_SIZE <= ARM64_PCI_ECAM_BASE, "RTC overlaps the ECAM");
+_Static_assert(ARM64_RTC_BASE + ARM64_RTC_SIZE <= ARM64_GPIO_BASE, "RTC overlaps the GPIO");
+_Static_assert(ARM64_GPIO_BASE + ARM64_GPIO_SIZE <= ARM64_PCI_ECAM_BASE, "GPIO overlaps the ECAM");
 _Static_assert(ARM64_PCI_ECAM_BASE % ARM64_PCI_ECAM_SIZE == 0, "ECAM must be aligned to its size");
 _Static_assert(ARM64_PCI_ECAM_BASE + ARM64_PCI_ECAM_SIZE <= ARM64_PCI_MMIO32_BASE, "ECAM overlaps MMIO32");
 _Static_assert(ARM64_PCI_MMIO32_BASE + ARM64_PCI_MMIO32_SIZE <= ARM64_RAM_BASE, "MMIO32 overlaps RAM");
@@ -268,6 +270,44 @@ static void rtc_node(struct fdtw *w)
 	end(w);
 }
 
+/*
+ * Documentation/devicetree/bindings/gpio/pl061-gpio.yaml (and arm/primecell.yaml): the GPIO
+ * controller gpio-keys takes its pin from (#gpio-cells: pin, flags).
+ */
+static void gpio_node(struct fdtw *w)
+{
+	static const char compat[] = "arm,pl061\0arm,primecell";
+
+	begin_at(w, "gpio", ARM64_GPIO_BASE);
+	prop_strs(w, "compatible", compat, sizeof(compat));
+	prop_reg2(w, ARM64_GPIO_BASE, ARM64_GPIO_SIZE, 0, 0, 1);
+	prop_spi(w, ARM64_SPI_GPIO);
+	prop_empty(w, "gpio-controller");
+	prop_u32(w, "#gpio-cells", 2);
+	prop_u32(w, "clocks", ARM64_PHANDLE_APB_CLK);
+	prop_str(w, "clock-names", "apb_pclk");
+	prop_u32(w, "phandle", ARM64_PHANDLE_GPIO);
+	end(w);
+}
+
+/*
+ * Documentation/devicetree/bindings/input/gpio-keys.yaml: the power button, KEY_POWER on the
+ * PL061's pin ARM64_GPIO_POWER_PIN, active high (flags 0), as QEMU's virt machine wires it.
+ */
+static void gpio_keys_node(struct fdtw *w)
+{
+	const uint32_t gpios[3] = {ARM64_PHANDLE_GPIO, ARM64_GPIO_POWER_PIN, 0};
+
+	begin(w, "gpio-keys");
+	prop_str(w, "compatible", "gpio-keys");
+	begin(w, "button-power");
+	prop_str(w, "label", "Power Button");
+	prop_u32(w, "linux,code", KEY_POWER);
+	prop_cells(w, "gpios", gpios, 3);
+	end(w);
+	end(w);
+}
+
 /* One ranges entry: PCI address (3 cells) = CPU address (2) for size (2): identity-mapped. */
 static void range_entry(fdt32_t *c, uint32_t space, uint64_t base, uint64_t size)
 {
@@ -418,6 +458,8 @@ int arm64_fdt_build(const struct arm64_fdt_params *p, void *buf, size_t size, st
 	apb_clock_node(&w);
 	uart_node(&w);
 	rtc_node(&w);
+	gpio_node(&w);
+	gpio_keys_node(&w);
 	pci_node(&w, p);
 	end(&w);
 

@@ -19,6 +19,7 @@ enum arm64_fdt_phandle {
 	ARM64_PHANDLE_GIC = 1,
 	ARM64_PHANDLE_ITS = 2,
 	ARM64_PHANDLE_APB_CLK = 3,
+	ARM64_PHANDLE_GPIO = 4,
 };
 
 struct arm64_fdt_params {

@@ -2,7 +2,7 @@
 /*
  * The arm64 guest's machine map: every guest-visible address and interrupt
  * number of the arm64 machine lives here, so that the device tree
- * (vmm/arch/arm64/fdt.c) and, later, the VMM's GIC, UART, RTC and PCI set-up
+ * (vmm/arch/arm64/fdt.c) and the VMM's GIC, UART, RTC, GPIO and PCI set-up
  * agree. Pure constants: nothing here depends on the host's architecture.
  *
  * Guest physical map (IPA; KVM's default IPA size is 40 bits):
@@ -13,6 +13,7 @@
  *   0x0810_0000  GICv3 redistributors (GICR)     128 KiB per vCPU, 16 MiB reserved
  *   0x0a00_0000  UART, 16550A (byte registers)     4 KiB
  *   0x0a01_0000  RTC, PL031                        4 KiB
+ *   0x0a02_0000  GPIO, PL061 (the power button)    4 KiB
  *   0x1000_0000  PCIe ECAM, buses 0..255         256 MiB
  *   0x4000_0000  PCI 32-bit MMIO window            1 GiB
  *   0x8000_0000  RAM (as kvmtool; Arm's "DRAM at 2 GiB" convention)
@@ -42,7 +43,11 @@
 #define ARM64_UART_CLOCK_HZ 1843200 /* the usual 16550 crystal: divisor 1 = 115200 baud */
 #define ARM64_RTC_BASE	    0x0a010000ULL
 #define ARM64_RTC_SIZE	    0x1000ULL
-#define ARM64_APB_CLOCK_HZ  24000000 /* apb_pclk, the PrimeCell bus clock the PL031 names */
+#define ARM64_APB_CLOCK_HZ  24000000 /* apb_pclk, the PrimeCell bus clock the PL031 and PL061 name */
+#define ARM64_GPIO_BASE	    0x0a020000ULL
+#define ARM64_GPIO_SIZE	    0x1000ULL
+/* The PL061 pin a gpio-keys KEY_POWER button is wired to, active high (as QEMU's virt machine). */
+#define ARM64_GPIO_POWER_PIN 3
 
 /* ---- PCIe (pci-host-ecam-generic): ECAM is bus << 20 | dev << 15 | fn << 12 | reg ---- */
 #define ARM64_PCI_ECAM_BASE   0x10000000ULL
@@ -74,6 +79,7 @@
 /* SPIs, level-triggered active high (the only level type a GIC SPI has). */
 #define ARM64_SPI_UART 1
 #define ARM64_SPI_RTC  2
+#define ARM64_SPI_GPIO 3
 /*
  * PCI INTx: pin p (1 = INTA#) of slot s raises SPI ARM64_SPI_PCI_INTX_BASE +
  * (s + p - 1) % ARM64_PCI_INTX_COUNT (arm64_pci_intx_spi()), the same swizzle

@@ -12,16 +12,18 @@
 #include <stdint.h>
 
 struct pl031;
+struct pl061;
 
-/* struct vm's arm64 part: the GIC, the RTC, the vCPU target and the boot CPU's entry. */
+/* struct vm's arm64 part: the GIC, the RTC, the GPIO, the vCPU target and the boot CPU's entry. */
 struct arch_vm {
 	bool has_gic, has_its;	   /* whether gic_fd, its_fd are open (struct vm starts zeroed) */
 	int gic_fd;		   /* KVM_DEV_TYPE_ARM_VGIC_V3 */
 	int its_fd;		   /* KVM_DEV_TYPE_ARM_VGIC_ITS; none: PCI INTx only, no MSI */
 	struct kvm_vcpu_init init; /* KVM_ARM_PREFERRED_TARGET, with the PSCI 0.2 feature */
 	struct pl031 *rtc;
-	uint64_t entry; /* the kernel's entry (pc) */
-	uint64_t fdt;	/* the device tree's address (x0) */
+	struct pl061 *gpio; /* the power button's pin */
+	uint64_t entry;	    /* the kernel's entry (pc) */
+	uint64_t fdt;	    /* the device tree's address (x0) */
 };
 
 /* Saving arm64 machines is not supported yet (arch_migration_check() says so): nothing to describe. */
