@@ -9,7 +9,8 @@
 # modules listed below taken from the kernel that fetch-kernel.sh caches (flat in /lib/modules,
 # loaded in that order), every tests/integration/guest/*.sh as /tests/NAME.sh, and /init:
 #   - prints KVMINI-INIT-START first (boot-time marker), mounts proc, sys, devtmpfs, loads modules,
-#     starts busybox acpid: the ACPI power button prints KVMINI-POWER-BUTTON and powers off;
+#     starts busybox acpid: the power button (x86: ACPI; arm64: gpio-keys) prints KVMINI-POWER-BUTTON
+#     and powers off;
 #   - kernel command line has kvmini.test=NAME: runs /tests/NAME.sh, then `poweroff -f`;
 #   - otherwise prints KVMINI-SHELL and runs an interactive shell on the console; `poweroff -f`
 #     when it exits.
@@ -59,10 +60,11 @@ arm64 | aarch64)
 		apt_arch_init arm64 || true
 		busybox=$(apt_arch_unpacked busybox-static)/bin/busybox || die "could not fetch busybox-static:arm64"
 	fi
-	# Names, then every module they need, dependencies first (no pvpanic, no ACPI button here).
+	# Names, then every module they need, dependencies first (no pvpanic, no ACPI button here: the
+	# power button is a gpio-keys key on the PL061, whose driver is built in; evdev passes it on).
 	# shellcheck source-path=SCRIPTDIR source=kmods.sh
 	. "$here/kmods.sh"
-	MODULES=$(kmod_order "$kdir/modules" virtio_pci virtio_mmio virtio_blk virtio_net crc32c_generic ext4 evdev | tr '\n' ' ')
+	MODULES=$(kmod_order "$kdir/modules" virtio_pci virtio_mmio virtio_blk virtio_net crc32c_generic ext4 gpio_keys evdev | tr '\n' ' ')
 	;;
 *) die "unknown --arch $arch (x86_64 or arm64)" ;;
 esac
@@ -259,7 +261,8 @@ if [ ! -f "$cached" ]; then
 	for f in "${guest_tests[@]}"; do
 		install -m 755 "$f" "$r/tests/${f##*/}"
 	done
-	# The power button (ACPI, through the button and evdev modules): busybox acpid runs this.
+	# The power button (KEY_POWER through evdev: x86's ACPI button module, arm64's gpio_keys): busybox
+	# acpid runs this.
 	mkdir -p "$r/etc/acpi/PWRF"
 	printf '#!/bin/sh\necho KVMINI-POWER-BUTTON >/dev/console\nsync\npoweroff -f\n' >"$r/etc/acpi/PWRF/00000080"
 	chmod 755 "$r/etc/acpi/PWRF/00000080"
