@@ -100,7 +100,8 @@ for e in $engines; do
 	fi
 done
 figs=(tx rx rtt)
-declare -A vals=()
+# vals[ENGINE.FIG]: per-run figures; steal[ENGINE.tx|rx]: the guest's stolen CPU time (%) per run.
+declare -A vals=() steal=()
 
 measure() { # ENGINE RUN
 	local log=$work/$1.$2.log rc f v line="bench-net: $1 run $2:"
@@ -133,6 +134,12 @@ measure() { # ENGINE RUN
 			line+=" $f=[$v]"
 		fi
 	done
+	for f in tx rx; do
+		v=$(tr -d '\r' <"$log" | sed -n "s/^KVMINI-BENCH-NET-$f-steal=//p" | tail -n 1)
+		[[ $v =~ ^[0-9]+$ ]] || continue
+		line+=" $f-steal=$v%"
+		steal[$1.$f]+="$v "
+	done
 	echo "$line" >&2
 	tr -d '\r' <"$log" | grep '^KVMINI-DMESG-BAD' | sed "s/^/bench-net: $1 run $2: /" >&2 || true
 }
@@ -162,8 +169,13 @@ if [ -n "$json" ]; then
 				"$(wc -w <<<"${vals[$q.$f]:-}")" "$qr" "vhost=${q#qemu-}"
 		done
 	done
+	st='{}'
+	for k in "${!steal[@]}"; do
+		st=$(jq -c --arg k "$k" --arg v "${steal[$k]}" '.[$k] = [$v | splits(" +") | select(length > 0) | tonumber]' <<<"$st")
+	done
 	bench_json "$json" net "$figfile" "$(jq -nc --argjson r "$runs" --argjson s "$secs" --argjson p "$pings" \
-		--arg na "${na[qemu-on]:-}" '{runs: $r, iperf3_secs: $s, pings: $p, cpus: 2, mem_mib: 512, vhost_on_unavailable: $na}')"
+		--arg na "${na[qemu-on]:-}" --argjson st "$st" \
+		'{runs: $r, iperf3_secs: $s, pings: $p, cpus: 2, mem_mib: 512, vhost_on_unavailable: $na, guest_steal_pct: $st}')"
 fi
 
 echo
@@ -190,5 +202,14 @@ for f in "${figs[@]}"; do
 	printf '%-24s %10s %16s %15s %11s %10s\n' "$label" "${med[kvmini]}" "${med[qemu-off]}" "${med[qemu-on]}" \
 		"$(ratio "${med[kvmini]}" "${med[qemu-off]}")" "$(ratio "${med[kvmini]}" "${med[qemu-on]}")"
 done
-echo "(ratios kvmini/QEMU: above 1 is better for kvmini in throughput, below 1 in round-trip time)"
+for f in tx rx; do
+	declare -A med=()
+	for e in kvmini qemu-off qemu-on; do
+		# shellcheck disable=SC2086
+		med[$e]=$(median ${steal[$e.$f]:-})
+	done
+	printf '%-24s %10s %16s %15s\n' "guest steal in $f %" "${med[kvmini]}" "${med[qemu-off]}" "${med[qemu-on]}"
+done
+echo "(ratios kvmini/QEMU: above 1 is better for kvmini in throughput, below 1 in round-trip time; guest"
+echo " steal: the share of the guest's CPU time its vCPUs waited for a host CPU during the TCP runs)"
 if [ -n "${na[qemu-on]:-}" ]; then echo "qemu(vhost=on): n/a: ${na[qemu-on]}"; fi

@@ -6,6 +6,10 @@
 #   ping -c PINGS -i 0.2 192.0.2.1         ICMP echo round trip (56-byte payload)
 # and prints KVMINI-BENCH-NET-tx=Mbit/s, KVMINI-BENCH-NET-rx=Mbit/s (the receiver's figure),
 # KVMINI-BENCH-NET-rtt=ms (ping's average), or NAME=failed: REASON, then KVMINI-BENCH-DONE.
+# With each throughput, KVMINI-BENCH-NET-NAME-steal=PERCENT: the share of the guest's CPU time
+# stolen (its vCPUs runnable but not run by the host, from /proc/stat) during the run. Nested,
+# the vCPU threads share the test host's CPUs with the VMM's I/O thread and the iperf3 server,
+# and when that share is high the run measures the host's scheduling, not the device.
 # Parameters from the kernel command line: kvmini.bench.secs (default 10), kvmini.bench.pings
 # (default 50).
 arg() {
@@ -35,10 +39,13 @@ done
 if ! command -v iperf3 >/dev/null || ! iperf3 --version >/dev/null 2>&1; then
 	say tx "failed: no working iperf3 in the initramfs"
 else
+	# steal_total: "STOLEN TOTAL" CPU ticks, all CPUs, from /proc/stat's cpu line.
+	steal_total() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t }' /proc/stat; }
 	# iperf3 with -f m: the summary's receiver line ends "... NUM Mbits/sec receiver".
 	iperf() { # NAME iperf3-args...
 		name=$1
 		shift
+		st=$(steal_total)
 		if iperf3 -c 192.0.2.1 -t "$secs" -O 1 -f m "$@" >/tmp/iperf.out 2>&1; then
 			v=$(awk '/receiver/ { for (i = 2; i <= NF; i++) if ($i == "Mbits/sec") v = $(i - 1) } END { print v }' /tmp/iperf.out)
 			[ -n "$v" ] || v="failed: no receiver line"
@@ -46,6 +53,7 @@ else
 			v="failed: $(tail -n 1 /tmp/iperf.out)"
 		fi
 		say "$name" "$v"
+		say "$name-steal" "$(echo "$st $(steal_total)" | awk '{ t = $4 - $2; if (t > 0) printf "%.0f", 100 * ($3 - $1) / t; else print 0 }')"
 	}
 	iperf tx
 	sleep 1
