@@ -74,42 +74,9 @@ keep_outputs() { # DIR: keep the guests' console output and stderr of the attemp
 	mkdir -p "$1" && find "$KVMINI_TEST_TMP" -maxdepth 1 \( -name '*.out' -o -name '*.err' \) -exec cp {} "$1/" \; 2>/dev/null
 }
 
-for t in "${tests[@]}"; do
-	name=$(basename "$t" .sh)
-	budget=$(sed -n 's/^# timeout: *\([0-9][0-9]*\).*/\1/p' "$t" 2>/dev/null | head -n 1)
-	budget=${budget:-300}
-	log=$logs/$name.log
-	start=$(date +%s)
-	attempt=1
-	run_test "$t" "$log" "$budget"
-	while [ "$rc" != 0 ] && [ "$rc" != 77 ] && [ "$attempt" -le "$retries" ]; do
-		# Under emulation (nested) a guest now and then hangs or resets for reasons of the
-		# emulator's own; the failed attempt is reported below with the verdict either way.
-		mv "$log" "$logs/$name.attempt$attempt.log"
-		keep_outputs "$logs/$name.attempt$attempt"
-		rm -rf "$KVMINI_TEST_TMP"
-		echo "RETRY $name: attempt $attempt failed (exit $rc): $(grep -m 3 -E '^ *(FAIL|TIMEOUT)' "$logs/$name.attempt$attempt.log" | sed 's/^ *//' | tr '\n' ' ')(log: $logs/$name.attempt$attempt.log)"
-		attempt=$((attempt + 1))
-		run_test "$t" "$log" "$budget"
-	done
-	secs=$(($(date +%s) - start))
-	if [ "$rc" = 0 ]; then
-		note=""
-		[ "$attempt" = 1 ] || note=", on attempt $attempt"
-		echo "PASS $name (${secs}s$note)"
-		pass=$((pass + 1))
-	elif [ "$rc" = 77 ] && [ "${CI:-}" != true ]; then
-		echo "SKIP $name: $(sed -n 's/^SKIP: //p' "$log" | tail -n 1)"
-		skip=$((skip + 1))
-	else
-		[ "$rc" = 77 ] && echo "(skipped, which counts as a failure when CI=true)" >>"$log"
-		keep_outputs "$logs/$name"
-		echo "FAIL $name (exit $rc, ${secs}s); guest output kept in $logs/$name/; last lines of $log:"
-		tail -n 60 "$log" | sed 's/^/    /'
-		fail=$((fail + 1))
-	fi
-	rm -rf "$KVMINI_TEST_TMP"
-done
+# shellcheck source-path=SCRIPTDIR source=suite_loop.sh
+. "$here/suite_loop.sh"
+suite_loop "" "${tests[@]}"
 [ "$skip" = 0 ] || echo "integration: $skip skipped"
 echo "${KVMINI_SUITE_LABEL:-integration}: $pass passed, $fail failed"
 [ "$fail" = 0 ]
