@@ -7,6 +7,7 @@
 # guest's acpid powers off and kvmini exits 0. Stop is tried on a second VM as soon as its socket
 # answers (no guest boot to wait for: each takes 10-20 s under emulation).
 # timeout: 900
+# shellcheck disable=SC3043,SC2015 # (busybox sh has local; A && ok || fail is meant)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 kv_need --api-sock
@@ -56,6 +57,20 @@ wait_out() {
 		i=$((i + 1))
 	done
 	return 1
+}
+
+# wait_exit SECS WHAT: waits up to SECS for kvmini ($VM) to end, then checks exit status 0 and
+# that it removed its socket.
+wait_exit() {
+	local i=0
+	while kill -0 "$VM" 2>/dev/null && [ "$i" -lt "$1" ]; do
+		sleep 1
+		i=$((i + 1))
+	done
+	wait "$VM"
+	KV_RC=$?
+	check_rc "$2" 0
+	[ -e "$S" ] && kv_fail "the socket is still there after exit" || kv_ok "the socket was removed at exit"
 }
 
 truncate -s 64M "$T/api.raw"
@@ -108,17 +123,9 @@ if wait_out KVMINI-API-READY "$KV_BOOT_TIMEOUT" && wait_out "KVMINI-TICK 3" 60; 
 
 	# Shutdown: the power button; the guest's acpid handler prints the marker and powers off.
 	ctl_ok shutdown shutdown timeout=120
-	i=0
-	while kill -0 "$VM" 2>/dev/null && [ "$i" -lt 150 ]; do
-		sleep 1
-		i=$((i + 1))
-	done
-	wait "$VM"
-	KV_RC=$?
-	check_rc "shutdown through the socket" 0
+	wait_exit 150 "shutdown through the socket"
 	check_out api KVMINI-POWER-BUTTON
 	check_out api "reboot: Power down"
-	[ -e "$S" ] && kv_fail "the socket is still there after exit" || kv_ok "the socket was removed at exit"
 else
 	kv_fail "api: the guest did not start ticking"
 fi
@@ -139,13 +146,5 @@ until [ "$(state)" = running ] || [ "$i" -ge 60 ] || ! kill -0 "$VM" 2>/dev/null
 done
 check_eq "second VM: state" running "$(state)"
 ctl_ok stop stop
-i=0
-while kill -0 "$VM" 2>/dev/null && [ "$i" -lt 30 ]; do
-	sleep 1
-	i=$((i + 1))
-done
-wait "$VM"
-KV_RC=$?
-check_rc "stop through the socket" 0
-[ -e "$S" ] && kv_fail "the socket is still there after exit" || kv_ok "the socket was removed at exit"
+wait_exit 30 "stop through the socket"
 kv_finish
