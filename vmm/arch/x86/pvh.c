@@ -102,6 +102,17 @@ static uint64_t note_align(uint64_t a)
 	return a == 8 ? 8 : 4;
 }
 
+/* The notes in one note segment or section (what, number i) at [off, off + size) of the file. */
+static int scan_area(const uint8_t *img, size_t len, const char *what, unsigned i, uint64_t off,
+		     uint64_t size, uint64_t align, uint32_t *entry, struct err *e)
+{
+	if (!in_file(off, size, len))
+		return err_set(e, -EINVAL,
+			       "ELF note %s %u (offset 0x%llx, size 0x%llx) is past the end of the file",
+			       what, i, (unsigned long long)off, (unsigned long long)size);
+	return scan_notes(img + off, size, note_align(align), entry, e);
+}
+
 /* Looks for the note in PT_NOTE segments, then in SHT_NOTE sections. Same returns as scan_notes. */
 static int find_pvh_note(const uint8_t *img, size_t len, const Elf64_Ehdr *eh, uint32_t *entry, struct err *e)
 {
@@ -110,12 +121,7 @@ static int find_pvh_note(const uint8_t *img, size_t len, const Elf64_Ehdr *eh, u
 		memcpy(&ph, img + eh->e_phoff + (uint64_t)i * eh->e_phentsize, sizeof(ph));
 		if (ph.p_type != PT_NOTE)
 			continue;
-		if (!in_file(ph.p_offset, ph.p_filesz, len))
-			return err_set(
-			    e, -EINVAL,
-			    "ELF note segment %u (offset 0x%llx, size 0x%llx) is past the end of the file", i,
-			    (unsigned long long)ph.p_offset, (unsigned long long)ph.p_filesz);
-		int r = scan_notes(img + ph.p_offset, ph.p_filesz, note_align(ph.p_align), entry, e);
+		int r = scan_area(img, len, "segment", i, ph.p_offset, ph.p_filesz, ph.p_align, entry, e);
 		if (r)
 			return r;
 	}
@@ -130,12 +136,8 @@ static int find_pvh_note(const uint8_t *img, size_t len, const Elf64_Ehdr *eh, u
 		memcpy(&sh, img + eh->e_shoff + (uint64_t)i * eh->e_shentsize, sizeof(sh));
 		if (sh.sh_type != SHT_NOTE)
 			continue;
-		if (!in_file(sh.sh_offset, sh.sh_size, len))
-			return err_set(
-			    e, -EINVAL,
-			    "ELF note section %u (offset 0x%llx, size 0x%llx) is past the end of the file", i,
-			    (unsigned long long)sh.sh_offset, (unsigned long long)sh.sh_size);
-		int r = scan_notes(img + sh.sh_offset, sh.sh_size, note_align(sh.sh_addralign), entry, e);
+		int r =
+		    scan_area(img, len, "section", i, sh.sh_offset, sh.sh_size, sh.sh_addralign, entry, e);
 		if (r)
 			return r;
 	}
