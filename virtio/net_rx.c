@@ -199,7 +199,7 @@ enum net_io net_rx_run(struct net_pair *p, const struct net_filter *f, void (*no
 		       const char **why)
 {
 	static __thread struct iovec iov[RX_IOV_MAX];
-	unsigned delivered = 0, returned = 0;
+	unsigned unnotified = 0, returned = 0; /* frames delivered since the last notify */
 	enum net_io res = NET_IO_IDLE;
 
 	if (!p->rxq || p->rx_starved)
@@ -215,7 +215,7 @@ enum net_io net_rx_run(struct net_pair *p, const struct net_filter *f, void (*no
 		if (p->stash_len) {
 			uint64_t before = __atomic_load_n(&p->cnt->rx_packets, __ATOMIC_RELAXED);
 			finish_stashed(p, iov);
-			delivered += __atomic_load_n(&p->cnt->rx_packets, __ATOMIC_RELAXED) != before;
+			unnotified += __atomic_load_n(&p->cnt->rx_packets, __ATOMIC_RELAXED) != before;
 			continue;
 		}
 		uint64_t room;
@@ -249,12 +249,14 @@ enum net_io net_rx_run(struct net_pair *p, const struct net_filter *f, void (*no
 			continue;
 		}
 		deliver(p, iov, niov - 1, (size_t)n);
-		if (++delivered % 16 == 0)
+		if (++unnotified >= 16) {
 			notify(p); /* let the guest start on a long burst */
+			unnotified = 0;
+		}
 		if (batch + 1 == NET_BATCH)
 			res = NET_IO_MORE;
 	}
-	if (delivered % 16 || returned)
+	if (unnotified || returned)
 		notify(p);
 	return res;
 }
