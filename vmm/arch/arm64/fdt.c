@@ -256,36 +256,42 @@ static void uart_node(struct fdtw *w)
 	end(w);
 }
 
-/* Documentation/devicetree/bindings/rtc/arm,pl031.yaml (and arm/primecell.yaml: apb_pclk). */
+/*
+ * Opens a PrimeCell device's node (Documentation/devicetree/bindings/arm/primecell.yaml): its
+ * compatible list (the part's, then "arm,primecell"), registers, SPI and the apb_pclk bus clock.
+ * The caller adds the part's own properties and ends the node.
+ */
+static void begin_primecell(struct fdtw *w, const char *name, const char *compat, size_t compat_len,
+			    uint64_t base, uint64_t size, uint32_t spi)
+{
+	begin_at(w, name, base);
+	prop_strs(w, "compatible", compat, compat_len);
+	prop_reg2(w, base, size, 0, 0, 1);
+	prop_spi(w, spi);
+	prop_u32(w, "clocks", ARM64_PHANDLE_APB_CLK);
+	prop_str(w, "clock-names", "apb_pclk");
+}
+
+/* Documentation/devicetree/bindings/rtc/arm,pl031.yaml. */
 static void rtc_node(struct fdtw *w)
 {
 	static const char compat[] = "arm,pl031\0arm,primecell";
 
-	begin_at(w, "rtc", ARM64_RTC_BASE);
-	prop_strs(w, "compatible", compat, sizeof(compat));
-	prop_reg2(w, ARM64_RTC_BASE, ARM64_RTC_SIZE, 0, 0, 1);
-	prop_spi(w, ARM64_SPI_RTC);
-	prop_u32(w, "clocks", ARM64_PHANDLE_APB_CLK);
-	prop_str(w, "clock-names", "apb_pclk");
+	begin_primecell(w, "rtc", compat, sizeof(compat), ARM64_RTC_BASE, ARM64_RTC_SIZE, ARM64_SPI_RTC);
 	end(w);
 }
 
 /*
- * Documentation/devicetree/bindings/gpio/pl061-gpio.yaml (and arm/primecell.yaml): the GPIO
+ * Documentation/devicetree/bindings/gpio/pl061-gpio.yaml: the GPIO
  * controller gpio-keys takes its pin from (#gpio-cells: pin, flags).
  */
 static void gpio_node(struct fdtw *w)
 {
 	static const char compat[] = "arm,pl061\0arm,primecell";
 
-	begin_at(w, "gpio", ARM64_GPIO_BASE);
-	prop_strs(w, "compatible", compat, sizeof(compat));
-	prop_reg2(w, ARM64_GPIO_BASE, ARM64_GPIO_SIZE, 0, 0, 1);
-	prop_spi(w, ARM64_SPI_GPIO);
+	begin_primecell(w, "gpio", compat, sizeof(compat), ARM64_GPIO_BASE, ARM64_GPIO_SIZE, ARM64_SPI_GPIO);
 	prop_empty(w, "gpio-controller");
 	prop_u32(w, "#gpio-cells", 2);
-	prop_u32(w, "clocks", ARM64_PHANDLE_APB_CLK);
-	prop_str(w, "clock-names", "apb_pclk");
 	prop_u32(w, "phandle", ARM64_PHANDLE_GPIO);
 	end(w);
 }
