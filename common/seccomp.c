@@ -212,6 +212,10 @@ static const struct sc migration_list[] = {
     {"newfstatat", C_ANY},
     {"uname", C_ANY},
     {"eventfd2", C_ANY},
+    /* auto-converge: a timer per vCPU that kicks it (vmm/migration/throttle.c) */
+    {"timer_create", C_ANY},
+    {"timer_settime", C_ANY},
+    {"timer_delete", C_ANY},
     DISK_IO,
     {NULL, 0},
 };

@@ -373,6 +373,13 @@ struct kvmini_migrate_params {
 	uint64_t max_downtime_ms; /* the pause the guest may see; 0: 300 */
 	uint64_t bandwidth;	  /* bytes per second for pre-copy; 0: unlimited */
 	unsigned timeout_s;	  /* give up when pre-copy has not converged by then; 0: 600 */
+	/*
+	 * When the guest dirties memory faster than half what a pass sends, two
+	 * passes running, make its vCPUs sleep 20 % of their time, then 10 % more
+	 * after each such pass, up to 99 % (QEMU's auto-converge); off: the
+	 * migration fails at timeout_s instead.
+	 */
+	bool auto_converge;
 };
 struct kvmini_migrate_progress {
 	unsigned pass;		       /* 1: all of RAM; then the pages dirtied meanwhile */
@@ -382,11 +389,13 @@ struct kvmini_migrate_progress {
 	uint64_t bandwidth;	       /* bytes per second the pass achieved */
 	uint64_t expected_downtime_ms; /* remaining_bytes at bandwidth */
 	uint64_t elapsed_ms;
-	bool final; /* the last report: the destination has taken over */
+	unsigned throttle_pct; /* auto-converge: the share of time the vCPUs sleep from now on */
+	bool final;	       /* the last report: the destination has taken over */
 };
 struct kvmini_migrate_result {
 	uint64_t total_ms, downtime_ms, bytes_sent;
 	unsigned passes;
+	unsigned throttle_pct; /* auto-converge: the vCPUs' throttle at the end (0: none) */
 };
 /*
  * Live-migrates the VM to a destination started with the same configuration

@@ -40,6 +40,13 @@ static const char usage[] =
     "  reset                     reset the machine (the guest boots again)\n"
     "  save FILE                 save the VM's state to FILE (new), then stop it;\n"
     "                            kvmini run ... --restore FILE goes on from there\n"
+    "  migrate tcp:HOST:PORT [--max-downtime T] [--bandwidth R] [--timeout S]\n"
+    "          [--auto-converge] live-migrate the VM to a kvmini run ... --incoming\n"
+    "                            there; blocks, each pass on stderr, the result on\n"
+    "                            stdout, exit 0 once the destination has taken over\n"
+    "                            (--auto-converge: throttle the vCPUs of a guest\n"
+    "                            that dirties memory faster than the link carries)\n"
+    "  migrate-cancel            make a running migration give up\n"
     "  events [--count N]        print events as they come, until the VM ends\n"
     "\n"
     "KEY=VALUE arguments become the request's \"args\": digits make a number,\n"
@@ -210,17 +217,18 @@ static int follow_migration(struct conn *c)
 		json_t *d = json_object_get(v, "data");
 		int rc = -1;
 		if (ev && !strcmp(ev, "migration")) {
+			long long throttle = json_integer_value(json_object_get(d, "throttle_pct"));
 			fprintf(stderr,
 				"kvmini ctl: migration pass %lld%s: %.1f MiB sent, %.1f MiB left, dirtying "
-				"%.1f MiB/s, "
-				"%.1f MiB/s, expected downtime %lld ms\n",
+				"%.1f MiB/s, %.1f MiB/s, expected downtime %lld ms%s%.0lld%s\n",
 				json_integer_value(json_object_get(d, "pass")),
 				json_is_true(json_object_get(d, "final")) ? " (final)" : "",
 				json_integer_value(json_object_get(d, "bytes_sent")) / 1048576.0,
 				json_integer_value(json_object_get(d, "remaining")) / 1048576.0,
 				json_integer_value(json_object_get(d, "dirty_rate")) / 1048576.0,
 				json_integer_value(json_object_get(d, "bandwidth")) / 1048576.0,
-				json_integer_value(json_object_get(d, "expected_downtime_ms")));
+				json_integer_value(json_object_get(d, "expected_downtime_ms")),
+				throttle ? ", vCPUs throttled to " : "", throttle, throttle ? " %" : "");
 		} else if (ev && (!strcmp(ev, "migration-done") || !strcmp(ev, "migration-failed"))) {
 			puts(c->buf);
 			rc = !strcmp(ev, "migration-done") ? 0 : 1;
@@ -240,6 +248,10 @@ static int request(struct conn *c, const char *cmd, int argc, char **argv, int t
 	json_t *args = json_object();
 	bool migrate = !strcmp(cmd, "migrate");
 	for (int i = 0; i < argc; i++) {
+		if (migrate && !strcmp(argv[i], "--auto-converge")) {
+			json_object_set_new(args, "auto_converge", json_true());
+			continue;
+		}
 		if (migrate && (!strcmp(argv[i], "--max-downtime") || !strcmp(argv[i], "--bandwidth") ||
 				!strcmp(argv[i], "--timeout"))) {
 			bool down = !strcmp(argv[i], "--max-downtime");

@@ -18,6 +18,7 @@
 #include "common/seccomp.h"
 #include "vmm/arch/arch.h"
 #include "vmm/kvm.h"
+#include "vmm/migration/throttle.h"
 #include "vmm/vm.h"
 
 /* The kick signal; its handler does nothing: its only job is to interrupt KVM_RUN with EINTR. */
@@ -174,6 +175,7 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	__atomic_store_n(&c->tid, gettid(), __ATOMIC_RELEASE);
 	pthread_mutex_lock(&vm->pause_lock);
 	vm->running++;
 	pthread_mutex_unlock(&vm->pause_lock);
@@ -186,6 +188,7 @@ static void *vcpu_thread(void *arg)
 			vm_park(vm);
 			continue;
 		}
+		throttle_vcpu(c);
 		note_first_run(vm);
 		int r = ioctl(c->fd, KVM_RUN, 0);
 		if (r < 0) {
@@ -203,6 +206,7 @@ static void *vcpu_thread(void *arg)
 	vm->running--;
 	pthread_cond_broadcast(&vm->pause_cond);
 	pthread_mutex_unlock(&vm->pause_lock);
+	__atomic_store_n(&c->tid, 0, __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -222,6 +226,11 @@ int vcpu_start(struct vcpu *c, struct err *e)
 		return err_set(e, -r, "cannot start vCPU %u's thread: %s", c->index, strerror(r));
 	c->started = true;
 	return 0;
+}
+
+int vcpu_kick_signal(void)
+{
+	return VCPU_KICK_SIGNAL;
 }
 
 void vcpu_kick(struct vcpu *c)

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/err.h"
 
@@ -43,12 +44,16 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool started;
+	pid_t tid; /* atomic: the thread's, once it runs (auto-converge's timers aim at it) */
+	uint64_t throttle_ran_from; /* vCPU thread only: when its last throttle sleep ended */
 };
 
 /* Creates vCPU index, maps its run area and sets it up (arch_vcpu_init: the boot CPU gets the entry state).
  */
 int vcpu_init(struct vcpu *c, struct vm *vm, unsigned index, struct err *e);
 int vcpu_start(struct vcpu *c, struct err *e);
+/* The signal that kicks a vCPU out of KVM_RUN (its handler does nothing). */
+int vcpu_kick_signal(void);
 /* Makes KVM_RUN return promptly (any thread). */
 void vcpu_kick(struct vcpu *c);
 void vcpu_join(struct vcpu *c);

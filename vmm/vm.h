@@ -115,6 +115,8 @@ struct vm {
 	unsigned parked, running;
 	struct kvm_clock_data clock; /* saved at pause when clock_saved */
 	bool clock_saved;
+	/* Auto-converge (vmm/migration/throttle.c): the share of time vCPUs sleep; atomic, 0: none. */
+	unsigned throttle_pct;
 
 	pthread_mutex_t lock; /* guards stop_reason, exit_status and err */
 	enum vm_stop_reason stop_reason;

@@ -74,8 +74,17 @@ static void test_good_requests(void **state)
 		assert_string_equal(parse(buf, &req, &reply), "");
 		assert_int_equal(req.cmd, i);
 		assert_int_equal(req.shutdown_timeout, -1);
+		assert_false(req.auto_converge);
 		api_request_free(&req);
 	}
+
+	assert_string_equal(parse("{\"cmd\":\"migrate\",\"args\":{\"uri\":\"tcp:h:1\",\"timeout\":9,"
+				  "\"auto_converge\":true}}",
+				  &req, &reply),
+			    "");
+	assert_true(req.auto_converge);
+	assert_int_equal(req.mig_timeout, 9);
+	api_request_free(&req);
 }
 
 static void test_bad_requests(void **state)
@@ -110,6 +119,9 @@ static void test_bad_requests(void **state)
 		     "InvalidArgument");
 	expect_error("{\"cmd\":\"migrate\",\"args\":{\"uri\":\"tcp:h:1\",\"bandwidth\":\"1G\"}}",
 		     "InvalidArgument");
+	expect_error("{\"cmd\":\"migrate\",\"args\":{\"uri\":\"tcp:h:1\",\"auto_converge\":1}}",
+		     "InvalidArgument");
+	expect_error("{\"cmd\":\"info\",\"args\":{\"auto_converge\":true}}", "InvalidArgument");
 	expect_error("{\"cmd\":\"save\",\"args\":{\"path\":\"\"}}", "InvalidArgument");
 	expect_error("{\"cmd\":\"save\",\"args\":{\"path\":5}}", "InvalidArgument");
 	expect_error("{\"cmd\":\"save\",\"args\":{\"path\":\"/a\",\"timeout\":1}}", "InvalidArgument");

@@ -123,6 +123,15 @@ static int parse_args(struct api_request *req, json_t *args, json_t **reply)
 			memcpy(req->uri, u, strlen(u) + 1);
 			continue;
 		}
+		if (req->cmd == API_CMD_MIGRATE && !strcmp(key, "auto_converge")) {
+			if (!json_is_boolean(v)) {
+				*reply = api_reply_error(req->id, "InvalidArgument",
+							 "migrate: 'auto_converge' must be true or false");
+				return -1;
+			}
+			req->auto_converge = json_is_true(v);
+			continue;
+		}
 		long long *num = NULL, lo = 0, hi = 0;
 		if (req->cmd == API_CMD_MIGRATE && !strcmp(key, "max_downtime_ms"))
 			num = &req->max_downtime_ms, lo = 1, hi = 3600000;

@@ -9,6 +9,7 @@
 #define KVMINI_VMM_API_REQUEST_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Longest request line, newline excluded; a longer one is refused and its client dropped. */
@@ -38,6 +39,7 @@ struct api_request {
 	long long max_downtime_ms;  /* MIGRATE: -1 when not given */
 	long long bandwidth;	    /* MIGRATE: bytes/s, -1 when not given */
 	long long mig_timeout;	    /* MIGRATE: seconds, -1 when not given */
+	bool auto_converge;	    /* MIGRATE: throttle the vCPUs when pre-copy does not converge */
 };
 
 /*

@@ -437,12 +437,13 @@ static void mig_progress(void *opaque, const struct kvmini_migrate_progress *p)
 {
 	struct api_server *s = opaque;
 	queue_line(s, api_event("migration",
-				json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "pass", (int)p->pass,
-					  "bytes_sent", (json_int_t)p->bytes_sent, "remaining",
+				json_pack("{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:b}", "pass",
+					  (int)p->pass, "bytes_sent", (json_int_t)p->bytes_sent, "remaining",
 					  (json_int_t)p->remaining_bytes, "dirty_rate",
 					  (json_int_t)p->dirty_rate, "bandwidth", (json_int_t)p->bandwidth,
 					  "expected_downtime_ms", (json_int_t)p->expected_downtime_ms,
-					  "elapsed_ms", (json_int_t)p->elapsed_ms, "final", p->final)));
+					  "elapsed_ms", (json_int_t)p->elapsed_ms, "throttle_pct",
+					  (int)p->throttle_pct, "final", p->final)));
 }
 
 static void *mig_thread(void *arg)
@@ -454,11 +455,12 @@ static void *mig_thread(void *arg)
 	if (r)
 		queue_line(s, api_event("migration-failed", json_pack("{s:s}", "error", err)));
 	else
-		queue_line(s,
-			   api_event("migration-done",
-				     json_pack("{s:I, s:I, s:I, s:i}", "total_ms", (json_int_t)res.total_ms,
-					       "downtime_ms", (json_int_t)res.downtime_ms, "bytes_sent",
-					       (json_int_t)res.bytes_sent, "passes", (int)res.passes)));
+		queue_line(
+		    s, api_event("migration-done",
+				 json_pack("{s:I, s:I, s:I, s:i, s:i}", "total_ms", (json_int_t)res.total_ms,
+					   "downtime_ms", (json_int_t)res.downtime_ms, "bytes_sent",
+					   (json_int_t)res.bytes_sent, "passes", (int)res.passes,
+					   "throttle_pct", (int)res.throttle_pct)));
 	__atomic_store_n(&s->mig_running, 0, __ATOMIC_RELEASE);
 	return NULL;
 }
@@ -478,6 +480,7 @@ int api_server_migrate(struct api_server *s, const struct api_request *req, char
 	    .max_downtime_ms = req->max_downtime_ms > 0 ? (uint64_t)req->max_downtime_ms : 0,
 	    .bandwidth = req->bandwidth > 0 ? (uint64_t)req->bandwidth : 0,
 	    .timeout_s = req->mig_timeout > 0 ? (unsigned)req->mig_timeout : 0,
+	    .auto_converge = req->auto_converge,
 	};
 	__atomic_store_n(&s->mig_running, 1, __ATOMIC_RELEASE);
 	int r = sandbox_thread_create(&s->mig_thread, SB_MIGRATION, mig_thread, s);

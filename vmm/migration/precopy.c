@@ -6,8 +6,9 @@
  * bandwidth measured. Then the guest pauses, the last dirty pages, the
  * machine state and END go, the disks are flushed and unlocked, and the
  * destination answers MIGRATE_ACK once it holds everything and has locked
- * the disks. No auto-converge: a guest that dirties memory faster than the
- * link carries it fails at the timeout, and says so.
+ * the disks. A guest that dirties memory faster than the link carries it
+ * fails at the timeout, and says so; with auto_converge its vCPUs are
+ * throttled first (throttle.c).
  */
 #include "vmm/migration/precopy.h"
 
@@ -20,6 +21,7 @@
 
 #include "vmm/migration/dirty.h"
 #include "vmm/migration/stream.h"
+#include "vmm/migration/throttle.h"
 
 #define DEFAULT_DOWNTIME_MS 300
 #define DEFAULT_TIMEOUT_S   600
@@ -84,6 +86,8 @@ int precopy_run(const struct precopy_host *h, int fd, const struct kvmini_migrat
 	uint64_t *last = calloc(vm_dirty_bitmap_words(h->vm), sizeof(uint64_t));
 	int r = 0;
 	bool logging = false, paused = false, unlocked = false, flushed = false;
+	struct throttle th = {0};
+	unsigned high = 0; /* passes running in which the guest dirtied more than half what was sent */
 	if (!w || !bitmap || !last) {
 		r = err_set(e, -ENOMEM, "out of memory");
 		goto out;
@@ -120,17 +124,36 @@ int precopy_run(const struct precopy_host *h, int fd, const struct kvmini_migrat
 		    .expected_downtime_ms = bw ? ndirty * 4096 * 1000 / bw : 0,
 		    .elapsed_ms = (now_ns() - t0) / 1000000,
 		};
+		bool converged = pr.expected_downtime_ms <= downtime_ms || ndirty == 0;
+		/* QEMU's trigger: more dirtied than half what the pass sent, two passes running. */
+		high = !converged && ndirty * 4096 * 2 > sent ? high + 1 : 0;
+		if (p->auto_converge && high >= 2 && th.pct < THROTTLE_MAX_PCT) {
+			if ((r = throttle_set(&th, h->vm, throttle_next_pct(th.pct), e)))
+				goto out;
+			high = 1; /* from now on, each such pass throttles harder */
+		}
+		pr.throttle_pct = th.pct;
 		if (progress)
 			progress(popaque, &pr);
-		if (pr.expected_downtime_ms <= downtime_ms || ndirty == 0)
+		if (converged)
 			break;
 		if (now_ns() - t0 > timeout_ns) {
-			r = err_set(
-			    e, -ETIMEDOUT,
-			    "pre-copy did not converge within %llu s: the guest dirties %llu MB/s, the link "
-			    "carries %llu MB/s (raise --max-downtime or --bandwidth)",
-			    (unsigned long long)(timeout_ns / 1000000000ull),
-			    (unsigned long long)(pr.dirty_rate >> 20), (unsigned long long)(bw >> 20));
+			if (th.pct)
+				r = err_set(e, -ETIMEDOUT,
+					    "pre-copy did not converge within %llu s, though auto-converge "
+					    "throttled the vCPUs to %u %%: the guest dirties %llu MB/s, the "
+					    "link carries %llu MB/s (raise --max-downtime or --bandwidth)",
+					    (unsigned long long)(timeout_ns / 1000000000ull), th.pct,
+					    (unsigned long long)(pr.dirty_rate >> 20),
+					    (unsigned long long)(bw >> 20));
+			else
+				r = err_set(e, -ETIMEDOUT,
+					    "pre-copy did not converge within %llu s: the guest dirties %llu "
+					    "MB/s, the link carries %llu MB/s (raise --max-downtime or "
+					    "--bandwidth, or use --auto-converge)",
+					    (unsigned long long)(timeout_ns / 1000000000ull),
+					    (unsigned long long)(pr.dirty_rate >> 20),
+					    (unsigned long long)(bw >> 20));
 			goto out;
 		}
 	}
@@ -165,6 +188,7 @@ int precopy_run(const struct precopy_host *h, int fd, const struct kvmini_migrat
 	    .downtime_ms = (t1 - tp) / 1000000,
 	    .bytes_sent = w->bytes,
 	    .passes = pr.pass + 1,
+	    .throttle_pct = th.pct,
 	};
 	if (progress) {
 		pr.final = true;
@@ -175,6 +199,7 @@ int precopy_run(const struct precopy_host *h, int fd, const struct kvmini_migrat
 		progress(popaque, &pr);
 	}
 out:
+	throttle_stop(&th); /* before a resume: the source runs on at full speed */
 	if (logging)
 		vm_dirty_log_stop(h->vm);
 	if (r) {
