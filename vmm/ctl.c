@@ -183,14 +183,29 @@ static int events(struct conn *c, int argc, char **argv)
 }
 
 /* "100ms", "2s", "100" (ms) -> milliseconds; "1G", "100M", "5000" (bytes) -> bytes: -1 when bad. */
-static long long scaled(const char *v, bool time)
+enum unit { BYTES, MILLIS, SECONDS };
+
+/*
+ * "100M" (BYTES: K, M, G, optionally followed by B or iB), "100ms", "2s", "10m" (MILLIS and
+ * SECONDS; a bare number is in the unit itself). -1 when it is none of these, negative, too
+ * large, or (SECONDS) not whole seconds.
+ */
+static long long scaled(const char *v, enum unit u)
 {
 	char *end;
 	long long n = strtoll(v, &end, 10);
-	if (end == v || n < 0)
+	if (end == v || n < 0 || n > (1LL << 40))
 		return -1;
-	if (time)
-		return !*end || !strcmp(end, "ms") ? n : !strcmp(end, "s") ? n * 1000 : -1;
+	if (u != BYTES) {
+		long long ms = !*end		    ? (u == MILLIS ? n : n * 1000)
+			       : !strcmp(end, "ms") ? n
+			       : !strcmp(end, "s")  ? n * 1000
+			       : !strcmp(end, "m")  ? n * 60000
+						    : -1;
+		if (ms < 0 || (u == SECONDS && ms % 1000))
+			return -1;
+		return u == MILLIS ? ms : ms / 1000;
+	}
 	long long m = !*end			     ? 1
 		      : (*end == 'K' || *end == 'k') ? 1LL << 10
 		      : *end == 'M'		     ? 1LL << 20
@@ -200,6 +215,17 @@ static long long scaled(const char *v, bool time)
 		return -1;
 	return n * m;
 }
+
+/* migrate's options that take a value: the request argument each sets, and in what unit. */
+static const struct {
+	const char *opt, *key;
+	enum unit unit;
+	const char *want;
+} mig_opts[] = {
+    {"--max-downtime", "max_downtime_ms", MILLIS, "a time such as 100ms or 2s"},
+    {"--bandwidth", "bandwidth", BYTES, "a rate in bytes/s such as 100M or 1G"},
+    {"--timeout", "timeout", SECONDS, "whole seconds such as 600, 600s or 10m"},
+};
 
 /* Waits for the migration's end, showing each pass on stderr; the last event goes to stdout. */
 static int follow_migration(struct conn *c)
@@ -252,27 +278,19 @@ static int request(struct conn *c, const char *cmd, int argc, char **argv, int t
 			json_object_set_new(args, "auto_converge", json_true());
 			continue;
 		}
-		if (migrate && (!strcmp(argv[i], "--max-downtime") || !strcmp(argv[i], "--bandwidth") ||
-				!strcmp(argv[i], "--timeout"))) {
-			bool down = !strcmp(argv[i], "--max-downtime");
-			long long v =
-			    i + 1 < argc ? scaled(argv[i + 1], down || !strcmp(argv[i], "--timeout")) : -1;
-			if (v >= 0 && !strcmp(argv[i], "--timeout"))
-				v /= 1000; /* seconds */
+		unsigned o = 0;
+		while (migrate && o < sizeof(mig_opts) / sizeof(mig_opts[0]) &&
+		       strcmp(argv[i], mig_opts[o].opt))
+			o++;
+		if (migrate && o < sizeof(mig_opts) / sizeof(mig_opts[0])) {
+			long long v = i + 1 < argc ? scaled(argv[i + 1], mig_opts[o].unit) : -1;
 			if (v < 0) {
 				fprintf(stderr, "kvmini ctl: migrate: %s needs %s\n", argv[i],
-					down ? "a time such as 100ms or 2s"
-					: !strcmp(argv[i], "--timeout")
-					    ? "seconds"
-					    : "a rate in bytes/s such as 100M or 1G");
+					mig_opts[o].want);
 				json_decref(args);
 				return 1;
 			}
-			json_object_set_new(args,
-					    down			    ? "max_downtime_ms"
-					    : !strcmp(argv[i], "--timeout") ? "timeout"
-									    : "bandwidth",
-					    json_integer(v));
+			json_object_set_new(args, mig_opts[o].key, json_integer(v));
 			i++;
 			continue;
 		}
