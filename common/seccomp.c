@@ -77,11 +77,13 @@ struct sc {
 /*
  * The ioctls a guest-facing thread makes: KVM_RUN (and the registers read for
  * an error report), interrupts (line, MSI routing, irqfd, ioeventfd), the tap
- * offloads and queues the driver picks, and isatty() from stdio.
+ * offloads and queues the driver picks, isatty() from stdio, and the
+ * terminal's mode put back by a crash handler.
  */
 static const unsigned long guest_ioctls[] = {
     KVM_RUN,	   ARCH_GUEST_IOCTLS, KVM_IRQ_LINE,  KVM_SET_GSI_ROUTING, KVM_IRQFD,
     KVM_IOEVENTFD, KVM_SIGNAL_MSI,    TUNSETOFFLOAD, TUNSETQUEUE,	  TCGETS,
+    TCSETSF, /* a crash in any thread puts the console's terminal back (vmm/console_tty.c) */
 };
 
 /* What every kvmini thread needs: glibc (malloc, stdio, locks, signals, clocks) and plain I/O on its fds. */
@@ -307,6 +309,13 @@ static void append_num(char *buf, size_t *len, size_t size, unsigned long v, uns
 		buf[(*len)++] = tmp[--i];
 }
 
+static void (*fatal_hook)(void);
+
+void sandbox_set_fatal_hook(void (*fn)(void))
+{
+	__atomic_store_n(&fatal_hook, fn, __ATOMIC_RELEASE);
+}
+
 /* SA_RESETHAND: the raise() below, or any second denied call, dies of SIGSYS's default action. */
 static void on_sigsys(int sig, siginfo_t *si, void *ucv)
 {
@@ -343,6 +352,9 @@ static void on_sigsys(int sig, siginfo_t *si, void *ucv)
 	}
 #endif
 	append(buf, &len, sizeof(buf), "; stopping\n");
+	void (*hook)(void) = __atomic_load_n(&fatal_hook, __ATOMIC_ACQUIRE);
+	if (hook)
+		hook();
 	ssize_t w = write(STDERR_FILENO, buf, len);
 	(void)w;
 	raise(sig);
@@ -469,6 +481,7 @@ static void *trampoline(void *p)
 	void *(*fn)(void *) = s->fn;
 	void *arg = s->arg;
 	struct err e = {{0}};
+	prctl(PR_SET_NAME, kind_names[s->kind], 0, 0, 0); /* for top -H, gdb and tests */
 	int r = sandbox_seccomp_install(s->kind, s->mode, &e);
 	if (r)
 		fprintf(stderr, "kvmini: %s\n", err_msg(&e));
@@ -482,8 +495,12 @@ static void *trampoline(void *p)
 
 int sandbox_thread_create(pthread_t *t, enum sandbox_kind kind, void *(*fn)(void *), void *arg)
 {
-	if (tls_mode == SB_SECCOMP_OFF)
-		return pthread_create(t, NULL, fn, arg);
+	if (tls_mode == SB_SECCOMP_OFF) {
+		int r = pthread_create(t, NULL, fn, arg);
+		if (!r && kind < SB_KIND_COUNT)
+			pthread_setname_np(*t, kind_names[kind]);
+		return r;
+	}
 	struct start s = {.fn = fn, .arg = arg, .kind = kind, .mode = tls_mode};
 	pthread_mutex_init(&s.lock, NULL);
 	pthread_cond_init(&s.cond, NULL);

@@ -47,6 +47,12 @@ int sandbox_seccomp_install(enum sandbox_kind kind, enum sandbox_seccomp mode, s
 /* The calling thread's sandbox mode (SB_SECCOMP_OFF when it has no filter of ours). */
 enum sandbox_seccomp sandbox_current(void);
 
+/*
+ * fn runs (in the signal handler: async-signal-safe calls only) before a
+ * forbidden call kills the process, e.g. to put the terminal back.
+ */
+void sandbox_set_fatal_hook(void (*fn)(void));
+
 /* For tests: whether kind's filter lets syscall (by name) through, unconditionally or with a condition. */
 bool sandbox_kind_allows(enum sandbox_kind kind, const char *syscall);
 

@@ -7,6 +7,8 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "common/seccomp.h"
+
 /* One terminal per process: the saved mode is process state by nature. */
 static struct termios saved;
 static int saved_fd = -1;
@@ -37,6 +39,7 @@ bool console_tty_raw(int fd)
 	static const int fatal[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE};
 	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
 		signal(fatal[i], crash_handler);
+	sandbox_set_fatal_hook(console_tty_restore); /* a forbidden system call: SIGSYS */
 	return true;
 }
 

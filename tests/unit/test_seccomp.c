@@ -15,9 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -154,11 +156,32 @@ static void *net_thread(void *arg)
 {
 	int fd = *(int *)arg;
 	basics(fd);
+	char name[16] = "";
+	prctl(PR_GET_NAME, name, 0, 0, 0);
+	if (strcmp(name, "net")) /* named after its kind, for top -H and gdb */
+		_exit(5);
 	syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY); /* must kill */
 	return NULL;
 }
 
-enum action { DO_NOTHING, DO_OPEN, DO_OPENAT, DO_SOCKET, DO_CONNECT, DO_EXECVE, DO_FORK, DO_THREAD };
+enum action {
+	DO_NOTHING,
+	DO_OPEN,
+	DO_OPENAT,
+	DO_SOCKET,
+	DO_CONNECT,
+	DO_EXECVE,
+	DO_FORK,
+	DO_THREAD,
+	DO_TCSETSF,    /* put a terminal's mode back, as a crash handler does */
+	DO_FATAL_HOOK, /* openat with a fatal hook set: it runs before the line */
+};
+
+static void fatal_hook(void)
+{
+	if (write(STDERR_FILENO, "HOOK ", 5) != 5)
+		_exit(6);
+}
 
 /*
  * Forks; the child installs kind's filter in mode, does the basics, then action, then _exit(0).
@@ -178,6 +201,14 @@ static int run_child(enum sandbox_kind kind, enum sandbox_seccomp mode, enum act
 		close(errp[0]);
 		close(outp[0]);
 		struct err e = {{0}};
+		int pty = -1;
+		struct termios tio;
+		if (a == DO_TCSETSF) {
+			int m = posix_openpt(O_RDWR | O_NOCTTY);
+			if (m < 0 || grantpt(m) || unlockpt(m) ||
+			    (pty = open(ptsname(m), O_RDWR | O_NOCTTY)) < 0 || tcgetattr(pty, &tio))
+				_exit(7);
+		}
 		if (sandbox_seccomp_install(kind, mode, &e))
 			_exit(2);
 		basics(outp[1]);
@@ -204,6 +235,14 @@ static int run_child(enum sandbox_kind kind, enum sandbox_seccomp mode, enum act
 		case DO_FORK:
 			if (fork() == 0)
 				_exit(0);
+			break;
+		case DO_TCSETSF:
+			if (tcsetattr(pty, TCSAFLUSH, &tio))
+				_exit(8);
+			break;
+		case DO_FATAL_HOOK:
+			sandbox_set_fatal_hook(fatal_hook);
+			syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY);
 			break;
 		case DO_THREAD: {
 			pthread_t t;
@@ -259,7 +298,23 @@ static void test_guest_facing_cannot_open(void **state)
 		expect_killed(kind, DO_CONNECT, "connect", kn);
 		expect_killed(kind, DO_EXECVE, "execve", kn);
 		expect_killed(kind, DO_FORK, "clone", kn); /* a process, not a thread */
+		st = run_child(kind, SB_SECCOMP_ON, DO_TCSETSF, msg, sizeof(msg));
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			fail_msg(
+			    "%s thread: a crash handler could not put the terminal back: status %#x, '%s'",
+			    kn, st, msg);
 	}
+}
+
+/* A forbidden call runs the fatal hook (the terminal put back) before its line and death. */
+static void test_fatal_hook(void **state)
+{
+	(void)state;
+	char msg[512];
+	int st = run_child(SB_VCPU, SB_SECCOMP_ON, DO_FATAL_HOOK, msg, sizeof(msg));
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS);
+	if (strncmp(msg, "HOOK kvmini: seccomp: the vcpu thread made a forbidden system call: openat", 73))
+		fail_msg("expected the hook's output, then the line; saw '%s'", msg);
 }
 
 static void test_thread_kinds(void **state)
@@ -290,9 +345,8 @@ static void test_log_mode(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_tables),
-	    cmocka_unit_test(test_guest_facing_cannot_open),
-	    cmocka_unit_test(test_thread_kinds),
+	    cmocka_unit_test(test_tables),	 cmocka_unit_test(test_guest_facing_cannot_open),
+	    cmocka_unit_test(test_thread_kinds), cmocka_unit_test(test_fatal_hook),
 	    cmocka_unit_test(test_log_mode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
