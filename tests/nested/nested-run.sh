@@ -33,6 +33,13 @@
 # far more reliable than two, and no slower: see the comment at cpus= below). The kernel comes from
 # tests/guest/fetch-kernel.sh; L1's initramfs is cached in ~/.cache/kvmini/nested/.
 # KVMINI_NESTED_DEBUG=1 keeps L1's whole console log in /tmp/kvmini-nested-last.log.
+# KVMINI_NESTED_WEDGE_DIR=DIR: at a wedge, L1's vCPU registers and local APIC (QEMU monitor,
+# three times a second apart) and its console log are kept in DIR. What they showed (2026-12-05):
+# the vCPU at one unchanging RIP with IF=0 and HLT=0, CR4 without OSFXSR (an L2 vCPU being
+# brought up, before cpu_init), and L1's own timer interrupt (vector 236) pending in the APIC's
+# IRR, never taken: L2's spinning AP keeps the emulated CPU, and L1 never gets it back to run
+# the L2 BSP the AP waits for. A real-mode L2 spinning with interrupts off (with or without
+# PAUSE) does not reproduce it.
 # Experiments: KVMINI_NESTED_ACCEL (default tcg,thread=multi; thread=single was far worse),
 # KVMINI_NESTED_L1_CMDLINE (added to L1's kernel command line), KVMINI_NESTED_KVM_PARAMS and
 # KVMINI_NESTED_KVM_AMD_PARAMS (for L1's kvm and kvm-amd modules, e.g. halt_poll_ns=0, npt=0).
@@ -286,6 +293,20 @@ cleanup() {
 # inside a guest, which the emulated SVM does now and then, not always with a soft-lockup
 # message): stop it.
 hb_first=180 hb_limit=60
+# wedge_snapshot: with KVMINI_NESTED_WEDGE_DIR set, L1's vCPU state from QEMU's monitor (three
+# times, a second apart: does it move, is it halted) goes to a file there, to find out why.
+wedge_snapshot() {
+	local dir=${KVMINI_NESTED_WEDGE_DIR:-} f
+	[ -n "$dir" ] && [ -S "$run/monitor" ] && command -v socat >/dev/null || return 0
+	mkdir -p "$dir"
+	f=$dir/wedge-$(date +%Y%m%d-%H%M%S).txt
+	for _ in 1 2 3; do
+		printf 'info cpus\ninfo registers\ninfo lapic\n' | timeout 5 socat -t 2 - "UNIX-CONNECT:$run/monitor" >>"$f" 2>&1
+		sleep 1
+	done
+	cp "$run/l1.log" "$f.l1log" 2>/dev/null || true
+	echo "nested-run: L1's state at the wedge: $f" >&2
+}
 watchdog() {
 	local size last=0 quiet=0 waited=0
 	while sleep 5; do
@@ -298,6 +319,7 @@ watchdog() {
 		fi
 		if { [ "$size" = 0 ] && [ "$waited" -ge "$hb_first" ]; } || { [ "$size" != 0 ] && [ "$quiet" -ge "$hb_limit" ]; }; then
 			echo "no heartbeat from L1 for ${quiet}s" >"$run/wedged"
+			wedge_snapshot
 			kill_qemu
 			return
 		fi
@@ -462,7 +484,7 @@ set +e
 		-virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap \
 		"${shares[@]}" "${drives[@]}" -nodefaults -no-user-config -display none -no-reboot \
 		"${serial[@]}" -chardev "file,id=hb,path=$run/heartbeat" "${heartbeat[@]}" \
-		-pidfile "$run/qemu.pid" <&3 2>"$run/qemu.err"
+		-monitor "unix:$run/monitor,server=on,wait=off" -pidfile "$run/qemu.pid" <&3 2>"$run/qemu.err"
 	echo $? >"$run/qemu.rc"
 ) 2>>"$run/shell.err" | perl -e "$filter" "$token" "$rcfile" "$l1log" "$run/qemu.pid" "$run/softlockup" "$cutfile" &
 qpid=$!

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -138,22 +139,16 @@ int precopy_run(const struct precopy_host *h, int fd, const struct kvmini_migrat
 		if (converged)
 			break;
 		if (now_ns() - t0 > timeout_ns) {
+			char how[64] = "";
 			if (th.pct)
-				r = err_set(e, -ETIMEDOUT,
-					    "pre-copy did not converge within %llu s, though auto-converge "
-					    "throttled the vCPUs to %u %%: the guest dirties %llu MB/s, the "
-					    "link carries %llu MB/s (raise --max-downtime or --bandwidth)",
-					    (unsigned long long)(timeout_ns / 1000000000ull), th.pct,
-					    (unsigned long long)(pr.dirty_rate >> 20),
-					    (unsigned long long)(bw >> 20));
-			else
-				r = err_set(e, -ETIMEDOUT,
-					    "pre-copy did not converge within %llu s: the guest dirties %llu "
-					    "MB/s, the link carries %llu MB/s (raise --max-downtime or "
-					    "--bandwidth, or use --auto-converge)",
-					    (unsigned long long)(timeout_ns / 1000000000ull),
-					    (unsigned long long)(pr.dirty_rate >> 20),
-					    (unsigned long long)(bw >> 20));
+				snprintf(how, sizeof(how),
+					 ", though auto-converge throttled the vCPUs to %u %%", th.pct);
+			r = err_set(e, -ETIMEDOUT,
+				    "pre-copy did not converge within %llu s%s: the guest dirties %llu MB/s, "
+				    "the link carries %llu MB/s (raise --max-downtime or --bandwidth%s)",
+				    (unsigned long long)(timeout_ns / 1000000000ull), how,
+				    (unsigned long long)(pr.dirty_rate >> 20), (unsigned long long)(bw >> 20),
+				    th.pct ? "" : ", or use --auto-converge");
 			goto out;
 		}
 	}

@@ -15,19 +15,19 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define RAM_BASE 0x80000000ull
-#define RAM_SIZE 0x10000ull
+#define RAM_BASE  0x80000000ull
+#define RAM_SIZE  0x10000ull
 #define MMIO_ADDR 0x10000000ull
 
 /* The guest: x1 = MMIO_ADDR; strb 'K' there; w0 = PSCI_SYSTEM_OFF; hvc #0; loop. */
 static const uint32_t guest_code[] = {
-	0xd2a20001, /* movz x1, #0x1000, lsl #16 */
-	0x52800962, /* movz w2, #0x4b ('K') */
-	0x39000022, /* strb w2, [x1] */
-	0x52800100, /* movz w0, #0x8 */
-	0x72b08000, /* movk w0, #0x8400, lsl #16: 0x84000008, PSCI SYSTEM_OFF */
-	0xd4000002, /* hvc #0 */
-	0x14000000, /* b . */
+    0xd2a20001, /* movz x1, #0x1000, lsl #16 */
+    0x52800962, /* movz w2, #0x4b ('K') */
+    0x39000022, /* strb w2, [x1] */
+    0x52800100, /* movz w0, #0x8 */
+    0x72b08000, /* movk w0, #0x8400, lsl #16: 0x84000008, PSCI SYSTEM_OFF */
+    0xd4000002, /* hvc #0 */
+    0x14000000, /* b . */
 };
 
 static int fail(const char *what)
@@ -62,7 +62,10 @@ int main(void)
 		return fail("mmap");
 	memcpy(mem, guest_code, sizeof(guest_code));
 	region = (struct kvm_userspace_memory_region){
-		.slot = 0, .guest_phys_addr = RAM_BASE, .memory_size = RAM_SIZE, .userspace_addr = (uintptr_t)mem,
+	    .slot = 0,
+	    .guest_phys_addr = RAM_BASE,
+	    .memory_size = RAM_SIZE,
+	    .userspace_addr = (uintptr_t)mem,
 	};
 	if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0)
 		return fail("KVM_SET_USER_MEMORY_REGION");
@@ -91,15 +94,21 @@ int main(void)
 		return fail("KVM_RUN (1)");
 	if (run->exit_reason != KVM_EXIT_MMIO || run->mmio.phys_addr != MMIO_ADDR || !run->mmio.is_write ||
 	    run->mmio.len != 1 || run->mmio.data[0] != 'K') {
-		fprintf(stderr, "kvm_smoke: expected an MMIO write of 'K' at 0x%llx, got exit reason %u (addr 0x%llx)\n",
-			MMIO_ADDR, run->exit_reason, (unsigned long long)run->mmio.phys_addr);
+		fprintf(
+		    stderr,
+		    "kvm_smoke: expected an MMIO write of 'K' at 0x%llx, got exit reason %u (addr 0x%llx)\n",
+		    MMIO_ADDR, run->exit_reason, (unsigned long long)run->mmio.phys_addr);
 		return 1;
 	}
-	printf("kvm_smoke: MMIO write of '%c' at 0x%llx\n", run->mmio.data[0], (unsigned long long)run->mmio.phys_addr);
+	printf("kvm_smoke: MMIO write of '%c' at 0x%llx\n", run->mmio.data[0],
+	       (unsigned long long)run->mmio.phys_addr);
 	if (ioctl(vcpu, KVM_RUN, 0) < 0)
 		return fail("KVM_RUN (2)");
-	if (run->exit_reason != KVM_EXIT_SYSTEM_EVENT || run->system_event.type != KVM_SYSTEM_EVENT_SHUTDOWN) {
-		fprintf(stderr, "kvm_smoke: expected a SYSTEM_EVENT SHUTDOWN exit (PSCI SYSTEM_OFF), got exit reason %u\n",
+	if (run->exit_reason != KVM_EXIT_SYSTEM_EVENT ||
+	    run->system_event.type != KVM_SYSTEM_EVENT_SHUTDOWN) {
+		fprintf(stderr,
+			"kvm_smoke: expected a SYSTEM_EVENT SHUTDOWN exit (PSCI SYSTEM_OFF), got exit reason "
+			"%u\n",
 			run->exit_reason);
 		return 1;
 	}
