@@ -39,7 +39,9 @@
 # brought up, before cpu_init), and L1's own timer interrupt (vector 236) pending in the APIC's
 # IRR, never taken: L2's spinning AP keeps the emulated CPU, and L1 never gets it back to run
 # the L2 BSP the AP waits for. A real-mode L2 spinning with interrupts off (with or without
-# PAUSE) does not reproduce it.
+# PAUSE) does not reproduce it. After 20 s without a heartbeat (KVMINI_NESTED_POKE_S) L1 gets an
+# NMI through the monitor, which makes it print to its console and so may make the emulated CPU
+# look at its APIC again; stderr says whether L1 beat again after it.
 # Experiments: KVMINI_NESTED_ACCEL (default tcg,thread=multi; thread=single was far worse),
 # KVMINI_NESTED_L1_CMDLINE (added to L1's kernel command line), KVMINI_NESTED_KVM_PARAMS and
 # KVMINI_NESTED_KVM_AMD_PARAMS (for L1's kvm and kvm-amd modules, e.g. halt_poll_ns=0, npt=0).
@@ -292,7 +294,16 @@ cleanup() {
 # for $hb_limit s, or none within $hb_first s of the start, means L1 is wedged (its vCPUs stuck
 # inside a guest, which the emulated SVM does now and then, not always with a soft-lockup
 # message): stop it.
-hb_first=180 hb_limit=60
+hb_first=180 hb_limit=60 hb_poke=${KVMINI_NESTED_POKE_S:-20}
+# l1_poke: an NMI to L1 through QEMU's monitor, when its heartbeat has stopped for $hb_poke s.
+# A wedged L1 was seen halted (or running a guest) with its own timer interrupt pending in the
+# local APIC but never taken: the emulated CPU had lost the request for it. Anything that makes
+# the APIC look again (the NMI handler's console line) may bring it back.
+l1_poke() {
+	[ -S "$run/monitor" ] && command -v socat >/dev/null || return 0
+	printf 'nmi\n' | timeout 5 socat -t 1 - "UNIX-CONNECT:$run/monitor" >/dev/null 2>&1 || true
+	echo "nested-run: no heartbeat from L1 for ${hb_poke}s: sent it an NMI" >&2
+}
 # wedge_snapshot: with KVMINI_NESTED_WEDGE_DIR set, L1's vCPU state from QEMU's monitor (three
 # times, a second apart: does it move, is it halted) goes to a file there, to find out why.
 wedge_snapshot() {
@@ -308,14 +319,19 @@ wedge_snapshot() {
 	echo "nested-run: L1's state at the wedge: $f" >&2
 }
 watchdog() {
-	local size last=0 quiet=0 waited=0
+	local size last=0 quiet=0 waited=0 poked=0
 	while sleep 5; do
 		size=$(stat -c %s "$run/heartbeat" 2>/dev/null || echo 0)
 		waited=$((waited + 5))
 		if [ "$size" != "$last" ]; then
-			last=$size quiet=0
+			[ "$poked" = 0 ] || echo "nested-run: L1 beats again after the NMI (${quiet}s without)" >&2
+			last=$size quiet=0 poked=0
 		else
 			quiet=$((quiet + 5))
+		fi
+		if [ "$size" != 0 ] && [ "$quiet" = "$hb_poke" ]; then
+			l1_poke
+			poked=1
 		fi
 		if { [ "$size" = 0 ] && [ "$waited" -ge "$hb_first" ]; } || { [ "$size" != 0 ] && [ "$quiet" -ge "$hb_limit" ]; }; then
 			echo "no heartbeat from L1 for ${quiet}s" >"$run/wedged"
