@@ -311,8 +311,14 @@ wedge_snapshot() {
 	[ -n "$dir" ] && [ -S "$run/monitor" ] && command -v socat >/dev/null || return 0
 	mkdir -p "$dir"
 	f=$dir/wedge-$(date +%Y%m%d-%H%M%S).txt
+	local p t
+	p=$(cat "$run/qemu.pid" 2>/dev/null) || p=
 	for _ in 1 2 3; do
 		printf 'info cpus\ninfo registers\ninfo lapic\n' | timeout 5 socat -t 2 - "UNIX-CONNECT:$run/monitor" >>"$f" 2>&1
+		# QEMU's own threads: is the vCPU thread running, halted in QEMU, or blocked on a lock?
+		for t in /proc/"$p"/task/*; do
+			[ -n "$p" ] && echo "thread ${t##*/} $(cat "$t/comm" 2>/dev/null) $(cut -d' ' -f3,14,15 "$t/stat" 2>/dev/null) wchan=$(cat "$t/wchan" 2>/dev/null)"
+		done >>"$f"
 		sleep 1
 	done
 	cp "$run/l1.log" "$f.l1log" 2>/dev/null || true
