@@ -117,9 +117,16 @@ struct net_pair {
 	/* Transmit: a chain the backend refused with EAGAIN, retried when it is writable. */
 	bool tx_blocked;
 	uint16_t tx_head;
-	unsigned tx_niov;
 	uint32_t tx_len;
 	struct iovec tx_iov[NET_TX_SEG_MAX];
+	/*
+	 * What is written to the backend: the header as checked, copied here (the
+	 * guest may rewrite its own copy meanwhile, and a refused chain is sent
+	 * again later), then the frame straight from guest memory.
+	 */
+	uint8_t tx_hdr[NET_VNET_HDR_LEN];
+	struct iovec tx_out[NET_TX_SEG_MAX + 1];
+	unsigned tx_nout;
 	/* Local copy of the receive filter, refreshed when the generation moves. */
 	struct net_filter filter;
 	unsigned filter_gen;

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * virtio-net transmit: each chain is the 12-byte header and the frame,
- * written to the backend with one writev() straight from guest memory. The
- * header is checked against what was negotiated before the kernel sees it
- * (it checks too); a chain that is not a sane frame is dropped and counted.
+ * written to the backend with one writev(): the header from a copy checked
+ * against what was negotiated (the kernel checks too), the frame straight
+ * from guest memory. A chain that is not a sane frame is dropped and counted.
  */
 #include <endian.h>
 #include <errno.h>
@@ -56,7 +56,7 @@ static int transmit(struct net_pair *p)
 	if (!__atomic_load_n(&p->active, __ATOMIC_ACQUIRE))
 		return -ENETDOWN;
 	for (;;) {
-		ssize_t n = writev(p->fd, p->tx_iov, (int)p->tx_niov);
+		ssize_t n = writev(p->fd, p->tx_out, (int)p->tx_nout);
 		if (n >= 0)
 			return 0; /* a tap takes the whole frame or nothing */
 		switch (errno) {
@@ -99,15 +99,26 @@ static void finish(struct net_pair *p, int r, unsigned *unnotified, void (*notif
 	}
 }
 
-/* Whether the chain just popped is a frame we may send. */
+/*
+ * Whether the chain just popped is a frame we may send; if so, p->tx_out is
+ * what to send: the header copied as checked, then the frame in guest memory
+ * (a header read again from guest memory could have changed since the check).
+ */
 static bool sane(struct net_pair *p, const struct virtq_chain *c)
 {
 	if (c->nin || c->out_len < NET_VNET_HDR_LEN + NET_ETH_HLEN ||
 	    c->out_len > NET_VNET_HDR_LEN + NET_MAX_GSO_LEN)
 		return false;
-	uint8_t h[NET_VNET_HDR_LEN];
-	iov_to_buf(p->tx_iov, c->nout, 0, h, sizeof(h));
-	return net_tx_check_hdr(&p->mode, h, c->out_len - NET_VNET_HDR_LEN) == 0;
+	iov_to_buf(p->tx_iov, c->nout, 0, p->tx_hdr, sizeof(p->tx_hdr));
+	uint64_t len = c->out_len - NET_VNET_HDR_LEN;
+	if (net_tx_check_hdr(&p->mode, p->tx_hdr, len))
+		return false;
+	int n = iov_slice(p->tx_iov, c->nout, NET_VNET_HDR_LEN, len, p->tx_out + 1, NET_TX_SEG_MAX);
+	if (n < 0)
+		return false;
+	p->tx_out[0] = (struct iovec){p->tx_hdr, sizeof(p->tx_hdr)};
+	p->tx_nout = 1 + (unsigned)n;
+	return true;
 }
 
 enum net_io net_tx_run(struct net_pair *p, void (*notify)(struct net_pair *), const char **why)
@@ -135,7 +146,6 @@ enum net_io net_tx_run(struct net_pair *p, void (*notify)(struct net_pair *), co
 			if (r == 0)
 				break;
 			p->tx_head = c.head;
-			p->tx_niov = c.nout;
 			p->tx_len = (uint32_t)c.out_len;
 			if (r == -E2BIG) {
 				p->tx_len = 0;
