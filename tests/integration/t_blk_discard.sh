@@ -14,7 +14,6 @@
 # timeout: 500
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
-kv_need_disks
 
 kv_can_punch "$T" || kv_skip "$T ($(stat -f -c %T "$T")) cannot punch holes: discard cannot give space back there"
 a=$T/discard-a.img b=$T/discard-b.img

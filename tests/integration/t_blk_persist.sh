@@ -8,7 +8,6 @@
 # timeout: 900
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
-kv_need_disks
 
 img=$T/persist.img
 serial=kvmini-persist-0042

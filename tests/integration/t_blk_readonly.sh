@@ -7,7 +7,6 @@
 # timeout: 500
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
-kv_need_disks
 
 img=$T/ro.img
 head -c 32M /dev/urandom >"$img"

@@ -11,7 +11,6 @@
 # timeout: 600
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
-kv_need_disks
 
 a=$T/a.img
 if bdir=$(kv_odirect_dir); then

@@ -15,7 +15,6 @@
 # timeout: 700
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
-kv_need_disks
 kv_need_qemu_img
 
 a=$T/small-clusters.qcow2 base=$T/base.qcow2 b=$T/over/overlay.qcow2 c=$T/default.qcow2

@@ -19,7 +19,6 @@
 # timeout: 600
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
-kv_need_disks
 kv_need_qemu_img
 
 src=$T/src.raw ref=$T/ref.raw
