@@ -96,8 +96,8 @@ echo "integration: $why: running the suite inside one nested L1 guest (QEMU TCG,
 # test that was running; the tests that finished keep their verdicts. A test that was running
 # when L1 wedged three times counts as failed and the suite goes on without it. At most
 # KVMINI_NESTED_BOOTS (10) L1 boots, and none started after KVMINI_NESTED_BUDGET (3600) seconds,
-# so that CI ends within its 90 minutes. (One day's full runs met 0, 4 and 4 wedges within 8
-# tests: the rate varies a lot, with the load of the machine that runs the emulator.)
+# so that CI ends within its 90 minutes. (Before nested-run.sh revived stalled L1s with a key
+# press, one CI run met 9 wedges; see the comment at its watchdog.)
 mapfile -t all < <(find "$here" -maxdepth 1 -name 't_*.sh' -printf '%f\n' | sed 's/\.sh$//' | LC_ALL=C sort)
 declare -A wedged=()
 boots=0 rc=0 lost=0

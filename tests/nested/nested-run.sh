@@ -26,22 +26,19 @@
 #
 # Exit status: COMMAND's; 121 after a --power-cut kill; 124 when --timeout (default 600 s) ran
 # out; 125 when L1 did not start, died before COMMAND finished, or wedged: L1's kernel reports
-# "BUG: soft lockup", or L1's heartbeat (a line every 5 s on its second serial port) stops for
-# 60 s. Both mean vCPUs stuck in a guest for good, which QEMU's emulated SVM does now and then;
-# L1 is then stopped at once.
+# "BUG: soft lockup", or L1's heartbeat (a line every second on its second serial port) stops
+# for 60 s. L1 is then stopped at once.
+# Stalls: QEMU's emulated x86 CPU now and then loses the request for an interrupt its local APIC
+# holds, and L1 stops (see the comment at watchdog below). After KVMINI_NESTED_POKE_S (2) s
+# without a beat L1 gets a key press through QEMU's monitor, which brings it back; stderr counts
+# the stalls at the end.
 # Defaults: --mem $KVMINI_NESTED_MEM or 4096, --cpus $KVMINI_NESTED_CPUS or 1 (one L1 vCPU is
 # far more reliable than two, and no slower: see the comment at cpus= below). The kernel comes from
 # tests/guest/fetch-kernel.sh; L1's initramfs is cached in ~/.cache/kvmini/nested/.
 # KVMINI_NESTED_DEBUG=1 keeps L1's whole console log in /tmp/kvmini-nested-last.log.
 # KVMINI_NESTED_WEDGE_DIR=DIR: at a wedge, L1's vCPU registers and local APIC (QEMU monitor,
-# three times a second apart) and its console log are kept in DIR. What they showed (2026-12-05):
-# the vCPU at one unchanging RIP with IF=0 and HLT=0, CR4 without OSFXSR (an L2 vCPU being
-# brought up, before cpu_init), and L1's own timer interrupt (vector 236) pending in the APIC's
-# IRR, never taken: L2's spinning AP keeps the emulated CPU, and L1 never gets it back to run
-# the L2 BSP the AP waits for. A real-mode L2 spinning with interrupts off (with or without
-# PAUSE) does not reproduce it. After 20 s without a heartbeat (KVMINI_NESTED_POKE_S) L1 gets an
-# NMI through the monitor, which makes it print to its console and so may make the emulated CPU
-# look at its APIC again; stderr says whether L1 beat again after it.
+# three times a second apart), QEMU's threads and L1's console log are kept in DIR.
+# KVMINI_NESTED_POKE_CMDS: the monitor commands (';'-separated) sent to a stalled L1.
 # Experiments: KVMINI_NESTED_ACCEL (default tcg,thread=multi; thread=single was far worse),
 # KVMINI_NESTED_L1_CMDLINE (added to L1's kernel command line), KVMINI_NESTED_KVM_PARAMS and
 # KVMINI_NESTED_KVM_AMD_PARAMS (for L1's kvm and kvm-amd modules, e.g. halt_poll_ns=0, npt=0).
@@ -256,8 +253,9 @@ while read -r path; do
 	i=$((i + 1))
 done </etc/rwlist
 cp /etc/cmd /host/run/.kvmini-nested-cmd
-# Heartbeat on the second serial port: the host stops an L1 whose vCPUs stopped running its own code.
-(while :; do echo . >/dev/ttyS1; sleep 5; done) >/dev/null 2>&1 &
+# Heartbeat on the second serial port, every second: the host revives an L1 that stopped running
+# its own code (a lost interrupt) within seconds, and stops one that stays stuck.
+(while :; do echo . >/dev/ttyS1; sleep 1; done) >/dev/null 2>&1 &
 echo "KVMINI-L1-READY-$TOKEN"
 if [ "$INTERACTIVE" = 1 ]; then
 	chroot /host /bin/bash /run/.kvmini-nested-cmd
@@ -290,19 +288,25 @@ cleanup() {
 	[ -z "$qpid" ] || kill_qemu
 	rm -rf "$run"
 }
-# watchdog: L1 beats every 5 s on its second serial port (a file here) once it is up. No beat
-# for $hb_limit s, or none within $hb_first s of the start, means L1 is wedged (its vCPUs stuck
-# inside a guest, which the emulated SVM does now and then, not always with a soft-lockup
-# message): stop it.
-hb_first=180 hb_limit=60 hb_poke=${KVMINI_NESTED_POKE_S:-20}
-# l1_poke: an NMI to L1 through QEMU's monitor, when its heartbeat has stopped for $hb_poke s.
-# A wedged L1 was seen halted (or running a guest) with its own timer interrupt pending in the
-# local APIC but never taken: the emulated CPU had lost the request for it. Anything that makes
-# the APIC look again (the NMI handler's console line) may bring it back.
+# watchdog: L1 beats every second on its second serial port (a file here) once it is up (every
+# 5 s on arm64). QEMU 7.2's emulated x86 CPU now and then loses the request for an interrupt its
+# local APIC holds: the timer interrupt sits in the IRR, never taken, and L1 stops, halted or
+# running one guest vCPU for good (seen 2026-12-05 with the monitor: IRR 236, PPR 0x10, IF=1, the
+# vCPU thread asleep or spinning; QEMU 10.0 from bookworm-backports does it too). An NMI or a
+# stop/cont does not bring it back; any new interrupt does, since the APIC is then polled again.
+# So after $hb_late s without a beat L1 gets a key press through QEMU's monitor (i8042 IRQ 1),
+# and again every 2 s while it stays quiet. No beat for $hb_limit s, or none within $hb_first s
+# of the start, means L1 is wedged for good: it is stopped. Stalls revived are counted in
+# $run/stalls ("SECONDS PRESSES" a line) and summed up on stderr at the end.
+hb_first=180 hb_limit=60 hb_late=${KVMINI_NESTED_POKE_S:-2}
+# arm64's L1 beats every 5 s and has no such stalls (nor a keyboard): no key presses there.
+[ "$arch" = x86_64 ] || hb_late=$((hb_limit + 1))
+# l1_poke: a key press (shift: no character) to L1 through QEMU's monitor; its interrupt makes
+# the emulated CPU poll its APIC again. KVMINI_NESTED_POKE_CMDS: other monitor commands (';').
 l1_poke() {
 	[ -S "$run/monitor" ] && command -v socat >/dev/null || return 0
-	printf 'nmi\n' | timeout 5 socat -t 1 - "UNIX-CONNECT:$run/monitor" >/dev/null 2>&1 || true
-	echo "nested-run: no heartbeat from L1 for ${hb_poke}s: sent it an NMI" >&2
+	local cmds=${KVMINI_NESTED_POKE_CMDS:-sendkey shift}
+	printf '%s\n' "${cmds//;/$'\n'}" | timeout 5 socat -t 1 - "UNIX-CONNECT:$run/monitor" >/dev/null 2>&1 || true
 }
 # wedge_snapshot: with KVMINI_NESTED_WEDGE_DIR set, L1's vCPU state from QEMU's monitor (three
 # times, a second apart: does it move, is it halted) goes to a file there, to find out why.
@@ -325,22 +329,25 @@ wedge_snapshot() {
 	echo "nested-run: L1's state at the wedge: $f" >&2
 }
 watchdog() {
-	local size last=0 quiet=0 waited=0 poked=0
-	while sleep 5; do
+	local size last=0 quiet=0 waited=0 pokes=0
+	while sleep 1; do
 		size=$(stat -c %s "$run/heartbeat" 2>/dev/null || echo 0)
-		waited=$((waited + 5))
+		waited=$((waited + 1))
 		if [ "$size" != "$last" ]; then
-			[ "$poked" = 0 ] || echo "nested-run: L1 beats again after the NMI (${quiet}s without)" >&2
-			last=$size quiet=0 poked=0
+			if [ "$pokes" != 0 ]; then
+				echo "$quiet $pokes" >>"$run/stalls"
+				[ "$quiet" -lt 10 ] || echo "nested-run: L1 had stalled for ${quiet}s (a lost interrupt); it runs again after $pokes key presses" >&2
+			fi
+			last=$size quiet=0 pokes=0
 		else
-			quiet=$((quiet + 5))
+			quiet=$((quiet + 1))
 		fi
-		if [ "$size" != 0 ] && [ "$quiet" = "$hb_poke" ]; then
+		if [ "$size" != 0 ] && [ "$quiet" -ge "$hb_late" ] && [ $(((quiet - hb_late) % 2)) = 0 ]; then
 			l1_poke
-			poked=1
+			pokes=$((pokes + 1))
 		fi
 		if { [ "$size" = 0 ] && [ "$waited" -ge "$hb_first" ]; } || { [ "$size" != 0 ] && [ "$quiet" -ge "$hb_limit" ]; }; then
-			echo "no heartbeat from L1 for ${quiet}s" >"$run/wedged"
+			echo "no heartbeat from L1 for ${quiet}s, $pokes key presses did not revive it" >"$run/wedged"
 			wedge_snapshot
 			kill_qemu
 			return
@@ -515,6 +522,9 @@ wdpid=$!
 wait "$qpid"
 kill "$wdpid" 2>/dev/null || true
 wdpid=
+if [ -s "$run/stalls" ]; then
+	say "L1 stalled $(wc -l <"$run/stalls") times (QEMU's emulated CPU lost an interrupt; the longest for $(sort -n "$run/stalls" | tail -n 1 | cut -d' ' -f1)s), each time revived by a key press"
+fi
 set -e
 exec 3<&-
 qrc=$(cat "$run/qemu.rc" 2>/dev/null || echo 125)
