@@ -301,12 +301,19 @@ cleanup() {
 hb_first=180 hb_limit=60 hb_late=${KVMINI_NESTED_POKE_S:-2}
 # arm64's L1 beats every 5 s and has no such stalls (nor a keyboard): no key presses there.
 [ "$arch" = x86_64 ] || hb_late=$((hb_limit + 1))
+# l1_monitor WAIT CMD...: sends each CMD (a line) to QEMU's monitor, its replies (waiting up to
+# WAIT s for them) on stdout; fails when there is no monitor socket or no socat.
+l1_monitor() {
+	local wait=$1
+	shift
+	[ -S "$run/monitor" ] && command -v socat >/dev/null || return 1
+	printf '%s\n' "$@" | timeout 5 socat -t "$wait" - "UNIX-CONNECT:$run/monitor" 2>&1
+}
 # l1_poke: a key press (shift: no character) to L1 through QEMU's monitor; its interrupt makes
 # the emulated CPU poll its APIC again. KVMINI_NESTED_POKE_CMDS: other monitor commands (';').
 l1_poke() {
-	[ -S "$run/monitor" ] && command -v socat >/dev/null || return 0
 	local cmds=${KVMINI_NESTED_POKE_CMDS:-sendkey shift}
-	printf '%s\n' "${cmds//;/$'\n'}" | timeout 5 socat -t 1 - "UNIX-CONNECT:$run/monitor" >/dev/null 2>&1 || true
+	l1_monitor 1 "${cmds//;/$'\n'}" >/dev/null || true
 }
 # wedge_snapshot: with KVMINI_NESTED_WEDGE_DIR set, L1's vCPU state from QEMU's monitor (three
 # times, a second apart: does it move, is it halted) goes to a file there, to find out why.
@@ -318,7 +325,7 @@ wedge_snapshot() {
 	local p t
 	p=$(cat "$run/qemu.pid" 2>/dev/null) || p=
 	for _ in 1 2 3; do
-		printf 'info cpus\ninfo registers\ninfo lapic\n' | timeout 5 socat -t 2 - "UNIX-CONNECT:$run/monitor" >>"$f" 2>&1
+		l1_monitor 2 'info cpus' 'info registers' 'info lapic' >>"$f" || true
 		# QEMU's own threads: is the vCPU thread running, halted in QEMU, or blocked on a lock?
 		for t in /proc/"$p"/task/*; do
 			[ -n "$p" ] && echo "thread ${t##*/} $(cat "$t/comm" 2>/dev/null) $(cut -d' ' -f3,14,15 "$t/stat" 2>/dev/null) wchan=$(cat "$t/wchan" 2>/dev/null)"
@@ -329,7 +336,7 @@ wedge_snapshot() {
 	echo "nested-run: L1's state at the wedge: $f" >&2
 }
 watchdog() {
-	local size last=0 quiet=0 waited=0 pokes=0
+	local size last=0 quiet=0 waited=0 pokes=0 why
 	while sleep 1; do
 		size=$(stat -c %s "$run/heartbeat" 2>/dev/null || echo 0)
 		waited=$((waited + 1))
@@ -347,7 +354,9 @@ watchdog() {
 			pokes=$((pokes + 1))
 		fi
 		if { [ "$size" = 0 ] && [ "$waited" -ge "$hb_first" ]; } || { [ "$size" != 0 ] && [ "$quiet" -ge "$hb_limit" ]; }; then
-			echo "no heartbeat from L1 for ${quiet}s, $pokes key presses did not revive it" >"$run/wedged"
+			why="no heartbeat from L1 for ${quiet}s"
+			[ "$pokes" = 0 ] || why+=", $pokes key presses did not revive it"
+			echo "$why" >"$run/wedged"
 			wedge_snapshot
 			kill_qemu
 			return
