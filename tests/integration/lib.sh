@@ -209,7 +209,6 @@ check_basic() {
 # kv_field NAME KVMINI-BLK-KEY; per disk: KVMINI-BLK-vda-SIZE (512-byte sectors), -SERIAL, -RO,
 # -QUEUES (entries of /sys/block/vda/mq), -CACHE (queue/write_cache), -DISCARD-MAX, -WZ-MAX.
 
-
 # kv_tool NAME: the path of an e2fsprogs/util-linux tool (debugfs, mkfs.ext4, e2fsck, losetup),
 # also when PATH lacks the sbin directories; fails the test when it is missing.
 kv_tool() {

@@ -98,8 +98,8 @@ echo "integration: $why: running the suite inside one nested L1 guest (QEMU TCG,
 # verdicts. A test that was running at three such ends counts as failed and the suite goes on
 # without it. At most KVMINI_NESTED_BOOTS (10) L1 boots, none started after
 # KVMINI_NESTED_BUDGET (3600) seconds, and none allowed to run past that budget by more than
-# 5 minutes, so that CI ends within its 90 minutes. (Before nested-run.sh revived stalled L1s with a key
-# press, one CI run met 9 wedges; see the comment at its watchdog.)
+# 5 minutes, so that CI ends within its 90 minutes. (Before nested-run.sh revived stalled L1s
+# with a key press, one CI run met 9 wedges; see the comment at its watchdog.)
 mapfile -t all < <(find "$here" -maxdepth 1 -name 't_*.sh' -printf '%f\n' | sed 's/\.sh$//' | LC_ALL=C sort)
 declare -A wedged=()
 boots=0 rc=0 lost=0
